@@ -71,12 +71,13 @@ Status cdf_row_from_logits(const float* logits, int n_symbols, int precision_bit
   for (int i = 0; i < n_symbols; ++i) scratch[i] = det_exp(static_cast<double>(logits[i]) - md);
   double sum = 0.0;
   for (int i = 0; i < n_symbols; ++i) sum += scratch[i];
-  const double scale = static_cast<double>(total - n_symbols) / sum;
+  const double scale = static_cast<double>(total) / sum;
   int64_t used = 0;
   uint32_t* freq = cdf + 1;  // frequencies first, prefix-summed in place below
   for (int i = 0; i < n_symbols; ++i) {
-    // e * scale is in [0, T - V] (up to rounding), so truncation is floor.
-    const auto f = static_cast<uint32_t>(1 + static_cast<int64_t>(scratch[i] * scale));
+    // e * scale + 0.5 is in [0.5, T + 0.5], so truncation is floor (round to nearest).
+    const auto rounded = static_cast<uint32_t>(static_cast<int64_t>(scratch[i] * scale + 0.5));
+    const uint32_t f = rounded > 0 ? rounded : 1u;
     freq[i] = f;
     used += f;
   }

@@ -11,11 +11,11 @@
 //     x_i    = double(logit_i) - double(m)                 (<= 0)
 //     e_i    = det_exp(x_i)                                (see below; exactly 1.0 at argmax)
 //     S      = e_0 + e_1 + ... + e_{V-1}                   (double, left to right)
-//     scale  = double(T - V) / S,  T = 2^precision_bits
-//     f_i    = 1 + floor(e_i * scale)                      (uint32)
+//     scale  = double(T) / S,  T = 2^precision_bits
+//     f_i    = max(1, floor(e_i * scale + 0.5))            (uint32, round to nearest)
 //     R      = T - sum(f_i)                                (int64)
 //     if R >= 0 or f_argmax + R >= 1: f_argmax += R
-//     else: take 1 from the symbols with f_i > 1 in index order until the sum is T
+//     else: take from the symbols with f_i > 1 in index order (down to 1) until the sum is T
 //     cdf    = [0, f_0, f_0 + f_1, ..., T]
 //
 //   det_exp(x): 0 if x < -700; else k = floor(x * (1/ln2) + 0.5),

@@ -195,8 +195,8 @@ def cdf_from_logits(logits: np.ndarray, precision_bits: int = 16) -> np.ndarray:
             raise ConfigError(f"row {row}: every logit of a row is -inf")
         e = det_exp(lg.astype(np.float64) - np.float64(m))
         s = float(np.cumsum(e)[-1])  # left-to-right summation, as in C++
-        scale = float(total - v) / s
-        f = 1 + np.floor(e * scale).astype(np.int64)
+        scale = float(total) / s
+        f = np.maximum(1, np.floor(e * scale + 0.5).astype(np.int64))
         residual = total - int(f.sum())
         if residual >= 0 or int(f[arg]) + residual >= 1:
             f[arg] += residual
