@@ -101,3 +101,141 @@ def from_json(cls: type[_C], text: str | dict) -> _C:
         if f.name in data and isinstance(data[f.name], list):
             data[f.name] = tuple(data[f.name])
     return cls(**data)
+
+
+# --------------------------------------------------------------------------------------
+# Codec and codec-training configurations (DESIGN.md section 3).
+# --------------------------------------------------------------------------------------
+
+
+def _prod(xs: tuple[int, ...]) -> int:
+    out = 1
+    for x in xs:
+        out *= int(x)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecConfig:
+    """Shape of the streaming codec: SEANet encoder, EMA residual VQ, Vocos-style decoder.
+
+    The encoder strides multiply to the hop (320 samples = one 20 ms frame). The decoder
+    runs ConvNeXt blocks at the frame rate and predicts ``hop / istft_hop_samples``
+    short-time spectra per frame, which an inverse FFT with a causal overlap-add turns into
+    audio; the overlap ``istft_n_fft - istft_hop_samples`` samples is lookahead that adds
+    to the algorithmic latency (see ``Codec.algorithmic_latency_ms``).
+    """
+
+    sample_rate_hz: int = SAMPLE_RATE_HZ
+    enc_channels: int = 32
+    enc_strides: tuple[int, ...] = (2, 4, 5, 8)
+    enc_max_channels: int = 256
+    enc_res_dilations: tuple[int, ...] = (1,)
+    latent_dim: int = 128
+    n_codebooks: int = MAX_CODEBOOKS
+    codebook_size: int = CODEBOOK_SIZE
+    dec_dim: int = 192
+    dec_intermediate: int = 576
+    dec_layers: int = 8
+    dec_kernel: int = 7
+    istft_hop_samples: int = 80
+    istft_n_fft: int = 320
+    ema_decay: float = 0.99
+    dead_code_threshold: float = 0.05
+    dropout_codebooks: tuple[int, ...] = (3, 6, 12, 24)
+    random_codebooks_prob: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.sample_rate_hz != SAMPLE_RATE_HZ:
+            raise ConfigError(f"sample_rate_hz must be {SAMPLE_RATE_HZ}, got {self.sample_rate_hz}")
+        if _prod(self.enc_strides) != FRAME_SAMPLES:
+            raise ConfigError(
+                f"enc_strides must multiply to the hop {FRAME_SAMPLES}, got {self.enc_strides}"
+            )
+        if not 1 <= self.n_codebooks <= 64 or self.codebook_size < 2:
+            raise ConfigError(f"bad RVQ shape K={self.n_codebooks} V={self.codebook_size}")
+        if FRAME_SAMPLES % self.istft_hop_samples:
+            raise ConfigError("istft_hop_samples must divide the hop (320)")
+        if self.istft_n_fft % self.istft_hop_samples or self.istft_n_fft < self.istft_hop_samples:
+            raise ConfigError("istft_n_fft must be a multiple of istft_hop_samples")
+        if self.istft_n_fft % 2:
+            raise ConfigError("istft_n_fft must be even")
+        if any(not 1 <= k <= self.n_codebooks for k in self.dropout_codebooks):
+            raise ConfigError(f"dropout_codebooks must lie in [1, {self.n_codebooks}]")
+        if not 0.0 <= self.random_codebooks_prob <= 1.0 or not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError("random_codebooks_prob must be in [0, 1] and ema_decay in (0, 1)")
+
+    @property
+    def hop_samples(self) -> int:
+        return _prod(self.enc_strides)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Codec training hyperparameters (CPU-sized by default; see ``train_cpu_long``)."""
+
+    batch_size: int = 8
+    crop_s: float = 1.0
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 1e-4
+    warmup_steps: int = 500
+    lr_decay_steps: int = 400_000
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 5.0
+    w_mel: float = 1.0
+    w_stft: float = 1.0
+    w_l1: float = 0.1
+    w_commit: float = 0.25
+    adversarial: bool = False
+    gain_db_range: tuple[float, float] = (-9.0, 0.0)
+    log_every_steps: int = 25
+    checkpoint_every_min: float = 5.0
+    eval_every_min: float = 30.0
+    eval_clips: int = 16
+    eval_bitrates_kbps: tuple[float, ...] = BITRATES_KBPS
+    max_steps: int = 0
+    max_hours: float = 0.0
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.crop_s <= 0 or self.lr <= 0:
+            raise ConfigError("batch_size, crop_s and lr must be positive")
+        if self.crop_s * SAMPLE_RATE_HZ % FRAME_SAMPLES:
+            raise ConfigError(f"crop_s must be a whole number of {FRAME_MS} ms frames")
+        if self.adversarial:
+            raise ConfigError(
+                "adversarial training is not implemented in this build (too slow on CPU, "
+                "DESIGN.md section 3); keep adversarial=False"
+            )
+        for b in self.eval_bitrates_kbps:
+            codebooks_for_bitrate(b)
+
+
+def codec_default() -> CodecConfig:
+    """The shipped codec: ~3.7 M trainable parameters, K=24 x V=1024, 35 ms latency."""
+    return CodecConfig()
+
+
+def codec_tiny() -> CodecConfig:
+    """A tiny codec for tests (same strides and latency, few channels and codes)."""
+    return CodecConfig(
+        enc_channels=4, enc_max_channels=16, latent_dim=8, n_codebooks=24, codebook_size=16,
+        dec_dim=16, dec_intermediate=32, dec_layers=2,
+    )
+
+
+def train_cpu_long() -> TrainConfig:
+    """The long resumable CPU run: batch 8 x 1 s, checkpoint every 5 min, eval every 30."""
+    return TrainConfig()
+
+
+def train_smoke() -> TrainConfig:
+    """A seconds-long smoke run (tests and CLI checks)."""
+    return TrainConfig(batch_size=2, log_every_steps=1, checkpoint_every_min=0.0,
+                       eval_every_min=0.0, eval_clips=2, max_steps=3, warmup_steps=1)
+
+
+CODEC_PRESETS = {"default": codec_default, "tiny": codec_tiny}
+TRAIN_PRESETS = {"cpu_long": train_cpu_long, "smoke": train_smoke}

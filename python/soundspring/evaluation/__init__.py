@@ -1,0 +1,1 @@
+"""Evaluation: speech metrics and ``soundspring eval`` commands."""

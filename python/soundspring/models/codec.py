@@ -1,0 +1,330 @@
+"""The streaming neural speech codec: ``Codec``, its streaming states, and shipped weights.
+
+Shapes (glossary): B batch, T samples at 16 kHz, F frames (50 Hz), K codebooks, D latent.
+
+Example:
+    >>> import torch, soundspring
+    >>> codec = soundspring.load_codec()                       # shipped weights, offline
+    >>> codes = codec.encode(torch.zeros(1, 1, 16000), 6)      # [1, 12, 50] int64
+    >>> wav = codec.decode(codes)                              # [1, 1, 16000]
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import (
+    SAMPLE_RATE_HZ,
+    CodecConfig,
+    codebooks_for_bitrate,
+    codec_default,
+    from_json,
+    to_json,
+)
+from ..errors import ConfigError, ModelMismatchError
+from .rvq import ResidualVQ, RVQOutput
+from .seanet import SEANetEncoder
+from .vocos import VocosDecoder
+
+WEIGHTS_FORMAT = "soundspring-codec"
+WEIGHTS_VERSION = 1
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "codec_default.pt"
+
+
+@dataclasses.dataclass
+class EncoderState:
+    """Streaming encoder state: fixed-size conv histories (one list per encoder stage)."""
+
+    convs: list[list[torch.Tensor]]
+    frames: int = 0
+
+    def snapshot(self) -> "EncoderState":
+        return copy.deepcopy(self)
+
+
+@dataclasses.dataclass
+class DecoderState:
+    """Streaming decoder state: conv histories plus the overlap-add tail [B, lookahead]."""
+
+    convs: list[torch.Tensor]
+    frames: int = 0
+
+    def snapshot(self) -> "DecoderState":
+        return copy.deepcopy(self)
+
+
+class Codec(nn.Module):
+    """Causal streaming codec: wav [B, 1, T] <-> codes int64 [B, K, F], F = ceil(T / 320)."""
+
+    def __init__(self, cfg: CodecConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or codec_default()
+        self.hop = self.cfg.hop_samples
+        self.encoder = SEANetEncoder(self.cfg)
+        self.quantizer = ResidualVQ(self.cfg)
+        self.decoder = VocosDecoder(self.cfg)
+
+    # ---- properties --------------------------------------------------------------------
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.cfg.sample_rate_hz
+
+    @property
+    def n_codebooks(self) -> int:
+        return self.cfg.n_codebooks
+
+    @property
+    def lookahead_samples(self) -> int:
+        """Decoder overlap-add lookahead: the samples of a frame still missing later windows."""
+        return self.decoder.ola.lookahead
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Input-to-output algorithmic latency of the codec alone, in ms.
+
+        The encoder needs a whole frame (hop, 20 ms) before it emits its code, and the
+        decoder's iSTFT overlap-add finishes a sample only once the next ``N - H`` samples'
+        windows have arrived (lookahead, 15 ms with N = 320, H = 80): 35 ms by default.
+        Packet chunking and LM lookahead add on top (DESIGN.md section 2).
+        """
+        return 1000.0 * (self.hop + self.lookahead_samples) / self.sample_rate_hz
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (the EMA codebooks are buffers, counted separately)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- validation at the boundary ------------------------------------------------------
+    def _check_wav(self, wav: torch.Tensor, name: str = "wav") -> torch.Tensor:
+        if not isinstance(wav, torch.Tensor):
+            if isinstance(wav, np.ndarray):
+                wav = torch.from_numpy(np.ascontiguousarray(wav))
+            else:
+                raise TypeError(f"{name} must be a torch.Tensor or numpy array [B, 1, T]")
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise ConfigError(f"{name} must be float [B, 1, T] mono audio, got {tuple(wav.shape)}")
+        if not wav.is_floating_point():
+            raise ConfigError(f"{name} must be floating point, got {wav.dtype}")
+        if wav.shape[0] == 0 or wav.shape[-1] == 0:
+            raise ConfigError(f"{name} is empty (shape {tuple(wav.shape)})")
+        if not torch.isfinite(wav).all():
+            raise ConfigError(f"{name} contains NaN or inf samples")
+        return wav.to(torch.float32)
+
+    def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        if not isinstance(codes, torch.Tensor):
+            raise TypeError("codes must be a torch.Tensor int64 [B, K, F]")
+        if codes.dtype != torch.int64 or codes.dim() != 3:
+            raise ConfigError(
+                f"codes must be int64 [B, K, F] with values in [0, {self.cfg.codebook_size}), "
+                f"got {codes.dtype} {tuple(codes.shape)}"
+            )
+        if not 1 <= codes.shape[1] <= self.n_codebooks or codes.shape[0] == 0:
+            raise ConfigError(f"codes must have 1..{self.n_codebooks} codebooks and B >= 1, got "
+                              f"{tuple(codes.shape)}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.cfg.codebook_size):
+            raise ConfigError(f"codes values must lie in [0, {self.cfg.codebook_size})")
+        return codes
+
+    def _n_q(self, bitrate_kbps: float) -> int:
+        n_q = codebooks_for_bitrate(bitrate_kbps)
+        if n_q > self.n_codebooks:
+            raise ConfigError(f"bitrate {bitrate_kbps} kbps needs {n_q} codebooks; this model "
+                              f"has {self.n_codebooks}")
+        return n_q
+
+    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
+        rem = (-wav.shape[-1]) % self.hop
+        return torch.nn.functional.pad(wav, (0, rem)) if rem else wav
+
+    # ---- offline -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, wav: torch.Tensor, bitrate_kbps: float = 6.0) -> torch.Tensor:
+        """Encodes audio to RVQ codes.
+
+        Args:
+            wav: float32 [B, 1, T] at 16 kHz (resample other rates with
+                ``soundspring.audio.resample``); T is zero-padded to a multiple of 320.
+            bitrate_kbps: raw bitrate, 0.5 kbps per codebook (1.5 / 3 / 6 / 12).
+
+        Returns:
+            int64 [B, K, F] codes in [0, V), K = bitrate_kbps / 0.5, F = ceil(T / 320).
+
+        Raises:
+            ConfigError: empty, non-finite or wrongly shaped audio; unsupported bitrate.
+        """
+        n_q = self._n_q(bitrate_kbps)
+        wav = self._pad(self._check_wav(wav))
+        return self.quantizer.encode(self.encoder(wav), n_q)
+
+    @torch.inference_mode()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Decodes codes int64 [B, K, F] (any K <= 24) to audio float32 [B, 1, F * 320].
+
+        Raises:
+            ConfigError: codes of the wrong dtype, shape or range.
+        """
+        codes = self._check_codes(codes)
+        return self.decoder(self.quantizer.decode(codes))
+
+    def forward(self, wav: torch.Tensor,
+                n_q: torch.Tensor | None = None) -> tuple[torch.Tensor, RVQOutput]:
+        """Training forward: wav [B, 1, T] (T a multiple of 320) -> (reconstruction, RVQ out)."""
+        q = self.quantizer(self.encoder(wav), n_q)
+        return self.decoder(q.quantized), q
+
+    # ---- streaming -----------------------------------------------------------------------
+    def init_encoder_state(self, batch: int = 1) -> EncoderState:
+        return EncoderState(self.encoder.init_state(batch))
+
+    def init_decoder_state(self, batch: int = 1) -> DecoderState:
+        return DecoderState(self.decoder.init_state(batch))
+
+    @torch.inference_mode()
+    def encode_step(self, wav: torch.Tensor, state: EncoderState,
+                    bitrate_kbps: float = 6.0) -> tuple[torch.Tensor, EncoderState]:
+        """Streams whole frames: wav [B, 1, n * 320] -> (codes [B, K, n], new state).
+
+        Concatenated outputs equal ``encode`` of the concatenated input.
+        """
+        n_q = self._n_q(bitrate_kbps)
+        wav = self._check_wav(wav)
+        if wav.shape[-1] % self.hop:
+            raise ConfigError(f"encode_step needs a multiple of {self.hop} samples, got "
+                              f"{wav.shape[-1]}")
+        z, convs = self.encoder.step(wav, state.convs)
+        codes = self.quantizer.encode(z, n_q)
+        return codes, EncoderState(convs, state.frames + codes.shape[-1])
+
+    @torch.inference_mode()
+    def decode_step(self, codes: torch.Tensor,
+                    state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """Streams frames: codes [B, K, n] -> (wav [B, 1, n * 320], new state).
+
+        The output is the offline ``decode`` output delayed by ``lookahead_samples``
+        (the first ``lookahead_samples`` of a stream are zeros); ``decode_flush`` returns
+        the remaining partial tail.
+        """
+        codes = self._check_codes(codes)
+        z = self.quantizer.decode(codes)
+        y, convs = self.decoder.step(z, state.convs, at_start=state.frames == 0)
+        return y, DecoderState(convs, state.frames + codes.shape[-1])
+
+    def decode_flush(self, state: DecoderState) -> torch.Tensor:
+        """The unfinished last ``lookahead_samples`` samples [B, 1, lookahead] of a stream."""
+        return state.convs[-1].unsqueeze(1).clone()
+
+
+# ---- shipped weights -----------------------------------------------------------------------
+
+def _content_hash(config_json: str, state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256(config_json.encode())
+    for name in sorted(state):
+        t = state[name].contiguous()
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def inference_state_dict(codec: Codec) -> dict[str, torch.Tensor]:
+    """The tensors inference needs (no EMA statistics), as fp16 on CPU."""
+    skip = {f"quantizer.{n}" for n in ResidualVQ.TRAINING_ONLY}
+    return {k: v.detach().to("cpu", torch.float16).contiguous()
+            for k, v in codec.state_dict().items() if k not in skip}
+
+
+def save_weights(codec: Codec, path: str | Path, meta: dict | None = None) -> Path:
+    """Writes the versioned weights file: config JSON + fp16 state dict + sha256.
+
+    A plain dict of str / int / tensors (no pickled classes), loadable with
+    ``torch.load(..., weights_only=True)``; written atomically.
+    """
+    cfg_json = to_json(codec.cfg)
+    state = inference_state_dict(codec)
+    blob = {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "config": cfg_json,
+            "meta": json.dumps(meta or {}, sort_keys=True), "state_dict": state,
+            "sha256": _content_hash(cfg_json, state)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+    return path
+
+
+def read_weights(path: str | Path) -> tuple[CodecConfig, dict[str, torch.Tensor], dict]:
+    """Reads and verifies a weights file; returns (config, fp16 state dict, meta).
+
+    Raises:
+        ConfigError: missing file or wrong format/version.
+        ModelMismatchError: the content hash does not match.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"codec weights {str(path)!r} not found")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ConfigError(f"{path} is not a {WEIGHTS_FORMAT} weights file")
+    if blob.get("version") != WEIGHTS_VERSION:
+        raise ConfigError(f"{path}: weights version {blob.get('version')} unsupported "
+                          f"(this build reads {WEIGHTS_VERSION})")
+    state = blob["state_dict"]
+    if _content_hash(blob["config"], state) != blob["sha256"]:
+        raise ModelMismatchError(f"{path}: sha256 content hash mismatch (corrupt file?)")
+    return from_json(CodecConfig, blob["config"]), state, json.loads(blob.get("meta", "{}"))
+
+
+def codec_from_weights(path: str | Path) -> Codec:
+    """Builds a float32 ``Codec`` from a weights file (EMA statistics rebuilt)."""
+    cfg, state, meta = read_weights(path)
+    codec = Codec(cfg)
+    missing, unexpected = codec.load_state_dict({k: v.float() for k, v in state.items()},
+                                                strict=False)
+    allowed = {f"quantizer.{n}" for n in ResidualVQ.TRAINING_ONLY}
+    if unexpected or set(missing) - allowed:
+        raise ModelMismatchError(f"{path}: missing {sorted(set(missing) - allowed)}, "
+                                 f"unexpected {sorted(unexpected)}")
+    codec.quantizer.reset_ema()
+    codec.meta = meta  # type: ignore[attr-defined]
+    return codec
+
+
+def load_codec(path: str | Path | None = None) -> Codec:
+    """Loads a codec for inference (eval mode, CPU), offline.
+
+    Args:
+        path: a weights file written by ``save_weights``, a training checkpoint
+            (``checkpoint.pt``) or run directory; None = the shipped default weights.
+
+    Raises:
+        ConfigError: the file is missing or not a codec weights file.
+        ModelMismatchError: its hash or tensors do not match the config.
+    """
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if p.is_dir():
+        p = p / "checkpoint.pt"
+    if p.name == "checkpoint.pt":
+        from ..training.checkpoint import load_checkpoint_codec
+
+        codec = load_checkpoint_codec(p)
+    else:
+        codec = codec_from_weights(p)
+    return codec.eval()
+
+
+__all__ = ["Codec", "EncoderState", "DecoderState", "load_codec", "save_weights",
+           "read_weights", "codec_from_weights", "inference_state_dict", "DEFAULT_WEIGHTS",
+           "SAMPLE_RATE_HZ"]

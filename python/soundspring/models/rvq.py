@@ -1,0 +1,165 @@
+"""Residual vector quantizer with EMA codebooks, dead-code restarts and quantizer dropout.
+
+Level k quantizes the residual left by levels 0..k-1 with its own codebook [V, D].
+Codebooks are not trained by gradients: each level keeps an exponential moving average of
+the assignment counts and of the sum of assigned vectors (the k-means update of VQ-VAE-2
+/ SoundStream). A code whose EMA count falls under ``dead_code_threshold`` is restarted
+from a random residual of the current batch. Quantizer dropout picks, per batch item, how
+many levels the decoder sees (from ``dropout_codebooks``, or uniform in [1, K] with
+probability ``random_codebooks_prob``), so one model serves every bitrate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import CodecConfig
+
+
+@dataclass
+class RVQOutput:
+    """Training forward of the RVQ.
+
+    Attributes:
+        quantized: straight-through quantized latents [B, D, F] (sum of the first n_q[b]
+            levels for item b).
+        codes: int64 [B, K, F] for all K levels.
+        commit_loss: mean squared distance between latents and their quantization.
+        n_q: int64 [B] levels used per item.
+        perplexity: float [K] codebook perplexity per level in this batch.
+        usage: float [K] fraction of codes used at least once per level in this batch.
+    """
+
+    quantized: torch.Tensor
+    codes: torch.Tensor
+    commit_loss: torch.Tensor
+    n_q: torch.Tensor
+    perplexity: torch.Tensor
+    usage: torch.Tensor
+
+
+class ResidualVQ(nn.Module):
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        k, v, d = cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim
+        self.n_codebooks, self.codebook_size, self.dim = k, v, d
+        self.decay = cfg.ema_decay
+        self.dead = cfg.dead_code_threshold
+        self.dropout_choices = tuple(cfg.dropout_codebooks)
+        self.random_prob = cfg.random_codebooks_prob
+        self.register_buffer("codebooks", torch.randn(k, v, d) * 0.1)
+        # Training-only EMA statistics (not shipped; rebuilt by ``reset_ema``).
+        self.register_buffer("ema_count", torch.ones(k, v))
+        self.register_buffer("ema_sum", self.codebooks.clone())
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    TRAINING_ONLY = ("ema_count", "ema_sum", "initialized")
+
+    def reset_ema(self, count: float = 1.0) -> None:
+        """Rebuilds EMA statistics from the codebooks (after loading shipped weights)."""
+        self.ema_count.fill_(count)
+        self.ema_sum.copy_(self.codebooks * count)
+        self.initialized.fill_(True)
+
+    @staticmethod
+    def _nearest(x: torch.Tensor, cb: torch.Tensor) -> torch.Tensor:
+        """x [N, D], cb [V, D] -> argmin index [N]."""
+        d = (cb * cb).sum(1)[None, :] - 2.0 * (x @ cb.t())
+        return d.argmin(dim=1)
+
+    def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
+        """z [B, D, F] -> codes int64 [B, n_q, F] (greedy residual search)."""
+        b, d, f = z.shape
+        r = z.transpose(1, 2).reshape(b * f, d)
+        codes = []
+        for k in range(n_q):
+            cb = self.codebooks[k]
+            idx = self._nearest(r, cb)
+            r = r - cb[idx]
+            codes.append(idx)
+        return torch.stack(codes, dim=1).reshape(b, f, n_q).transpose(1, 2)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes int64 [B, n_q, F] -> latents [B, D, F] (sum of the codebook vectors)."""
+        b, n_q, f = codes.shape
+        q = torch.zeros(b, f, self.dim, dtype=self.codebooks.dtype, device=codes.device)
+        for k in range(n_q):
+            q = q + self.codebooks[k][codes[:, k]]
+        return q.transpose(1, 2)
+
+    def sample_n_q(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Quantizer dropout: levels per item, int64 [B]."""
+        choices = torch.tensor(self.dropout_choices)
+        pick = choices[torch.randint(len(choices), (batch,), generator=generator)]
+        rand = torch.randint(1, self.n_codebooks + 1, (batch,), generator=generator)
+        use_rand = torch.rand(batch, generator=generator) < self.random_prob
+        return torch.where(use_rand, rand, pick)
+
+    @torch.no_grad()
+    def _ema_update(self, k: int, r: torch.Tensor, idx: torch.Tensor) -> None:
+        v = self.codebook_size
+        onehot_count = torch.bincount(idx, minlength=v).to(r.dtype)
+        sums = torch.zeros(v, self.dim, dtype=r.dtype).index_add_(0, idx, r)
+        self.ema_count[k].mul_(self.decay).add_(onehot_count, alpha=1 - self.decay)
+        self.ema_sum[k].mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        n = self.ema_count[k].sum()
+        count = (self.ema_count[k] + 1e-5) / (n + v * 1e-5) * n  # Laplace smoothing
+        self.codebooks[k].copy_(self.ema_sum[k] / count[:, None])
+        dead = self.ema_count[k] < self.dead
+        n_dead = int(dead.sum())
+        if n_dead:
+            pick = r[torch.randint(r.shape[0], (n_dead,))]
+            pick = pick + 1e-3 * pick.std() * torch.randn_like(pick)
+            mean_count = float(self.ema_count[k].mean())
+            self.codebooks[k][dead] = pick
+            self.ema_sum[k][dead] = pick * mean_count
+            self.ema_count[k][dead] = mean_count
+
+    @torch.no_grad()
+    def _init_from(self, k: int, r: torch.Tensor) -> None:
+        # Batch vectors plus noise: without noise level 0 would copy every vector exactly
+        # and leave zero residuals (and useless codebooks) to the levels after it.
+        pick = r[torch.randint(r.shape[0], (self.codebook_size,))]
+        pick = pick + 0.1 * r.std(dim=0, keepdim=True) * torch.randn_like(pick)
+        count = r.shape[0] / self.codebook_size  # expected assignments per code and step
+        self.codebooks[k].copy_(pick)
+        self.ema_sum[k].copy_(pick * count)
+        self.ema_count[k].fill_(count)
+
+    def forward(self, z: torch.Tensor, n_q: torch.Tensor | None = None) -> RVQOutput:
+        """Training/analysis forward. z [B, D, F]; n_q int64 [B] (default: sampled in
+        training, all K in eval). EMA updates happen only in training mode."""
+        b, d, f = z.shape
+        if n_q is None:
+            n_q = (self.sample_n_q(b) if self.training
+                   else torch.full((b,), self.n_codebooks, dtype=torch.long))
+        zf = z.detach().transpose(1, 2).reshape(b * f, d)
+        r = zf
+        q_sel = torch.zeros_like(zf)
+        keep_items = n_q.to(z.device)[:, None].expand(b, f).reshape(b * f)  # [B*F]
+        codes, ppl, usage = [], [], []
+        first = self.training and not bool(self.initialized)
+        for k in range(self.n_codebooks):
+            if first:
+                self._init_from(k, r)
+            idx = self._nearest(r, self.codebooks[k])
+            if self.training:
+                self._ema_update(k, r, idx)
+            qk = self.codebooks[k][idx]
+            q_sel = q_sel + qk * (keep_items > k).to(qk.dtype)[:, None]
+            r = r - qk
+            codes.append(idx)
+            with torch.no_grad():
+                p = torch.bincount(idx, minlength=self.codebook_size).float() / idx.numel()
+                ppl.append(torch.exp(-(p * torch.log(p + 1e-10)).sum()))
+                usage.append((p > 0).float().mean())
+        if first:
+            self.initialized.fill_(True)
+        q = q_sel.reshape(b, f, d).transpose(1, 2)
+        commit = torch.mean((z - q) ** 2)
+        quantized = z + (q - z).detach()
+        codes_t = torch.stack(codes, dim=1).reshape(b, f, self.n_codebooks).transpose(1, 2)
+        return RVQOutput(quantized, codes_t, commit, n_q, torch.stack(ppl), torch.stack(usage))

@@ -1,0 +1,1 @@
+"""Codec training: presets in ``soundspring.config``, loop in ``trainer``."""

@@ -1,0 +1,51 @@
+"""``soundspring train codec``: start or resume a codec training run."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ..config import CODEC_PRESETS, TRAIN_PRESETS, TrainConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("codec", help="train the streaming codec (resumes if RUN_DIR has a checkpoint)")
+    p.add_argument("--run-dir", default="runs/codec", help="run directory (default runs/codec)")
+    p.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
+    p.add_argument("--preset", default="cpu_long", choices=sorted(TRAIN_PRESETS))
+    p.add_argument("--codec-preset", default="default", choices=sorted(CODEC_PRESETS))
+    p.add_argument("--init-from", default=None,
+                   help="'default' (shipped fp16 weights) or a weights file; ignored when "
+                        "RUN_DIR already holds a checkpoint")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (preset: 2)")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-hours", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--eval-every-min", type=float, default=None)
+    p.add_argument("--checkpoint-every-min", type=float, default=None)
+    p.add_argument("--eval-clips", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .trainer import Trainer
+
+    cfg: TrainConfig = TRAIN_PRESETS[args.preset]()
+    overrides = {k: getattr(args, k) for k in ("threads", "max_steps", "max_hours", "batch_size",
+                                               "lr", "eval_every_min", "checkpoint_every_min",
+                                               "eval_clips")
+                 if getattr(args, k) is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    trainer = Trainer(Path(args.run_dir), CODEC_PRESETS[args.codec_preset](), cfg,
+                      manifest=args.manifest, init_from=args.init_from,
+                      progress=not args.no_progress)
+    print(f"run dir {trainer.run_dir} ({'resumed at step ' + str(trainer.step) if trainer.resumed else 'new'}), "
+          f"{trainer.model.num_parameters() / 1e6:.2f} M params, "
+          f"{trainer.train_minutes:.1f} min of training audio", flush=True)
+    out = trainer.run()
+    print(json.dumps(out, indent=1, default=str))
+    return 0
