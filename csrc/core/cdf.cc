@@ -19,32 +19,46 @@ constexpr double kInvFact[13] = {
     1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,     1.0 / 6.0,
     1.0 / 2.0,         1.0,              1.0};
 
-// floor() for |y| < 2^62 without libm: truncate, then step down for negative fractions.
-inline double floor_exact(double y) {
-  const double t = static_cast<double>(static_cast<int64_t>(y));
-  return t > y ? t - 1.0 : t;
-}
+constexpr double kRoundMagic = 6755399441055744.0;  // 1.5 * 2^52
 
-// 2^k as a double for k in [-1022, 1023] by building the exponent bits.
-inline double pow2(int64_t k) {
-  const uint64_t bits = static_cast<uint64_t>(k + 1023) << 52;
-  double d;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
+// Branch-free det_exp for x >= kExpCutoff (callers clamp and mask), written so that the
+// compiler vectorises it. k = rint(x / ln2) by the magic-number addition (exact IEEE
+// round-half-even; the low mantissa bits of x * (1/ln2) + 1.5 * 2^52 are k itself), and
+// p * 2^k by adding k to the exponent field of p, exact because p * 2^k stays normal
+// (k >= -1010, p in [0.7, 1.5]).
+inline double det_exp_core(double x) {
+  const double t = x * kInvLn2 + kRoundMagic;
+  const double k = t - kRoundMagic;
+  const double r = (x - k * kLn2Hi) - k * kLn2Lo;
+  // Horner's scheme, written out so that the loop over symbols vectorises.
+  double p = kInvFact[0];
+  p = p * r + kInvFact[1];
+  p = p * r + kInvFact[2];
+  p = p * r + kInvFact[3];
+  p = p * r + kInvFact[4];
+  p = p * r + kInvFact[5];
+  p = p * r + kInvFact[6];
+  p = p * r + kInvFact[7];
+  p = p * r + kInvFact[8];
+  p = p * r + kInvFact[9];
+  p = p * r + kInvFact[10];
+  p = p * r + kInvFact[11];
+  p = p * r + kInvFact[12];
+  int64_t tbits, magic_bits, pbits;
+  const double magic = kRoundMagic;
+  std::memcpy(&tbits, &t, sizeof t);
+  std::memcpy(&magic_bits, &magic, sizeof magic);
+  std::memcpy(&pbits, &p, sizeof p);
+  pbits += static_cast<int64_t>(static_cast<uint64_t>(tbits - magic_bits) << 52);
+  std::memcpy(&p, &pbits, sizeof p);
+  return p;
 }
 
 bool is_nan_or_pos_inf(float v) { return !(v <= 3.4028234663852886e+38f); }
 
 }  // namespace
 
-double det_exp(double x) {
-  if (x < kExpCutoff) return 0.0;
-  const double k = floor_exact(x * kInvLn2 + 0.5);
-  const double r = (x - k * kLn2Hi) - k * kLn2Lo;
-  double p = kInvFact[0];
-  for (int i = 1; i < 13; ++i) p = p * r + kInvFact[i];
-  return p * pow2(static_cast<int64_t>(k));
-}
+double det_exp(double x) { return x < kExpCutoff ? 0.0 : det_exp_core(x); }
 
 Status cdf_row_from_logits(const float* logits, int n_symbols, int precision_bits,
                            double* scratch, uint32_t* cdf) {
@@ -68,17 +82,31 @@ Status cdf_row_from_logits(const float* logits, int n_symbols, int precision_bit
     return InvalidArgument("every logit of a row is -inf: no symbol has probability > 0");
   }
   const double md = static_cast<double>(m);
-  for (int i = 0; i < n_symbols; ++i) scratch[i] = det_exp(static_cast<double>(logits[i]) - md);
-  double sum = 0.0;
-  for (int i = 0; i < n_symbols; ++i) sum += scratch[i];
+  for (int i = 0; i < n_symbols; ++i) {
+    const double x = static_cast<double>(logits[i]) - md;
+    const double e = det_exp_core(x < kExpCutoff ? kExpCutoff : x);
+    scratch[i] = x < kExpCutoff ? 0.0 : e;
+  }
+  // Four interleaved left-to-right partial sums (lane j sums the e_i with i % 4 == j),
+  // combined as (s0 + s1) + (s2 + s3): a fixed order that vectorises.
+  double lanes[4] = {0.0, 0.0, 0.0, 0.0};
+  int i4 = 0;
+  for (; i4 + 4 <= n_symbols; i4 += 4) {
+    lanes[0] += scratch[i4];
+    lanes[1] += scratch[i4 + 1];
+    lanes[2] += scratch[i4 + 2];
+    lanes[3] += scratch[i4 + 3];
+  }
+  for (int j = 0; i4 + j < n_symbols; ++j) lanes[j] += scratch[i4 + j];
+  const double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
   const double scale = static_cast<double>(total) / sum;
-  int64_t used = 0;
+  int32_t used = 0;  // <= T + V <= 2^17
   uint32_t* freq = cdf + 1;  // frequencies first, prefix-summed in place below
   for (int i = 0; i < n_symbols; ++i) {
     // e * scale + 0.5 is in [0.5, T + 0.5], so truncation is floor (round to nearest).
-    const auto rounded = static_cast<uint32_t>(static_cast<int64_t>(scratch[i] * scale + 0.5));
-    const uint32_t f = rounded > 0 ? rounded : 1u;
-    freq[i] = f;
+    const auto rounded = static_cast<int32_t>(scratch[i] * scale + 0.5);
+    const int32_t f = rounded > 0 ? rounded : 1;
+    freq[i] = static_cast<uint32_t>(f);
     used += f;
   }
   int64_t residual = total - used;

@@ -10,7 +10,8 @@
 //              -inf allowed (probability 0 -> minimum frequency), all -inf refused
 //     x_i    = double(logit_i) - double(m)                 (<= 0)
 //     e_i    = det_exp(x_i)                                (see below; exactly 1.0 at argmax)
-//     S      = e_0 + e_1 + ... + e_{V-1}                   (double, left to right)
+//     S      = (s_0 + s_1) + (s_2 + s_3), s_j = sum of e_i with i % 4 == j, each summed
+//              left to right in double
 //     scale  = double(T) / S,  T = 2^precision_bits
 //     f_i    = max(1, floor(e_i * scale + 0.5))            (uint32, round to nearest)
 //     R      = T - sum(f_i)                                (int64)
@@ -18,7 +19,7 @@
 //     else: take from the symbols with f_i > 1 in index order (down to 1) until the sum is T
 //     cdf    = [0, f_0, f_0 + f_1, ..., T]
 //
-//   det_exp(x): 0 if x < -700; else k = floor(x * (1/ln2) + 0.5),
+//   det_exp(x): 0 if x < -700; else k = (x * (1/ln2) + 1.5 * 2^52) - 1.5 * 2^52 (= rint),
 //     r = (x - k * LN2_HI) - k * LN2_LO, p = Horner polynomial of exp(r) of degree 12
 //     (Taylor coefficients 1/12!, ..., 1/1!, 1), result p * 2^k.
 //   All arithmetic is IEEE-754 double with round-to-nearest, no fused multiply-add

@@ -160,6 +160,7 @@ _INV_LN2 = 1.44269504088896338700e00
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _EXP_CUTOFF = -700.0
+_ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2^52
 _INV_FACT = [1.0 / float(np.prod(np.arange(1, n + 1, dtype=np.float64))) for n in range(12, -1, -1)]
 
 
@@ -167,7 +168,7 @@ def det_exp(x: np.ndarray) -> np.ndarray:
     """Deterministic exp of float64 x <= 0, bit-identical to the C++ det_exp."""
     x = np.asarray(x, dtype=np.float64)
     safe = np.where(x < _EXP_CUTOFF, 0.0, x)
-    k = np.floor(safe * _INV_LN2 + 0.5)
+    k = (safe * _INV_LN2 + _ROUND_MAGIC) - _ROUND_MAGIC  # rint, as the C++ does
     r = (safe - k * _LN2_HI) - k * _LN2_LO
     p = np.full_like(r, _INV_FACT[0])
     for c in _INV_FACT[1:]:
@@ -194,7 +195,10 @@ def cdf_from_logits(logits: np.ndarray, precision_bits: int = 16) -> np.ndarray:
         if np.isneginf(m):
             raise ConfigError(f"row {row}: every logit of a row is -inf")
         e = det_exp(lg.astype(np.float64) - np.float64(m))
-        s = float(np.cumsum(e)[-1])  # left-to-right summation, as in C++
+        lanes = np.zeros(4)
+        for j in range(4):  # lane j: e_i with i % 4 == j, summed left to right
+            lanes[j] = np.cumsum(e[j::4])[-1] if len(e[j::4]) else 0.0
+        s = float((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
         scale = float(total) / s
         f = np.maximum(1, np.floor(e * scale + 0.5).astype(np.int64))
         residual = total - int(f.sum())
