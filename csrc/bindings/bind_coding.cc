@@ -144,7 +144,10 @@ class PyDecoder {
       int32_t* o = out.mutable_data();
       const uint32_t* c = cdfs.data();
       const size_t stride = static_cast<size_t>(v) + 1;
-      for (size_t i = 0; i < n && !dec_.failed(); ++i) o[i] = dec_.decode(c + i * stride, v, precision_bits_);
+      for (size_t i = 0; i < n && !dec_.failed(); ++i) {
+        if (i + 1 < n) RangeDecoder::prefetch_row(c + (i + 1) * stride, v);
+        o[i] = dec_.decode(c + i * stride, v, precision_bits_);
+      }
     }
     check(dec_.status());
     return out;

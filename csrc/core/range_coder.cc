@@ -14,7 +14,25 @@ Status check_precision(int precision_bits) {
   return Status::Ok();
 }
 
+inline void prefetch(const uint32_t* p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p);
+#else
+  (void)p;
+#endif
+}
+
 }  // namespace
+
+void RangeDecoder::prefetch_row(const uint32_t* cdf, int n_symbols) {
+  // Levels 0..3 of the binary search over [0, n_symbols]: 15 probe positions.
+  for (int level = 1; level <= 8; level *= 2) {
+    for (int j = 1; j < 2 * level; j += 2) {
+      prefetch(cdf + static_cast<int64_t>(n_symbols) * j / (2 * level));
+    }
+  }
+  prefetch(cdf + n_symbols);
+}
 
 // ---------------------------------------------------------------------------- encoder
 
@@ -153,6 +171,17 @@ int32_t RangeDecoder::decode(const uint32_t* cdf, int n_symbols, int precision_b
   // Largest s with cdf[s] <= value (binary search over [0, n_symbols)).
   int lo = 0;
   int hi = n_symbols;  // cdf[hi] = total > value
+  while (hi - lo > 64) {
+    const int mid = lo + (hi - lo) / 2;
+    if (cdf[mid] <= value) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  // The last <= 64 entries span at most 5 cache lines: request them all at once so their
+  // misses overlap instead of following one another.
+  for (int i = lo; i <= hi; i += 16) prefetch(cdf + i);
   while (hi - lo > 1) {
     const int mid = lo + (hi - lo) / 2;
     if (cdf[mid] <= value) {
@@ -199,6 +228,7 @@ Status decode_symbols(const uint8_t* data, size_t size, const uint32_t* cdfs, si
   RangeDecoder dec(data, size);
   const size_t stride = static_cast<size_t>(n_symbols) + 1;
   for (size_t i = 0; i < n; ++i) {
+    if (i + 1 < n) RangeDecoder::prefetch_row(cdfs + (i + 1) * stride, n_symbols);
     symbols[i] = dec.decode(cdfs + i * stride, n_symbols, precision_bits);
     if (dec.failed()) return dec.status();
   }

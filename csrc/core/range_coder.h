@@ -91,6 +91,11 @@ class RangeDecoder {
   /// come from an encoder using these CDFs, kInvalidArgument for a bad CDF/precision).
   int32_t decode(const uint32_t* cdf, int n_symbols, int precision_bits);
 
+  /// Hints the memory system to load the cache lines of `cdf` that a decode() of it reads
+  /// first (the top levels of its binary search). Call it one row ahead when decoding
+  /// rows that are not in cache; it never changes results.
+  static void prefetch_row(const uint32_t* cdf, int n_symbols);
+
   const Status& status() const { return status_; }
   bool failed() const { return !status_.ok(); }
   /// Number of input bytes consumed, including the zero padding read past the end.
