@@ -8,7 +8,6 @@ import io
 
 import numpy as np
 import pytest
-
 from soundspring.transport import (
     Bernoulli,
     FecCopy,
@@ -62,7 +61,11 @@ def test_container_write(benchmark, size: int) -> None:  # type: ignore[no-untyp
 @pytest.mark.parametrize("size", list(SIZES.values()), ids=list(SIZES))
 def test_container_read(benchmark, size: int, damaged: bool) -> None:  # type: ignore[no-untyped-def]
     buf = io.BytesIO()
-    write_container(buf, {"model_id": "bench"}, [(i, i // 4, p.to_bytes()) for i, p in enumerate(packets(size, False))])
+    write_container(
+        buf,
+        {"model_id": "bench"},
+        [(i, i // 4, p.to_bytes()) for i, p in enumerate(packets(size, False))],
+    )
     data = bytearray(buf.getvalue())
     if damaged:  # every 100th record hit
         rec = len(encode_record(0, 0, b"\x40" * size))
@@ -92,13 +95,22 @@ def test_channel_draws(benchmark, name: str) -> None:  # type: ignore[no-untyped
 def test_jitter_buffer_push(benchmark, layers: int, reorder: bool) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
     n_chunks = N_PACKETS // layers
-    events = [(40.0 * k + (rng.exponential(15.0) if reorder else 0.0), k, layer)
-              for k in range(n_chunks) for layer in range(layers)]
+    events = [
+        (40.0 * k + (rng.exponential(15.0) if reorder else 0.0), k, layer)
+        for k in range(n_chunks)
+        for layer in range(layers)
+    ]
     events.sort()
     data = [Packet(layer, bytes(16)).to_bytes() for layer in range(layers)]
 
     def run() -> int:
-        jb = JitterBuffer(num_layers=layers, chunk_ms=40.0, playout_delay_ms=80.0, anchor_chunk=0, anchor_time_ms=0.0)
+        jb = JitterBuffer(
+            num_layers=layers,
+            chunk_ms=40.0,
+            playout_delay_ms=80.0,
+            anchor_chunk=0,
+            anchor_time_ms=0.0,
+        )
         released = 0
         for seq, (t, k, layer) in enumerate(events):
             if seq % layers == 0:

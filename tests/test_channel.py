@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-
 from soundspring._native import core
 from soundspring.errors import ConfigError
 from soundspring.transport import Bernoulli, GilbertElliott, Trace, WlanMarkov
@@ -31,7 +30,7 @@ def xoshiro_ref(seed: int, n: int) -> list[int]:
     for _ in range(4):
         st, v = splitmix64(st)
         s.append(v)
-    rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & M64  # noqa: E731
+    rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & M64
     out = []
     for _ in range(n):
         out.append((rotl((s[1] * 5) & M64, 7) * 9) & M64)
@@ -142,7 +141,9 @@ def test_wlan_statistics() -> None:
         (float("nan"), 2.0, "finite"),
     ],
 )
-def test_gilbert_elliott_rejects_infeasible(loss_rate: float, mean_burst: float, match: str) -> None:
+def test_gilbert_elliott_rejects_infeasible(
+    loss_rate: float, mean_burst: float, match: str
+) -> None:
     with pytest.raises(ConfigError, match=match):
         GilbertElliott(loss_rate, mean_burst, seed=1)
 
@@ -183,7 +184,13 @@ def test_trace_file_wraps(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("1\n0\n2\n", "line 3"), ("1\n01\n", "line 2"), ("# only a comment\n\n", "no 0/1"), ("", "no 0/1"), ("1 0\n", "line 1")],
+    [
+        ("1\n0\n2\n", "line 3"),
+        ("1\n01\n", "line 2"),
+        ("# only a comment\n\n", "no 0/1"),
+        ("", "no 0/1"),
+        ("1 0\n", "line 1"),
+    ],
 )
 def test_trace_file_rejected(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "bad.txt"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from soundspring.errors import (
     BitstreamError,
     ConfigError,
@@ -42,7 +41,9 @@ def encode(records: list[Record], header: dict = HEADER) -> bytes:
 @given(
     header=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=5),
     items=st.lists(
-        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.binary(min_size=1, max_size=64)),
+        st.tuples(
+            st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.binary(min_size=1, max_size=64)
+        ),
         max_size=20,
     ),
 )
@@ -72,7 +73,9 @@ def test_layout_matches_spec_with_zlib_crc() -> None:
     json_len = int.from_bytes(data[6:10], "little")
     assert data[:6] == b"SPRG\x01\x00" and data[10 : 10 + json_len] == b"{}"
     head_end = 14 + json_len
-    assert int.from_bytes(data[head_end - 4 : head_end], "little") == zlib.crc32(data[: head_end - 4])
+    assert int.from_bytes(data[head_end - 4 : head_end], "little") == zlib.crc32(
+        data[: head_end - 4]
+    )
     rec = data[head_end:]
     assert rec[:2] == b"\x5a\xa5" and len(rec) == RECORD_OVERHEAD_BYTES + 2
     assert int.from_bytes(rec[2:4], "little") == 2

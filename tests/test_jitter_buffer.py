@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from soundspring.errors import BitstreamError, ConfigError, TruncatedError
 from soundspring.transport import FecCopy, JitterBuffer, Packet, PushOutcome
 
@@ -23,7 +22,10 @@ def test_in_order_stream_is_released_on_deadlines() -> None:
     jb = make()
     for k in range(5):
         for layer in range(2):
-            assert jb.push(2 * k + layer, k, 40.0 * k, pkt(layer, bytes([k, layer]))) == PushOutcome.ACCEPTED
+            assert (
+                jb.push(2 * k + layer, k, 40.0 * k, pkt(layer, bytes([k, layer])))
+                == PushOutcome.ACCEPTED
+            )
     assert jb.deadline_ms(0) == 100.0 and jb.deadline_ms(3) == 220.0
     assert jb.pop(99.9) == []
     out = jb.pop(180.0)
@@ -74,7 +76,12 @@ def test_lost_chunks_are_emitted_in_order() -> None:
     jb.push(0, 0, 0.0, pkt(0, b"a"))
     jb.push(1, 3, 120.0, pkt(0, b"d"))
     out = jb.pop(120.0)
-    assert [(c.chunk, bool(c.received[0])) for c in out] == [(0, True), (1, False), (2, False), (3, True)]
+    assert [(c.chunk, bool(c.received[0])) for c in out] == [
+        (0, True),
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
 
 
 def test_window_bounds_memory() -> None:
@@ -165,7 +172,9 @@ def test_simulated_channel_matches_mask() -> None:
                 if rng.random() < 0.05:
                     events.append((40.0 * k + jitter[k, layer] + 5.0, k * layers + layer, k, layer))
     events.sort()
-    jb = JitterBuffer(num_layers=layers, chunk_ms=40.0, playout_delay_ms=delay, anchor_chunk=0, anchor_time_ms=0.0)
+    jb = JitterBuffer(
+        num_layers=layers, chunk_ms=40.0, playout_delay_ms=delay, anchor_chunk=0, anchor_time_ms=0.0
+    )
     out = []
     for t, seq, k, layer in events:
         out += jb.pop(t)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from soundspring.errors import BitstreamError, ConfigError, TruncatedError, UnsupportedVersionError
 from soundspring.transport import MAX_PACKET_BYTES, FecCopy, Packet, parse_packet
 
@@ -77,7 +76,9 @@ def test_truncation_of_valid_packet_is_typed() -> None:
 
 
 def test_max_size_accepted_and_oversize_serialise_refused() -> None:
-    assert parse_packet(b"\x40" + bytes(MAX_PACKET_BYTES - 1)).payload == bytes(MAX_PACKET_BYTES - 1)
+    assert parse_packet(b"\x40" + bytes(MAX_PACKET_BYTES - 1)).payload == bytes(
+        MAX_PACKET_BYTES - 1
+    )
     with pytest.raises(ConfigError, match="maximum"):
         Packet(0, bytes(MAX_PACKET_BYTES)).to_bytes()
 

@@ -12,9 +12,15 @@ import os
 
 import numpy as np
 import pytest
-
 from soundspring.errors import BitstreamError
-from soundspring.transport import FecCopy, JitterBuffer, Packet, parse_packet, read_container, write_container
+from soundspring.transport import (
+    FecCopy,
+    JitterBuffer,
+    Packet,
+    parse_packet,
+    read_container,
+    write_container,
+)
 
 
 def corpus() -> tuple[list[bytes], bytes]:
@@ -25,7 +31,9 @@ def corpus() -> tuple[list[bytes], bytes]:
         Packet(3, bytes(40)).to_bytes(),
     ]
     buf = io.BytesIO()
-    write_container(buf, {"model_id": "fuzz", "n": 1}, [(i, i // 4, p) for i, p in enumerate(packets * 3)])
+    write_container(
+        buf, {"model_id": "fuzz", "n": 1}, [(i, i // 4, p) for i, p in enumerate(packets * 3)]
+    )
     return packets, buf.getvalue()
 
 
@@ -56,7 +64,14 @@ def run(iterations: int, seed: int) -> dict[str, int]:
     packets, container = corpus()
     inputs = [mutate(rng, packets) for _ in range(iterations)]
     files = [mutate(rng, [container]) for _ in range(iterations // 10)]
-    counts = {"packet_ok": 0, "packet_err": 0, "file_ok": 0, "file_err": 0, "push_ok": 0, "push_err": 0}
+    counts = {
+        "packet_ok": 0,
+        "packet_err": 0,
+        "file_ok": 0,
+        "file_err": 0,
+        "push_ok": 0,
+        "push_err": 0,
+    }
     for data in inputs:
         try:
             pkt = parse_packet(data)
@@ -68,7 +83,9 @@ def run(iterations: int, seed: int) -> dict[str, int]:
         try:
             contents = read_container(data)
             counts["file_ok"] += 1
-            covered = sum(len(r.packet) + 16 for r in contents.records) + sum(d.size for d in contents.damage)
+            covered = sum(len(r.packet) + 16 for r in contents.records) + sum(
+                d.size for d in contents.damage
+            )
             assert covered <= len(data)
         except BitstreamError:
             counts["file_err"] += 1

@@ -18,6 +18,9 @@ from .jitter_buffer import JitterBuffer, JitterStats, PlayoutChunk, PushOutcome
 from .packet import MAX_LAYERS, MAX_PACKET_BYTES, PACKET_VERSION, FecCopy, Packet, parse_packet
 
 __all__ = [
+    "MAX_LAYERS",
+    "MAX_PACKET_BYTES",
+    "PACKET_VERSION",
     "Bernoulli",
     "ContainerContents",
     "ContainerWriter",
@@ -27,9 +30,6 @@ __all__ = [
     "JitterBuffer",
     "JitterStats",
     "LossModel",
-    "MAX_LAYERS",
-    "MAX_PACKET_BYTES",
-    "PACKET_VERSION",
     "Packet",
     "PlayoutChunk",
     "PushOutcome",

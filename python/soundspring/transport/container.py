@@ -137,7 +137,7 @@ class ContainerWriter:
         if self._owned:
             self._file.close()
 
-    def __enter__(self) -> ContainerWriter:
+    def __enter__(self) -> ContainerWriter:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -230,19 +230,18 @@ def read_container(
         for key, want in require.items():
             if header.get(key) != want:
                 raise ModelMismatchError(
-                    f"stream header {key}={header.get(key)!r} does not match the expected "
-                    f"{want!r}"
+                    f"stream header {key}={header.get(key)!r} does not match the expected {want!r}"
                 )
     return ContainerContents(header, records, regions)
 
 
 __all__ = [
     "CONTAINER_VERSION",
+    "MAX_HEADER_JSON_BYTES",
+    "RECORD_OVERHEAD_BYTES",
     "ContainerContents",
     "ContainerWriter",
     "DamageRegion",
-    "MAX_HEADER_JSON_BYTES",
-    "RECORD_OVERHEAD_BYTES",
     "Record",
     "encode_header",
     "encode_record",

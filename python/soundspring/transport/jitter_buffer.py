@@ -132,15 +132,21 @@ class JitterBuffer:
         self.playout_delay_ms = _finite("playout_delay_ms", playout_delay_ms)
         if window_chunks is None:
             ratio = self.playout_delay_ms / self.chunk_ms if self.chunk_ms > 0 else 0.0
-            window_chunks = min(65536, int(math.ceil(max(ratio, 0.0))) + 16)
+            window_chunks = min(65536, math.ceil(min(max(ratio, 0.0), 65536.0)) + 16)
         self.window_chunks = _int_in("window_chunks", window_chunks, 1, 65536)
         if (anchor_chunk is None) != (anchor_time_ms is None):
             raise ConfigError("anchor_chunk and anchor_time_ms must be given together")
-        a_chunk = None if anchor_chunk is None else _int_in("anchor_chunk", anchor_chunk, 0, 2**32 - 1)
+        a_chunk = (
+            None if anchor_chunk is None else _int_in("anchor_chunk", anchor_chunk, 0, 2**32 - 1)
+        )
         a_time = None if anchor_time_ms is None else _finite("anchor_time_ms", anchor_time_ms)
         self._impl = _t.JitterBuffer(
-            self.num_layers, self.chunk_ms, self.playout_delay_ms, self.window_chunks,
-            a_chunk, a_time,
+            self.num_layers,
+            self.chunk_ms,
+            self.playout_delay_ms,
+            self.window_chunks,
+            a_chunk,
+            a_time,
         )
 
     def push(self, seq: int, chunk: int, arrival_ms: float, packet: bytes) -> PushOutcome:
@@ -172,7 +178,11 @@ class JitterBuffer:
         Raises:
             ConfigError: now_ms is NaN or max_chunks < 0.
         """
-        if isinstance(now_ms, bool) or not isinstance(now_ms, (int, float, np.integer, np.floating)) or math.isnan(now_ms):
+        if (
+            isinstance(now_ms, bool)
+            or not isinstance(now_ms, (int, float, np.integer, np.floating))
+            or math.isnan(now_ms)
+        ):
             raise ConfigError(f"now_ms must be a number of milliseconds, got {now_ms!r}")
         n = _int_in("max_chunks", max_chunks, 0, 2**62)
         return self._wrap(self._impl.pop(float(now_ms), n))
@@ -198,7 +208,9 @@ class JitterBuffer:
     def stats(self) -> JitterStats:
         return JitterStats(**self._impl.stats())
 
-    def _wrap(self, raw: list[tuple[int, int, bool, tuple[bytes | None, ...]]]) -> list[PlayoutChunk]:
+    def _wrap(
+        self, raw: list[tuple[int, int, bool, tuple[bytes | None, ...]]]
+    ) -> list[PlayoutChunk]:
         bits = np.arange(self.num_layers)
         return [
             PlayoutChunk(int(k), ((mask >> bits) & 1).astype(bool), payloads, bool(fec))

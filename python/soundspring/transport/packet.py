@@ -93,11 +93,11 @@ def parse_packet(data: bytes | bytearray | memoryview) -> Packet:
 
 
 __all__ = [
-    "FecCopy",
     "MAX_FEC_BYTES",
     "MAX_LAYERS",
     "MAX_PACKET_BYTES",
     "PACKET_VERSION",
+    "FecCopy",
     "Packet",
     "parse_packet",
 ]
