@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import signal as sps
-
 from soundspring.baselines import opus as so
 from soundspring.baselines.opus import (
     FRAME_SAMPLES,
@@ -41,10 +40,13 @@ def _opus13_available() -> bool:
     return True
 
 
-needs13 = pytest.mark.skipif(not _opus13_available(),
-                             reason="Opus 1.3 needs `pip install opuslib-next` + `apt-get install libopus0`")
-needs15 = pytest.mark.skipif(not opus15_available(),
-                             reason=f"libopus 1.5 not built; build it with: {opus15_build_command()}")
+needs13 = pytest.mark.skipif(
+    not _opus13_available(),
+    reason="Opus 1.3 needs `pip install opuslib-next` + `apt-get install libopus0`",
+)
+needs15 = pytest.mark.skipif(
+    not opus15_available(), reason=f"libopus 1.5 not built; build it with: {opus15_build_command()}"
+)
 VERSIONS = [pytest.param("1.3", marks=needs13), pytest.param("1.5", marks=needs15)]
 ALL_MODES = [
     pytest.param("1.3", "plc", {}, marks=needs13),
@@ -52,8 +54,9 @@ ALL_MODES = [
     pytest.param("1.5", "plc", {}, marks=needs15),
     pytest.param("1.5", "fec", {"expected_loss_pct": 20}, marks=needs15),
     pytest.param("1.5", "deep_plc", {}, marks=needs15),
-    pytest.param("1.5", "dred", {"expected_loss_pct": 20, "dred_duration_frames": 20},
-                 marks=needs15),
+    pytest.param(
+        "1.5", "dred", {"expected_loss_pct": 20, "dred_duration_frames": 20}, marks=needs15
+    ),
 ]
 
 
@@ -100,10 +103,13 @@ def espeak_speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     if exe is None:
         pytest.skip("espeak-ng not installed (apt-get install espeak-ng) for the PESQ sanity bar")
     wav = tmp_path_factory.mktemp("espeak") / "speech.wav"
-    text = ("The quick brown fox jumps over the lazy dog. Speech coding at low bitrates "
-            "is a hard problem, and packet loss makes it harder.")
-    subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", str(wav), text], check=True,
-                   capture_output=True)
+    text = (
+        "The quick brown fox jumps over the lazy dog. Speech coding at low bitrates "
+        "is a hard problem, and packet loss makes it harder."
+    )
+    subprocess.run(
+        [exe, "-v", "en-us", "-s", "150", "-w", str(wav), text], check=True, capture_output=True
+    )
     from scipy.io import wavfile
 
     sr, x = wavfile.read(wav)
@@ -112,8 +118,12 @@ def espeak_speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
 
 
 def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2)
-                               / np.sum((ref.astype(np.float64) - est) ** 2)))
+    return float(
+        10
+        * np.log10(
+            np.sum(ref.astype(np.float64) ** 2) / np.sum((ref.astype(np.float64) - est) ** 2)
+        )
+    )
 
 
 def xcorr_lag(ref: np.ndarray, est: np.ndarray, max_lag: int = 400) -> float:
@@ -121,7 +131,7 @@ def xcorr_lag(ref: np.ndarray, est: np.ndarray, max_lag: int = 400) -> float:
     ``est`` is late."""
     c = sps.correlate(est.astype(np.float64), ref.astype(np.float64), mode="full")
     mid = ref.shape[0] - 1
-    w = c[mid - max_lag: mid + max_lag + 1]
+    w = c[mid - max_lag : mid + max_lag + 1]
     k = int(np.argmax(w))
     a, b, d = w[k - 1], w[k], w[k + 1]
     return k - max_lag + 0.5 * (a - d) / (a - 2 * b + d)
@@ -131,11 +141,12 @@ def burst_mask(n: int, rng: np.random.Generator, p: float = 0.15) -> np.ndarray:
     """Bernoulli losses plus one burst of 3, never the first 5 packets."""
     mask = rng.random(n) < p
     mask[:5] = False
-    mask[n // 2: n // 2 + 3] = True
+    mask[n // 2 : n // 2 + 3] = True
     return mask
 
 
 # ---- quality and alignment without loss -----------------------------------------------------
+
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_no_loss_24kbps_is_high_quality_and_aligned(speech: np.ndarray, version: str) -> None:
@@ -158,7 +169,7 @@ def test_raw_decoder_delay_equals_lookahead(speech: np.ndarray, version: str) ->
     backend = so._backend(config)
     raw = np.zeros(stream.n_packets * FRAME_SAMPLES, dtype=np.float32)
     for i, p in enumerate(stream.packets):
-        backend.decode(p, raw[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
+        backend.decode(p, raw[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
     assert LOOKAHEAD_SAMPLES == 104
     assert abs(xcorr_lag(speech, raw[: speech.shape[0]]) - LOOKAHEAD_SAMPLES) < 1.0
 
@@ -176,10 +187,16 @@ def test_pesq_wb_on_espeak_speech(espeak_speech: np.ndarray, version: str) -> No
 
 # ---- the loss pattern is applied exactly ------------------------------------------------------
 
+
 @pytest.mark.parametrize(("version", "mode", "extra"), ALL_MODES)
-def test_every_lost_packet_is_filled_once(speech: np.ndarray, version: str, mode: str,
-                                          extra: dict, rng: np.random.Generator,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_lost_packet_is_filled_once(
+    speech: np.ndarray,
+    version: str,
+    mode: str,
+    extra: dict,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config = OpusConfig(24000, mode, version, **extra)  # type: ignore[arg-type]
     n = opus_num_packets(speech.shape[0])
     mask = burst_mask(n, rng)
@@ -217,21 +234,24 @@ def test_every_lost_packet_is_filled_once(speech: np.ndarray, version: str, mode
     clean = run_opus(speech, config, None).decoded
     first = int(np.argmax(mask)) * FRAME_SAMPLES - LOOKAHEAD_SAMPLES
     np.testing.assert_array_equal(res.decoded[:first], clean[:first])
-    assert not np.array_equal(res.decoded[first:first + FRAME_SAMPLES],
-                              clean[first:first + FRAME_SAMPLES])
+    assert not np.array_equal(
+        res.decoded[first : first + FRAME_SAMPLES], clean[first : first + FRAME_SAMPLES]
+    )
     # Packets after a loss decode: 6 packets (120 ms) after a loss the decoder state has
     # re-converged and the output matches the loss-free run again (measured >= 22 dB).
-    far = [i for i in range(5, n - 1) if not mask[max(0, i - 6): i + 1].any()]
+    far = [i for i in range(5, n - 1) if not mask[max(0, i - 6) : i + 1].any()]
     assert len(far) > 20
-    idx = np.concatenate([np.arange(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES) - LOOKAHEAD_SAMPLES
-                          for i in far])
+    idx = np.concatenate(
+        [np.arange(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES) - LOOKAHEAD_SAMPLES for i in far]
+    )
     idx = idx[(idx >= 0) & (idx < speech.shape[0])]
     assert snr_db(clean[idx], res.decoded[idx]) > 15.0
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_encode_once_decode_many_matches_run_opus(speech: np.ndarray, version: str,
-                                                  rng: np.random.Generator) -> None:
+def test_encode_once_decode_many_matches_run_opus(
+    speech: np.ndarray, version: str, rng: np.random.Generator
+) -> None:
     config = OpusConfig(16000, "plc", version)
     stream = encode_opus(speech, config)
     mask = burst_mask(stream.n_packets, rng)
@@ -242,6 +262,7 @@ def test_encode_once_decode_many_matches_run_opus(speech: np.ndarray, version: s
 
 
 # ---- bitrate and redundancy -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("bitrate", [12000, 24000])
@@ -286,8 +307,9 @@ def test_dred_adds_bytes_and_is_parsed(speech: np.ndarray) -> None:
     reach = [backend.dred_parse(p, 20 * SAMPLE_RATE // 100) for p in dred.packets[10:]]
     assert min(reach) > FRAME_SAMPLES  # every packet reaches > 20 ms into the past
     # At 12 kbps libopus 1.5 gives DRED no budget (bitrate - 12000 <= 0): no extension.
-    low = encode_opus(speech, OpusConfig(12000, "dred", "1.5", expected_loss_pct=20,
-                                         dred_duration_frames=20))
+    low = encode_opus(
+        speech, OpusConfig(12000, "dred", "1.5", expected_loss_pct=20, dred_duration_frames=20)
+    )
     assert max(backend.dred_parse(p, 3200) for p in low.packets) == 0
 
 
@@ -296,8 +318,12 @@ def test_neural_recovery_beats_classic_plc(speech: np.ndarray, rng: np.random.Ge
     n = opus_num_packets(speech.shape[0])
     mask = rng.random(n) < 0.2
     mask[:5] = False
-    lost = np.concatenate([np.arange(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES) - LOOKAHEAD_SAMPLES
-                           for i in np.flatnonzero(mask)])
+    lost = np.concatenate(
+        [
+            np.arange(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES) - LOOKAHEAD_SAMPLES
+            for i in np.flatnonzero(mask)
+        ]
+    )
     lost = lost[(lost >= 0) & (lost < speech.shape[0])]
 
     def err(config: OpusConfig) -> float:
@@ -311,6 +337,7 @@ def test_neural_recovery_beats_classic_plc(speech: np.ndarray, rng: np.random.Ge
 
 
 # ---- errors -----------------------------------------------------------------------------------
+
 
 def test_config_validation() -> None:
     with pytest.raises(ConfigError, match="mode"):
@@ -359,8 +386,9 @@ def test_input_validation(speech: np.ndarray) -> None:
         run_opus(speech, {"bitrate_bps": 24000}, None)  # type: ignore[arg-type]
 
 
-def test_missing_opus15_names_the_build_command(monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path, speech: np.ndarray) -> None:
+def test_missing_opus15_names_the_build_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, speech: np.ndarray
+) -> None:
     monkeypatch.setenv("SOUNDSPRING_OPUS15_LIB", str(tmp_path / "absent" / "libopus.so.0"))
     assert so.opus15_library_path() is None
     assert not opus15_available()

@@ -87,13 +87,16 @@ def check_header_constants(header: Path) -> None:
         text = header.read_text()
     except OSError as exc:
         raise NativeFeatureError(f"cannot read {header} to check the CTL numbers: {exc}") from exc
-    defines = {m.group(1): int(m.group(2))
-               for m in re.finditer(r"^#define\s+(OPUS_\w+)\s+(-?\d+)", text, re.MULTILINE)}
+    defines = {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^#define\s+(OPUS_\w+)\s+(-?\d+)", text, re.MULTILINE)
+    }
     for name, value in {**CTL_REQUESTS, **_OTHER_DEFINES}.items():
         if defines.get(name) != value:
             raise NativeFeatureError(
                 f"{header}: {name} is {defines.get(name)!r}, this binding expects {value}; "
-                "rebuild with scripts/build_opus15.sh (opus 1.5.2)")
+                "rebuild with scripts/build_opus15.sh (opus 1.5.2)"
+            )
 
 
 class Opus15Lib:
@@ -109,30 +112,50 @@ class Opus15Lib:
         f = self._fn
         self.get_version_string = f("opus_get_version_string", ctypes.c_char_p, ())
         self.strerror = f("opus_strerror", ctypes.c_char_p, (ctypes.c_int,))
-        self.encoder_create = f("opus_encoder_create", _c_void_p,
-                                (ctypes.c_int32, ctypes.c_int, ctypes.c_int, _c_int_p))
+        self.encoder_create = f(
+            "opus_encoder_create", _c_void_p, (ctypes.c_int32, ctypes.c_int, ctypes.c_int, _c_int_p)
+        )
         self.encoder_destroy = f("opus_encoder_destroy", None, (_c_void_p,))
-        self.encode_float = f("opus_encode_float", ctypes.c_int32,
-                              (_c_void_p, _c_float_p, ctypes.c_int, _c_uchar_p, ctypes.c_int32))
+        self.encode_float = f(
+            "opus_encode_float",
+            ctypes.c_int32,
+            (_c_void_p, _c_float_p, ctypes.c_int, _c_uchar_p, ctypes.c_int32),
+        )
         self.encoder_ctl = f("opus_encoder_ctl", ctypes.c_int, None)
-        self.decoder_create = f("opus_decoder_create", _c_void_p,
-                                (ctypes.c_int32, ctypes.c_int, _c_int_p))
+        self.decoder_create = f(
+            "opus_decoder_create", _c_void_p, (ctypes.c_int32, ctypes.c_int, _c_int_p)
+        )
         self.decoder_destroy = f("opus_decoder_destroy", None, (_c_void_p,))
-        self.decode_float = f("opus_decode_float", ctypes.c_int,
-                              (_c_void_p, _c_uchar_p, ctypes.c_int32, _c_float_p, ctypes.c_int,
-                               ctypes.c_int))
+        self.decode_float = f(
+            "opus_decode_float",
+            ctypes.c_int,
+            (_c_void_p, _c_uchar_p, ctypes.c_int32, _c_float_p, ctypes.c_int, ctypes.c_int),
+        )
         self.decoder_ctl = f("opus_decoder_ctl", ctypes.c_int, None)
         self.packet_has_lbrr = f("opus_packet_has_lbrr", ctypes.c_int, (_c_uchar_p, ctypes.c_int32))
         self.dred_decoder_create = f("opus_dred_decoder_create", _c_void_p, (_c_int_p,))
         self.dred_decoder_destroy = f("opus_dred_decoder_destroy", None, (_c_void_p,))
         self.dred_alloc = f("opus_dred_alloc", _c_void_p, (_c_int_p,))
         self.dred_free = f("opus_dred_free", None, (_c_void_p,))
-        self.dred_parse = f("opus_dred_parse", ctypes.c_int,
-                            (_c_void_p, _c_void_p, _c_uchar_p, ctypes.c_int32, ctypes.c_int32,
-                             ctypes.c_int32, _c_int_p, ctypes.c_int))
-        self.decoder_dred_decode_float = f("opus_decoder_dred_decode_float", ctypes.c_int,
-                                           (_c_void_p, _c_void_p, ctypes.c_int32, _c_float_p,
-                                            ctypes.c_int32))
+        self.dred_parse = f(
+            "opus_dred_parse",
+            ctypes.c_int,
+            (
+                _c_void_p,
+                _c_void_p,
+                _c_uchar_p,
+                ctypes.c_int32,
+                ctypes.c_int32,
+                ctypes.c_int32,
+                _c_int_p,
+                ctypes.c_int,
+            ),
+        )
+        self.decoder_dred_decode_float = f(
+            "opus_decoder_dred_decode_float",
+            ctypes.c_int,
+            (_c_void_p, _c_void_p, ctypes.c_int32, _c_float_p, ctypes.c_int32),
+        )
         self.version = self.get_version_string().decode()
         if not re.match(r"libopus 1\.([5-9]|\d\d)", self.version):
             raise NativeFeatureError(f"{path} is {self.version!r}, not libopus >= 1.5")
@@ -142,7 +165,8 @@ class Opus15Lib:
             fn = self._lib[name]  # __getitem__: a fresh function object, prototypes stay ours
         except AttributeError as exc:
             raise NativeFeatureError(
-                f"{self.path} lacks {name}: was it configured with --enable-dred?") from exc
+                f"{self.path} lacks {name}: was it configured with --enable-dred?"
+            ) from exc
         fn.restype = restype
         if argtypes is not None:
             fn.argtypes = argtypes
@@ -182,19 +206,29 @@ class Encoder:
         self._out = (ctypes.c_ubyte * MAX_PACKET_BYTES)()
 
     def set(self, request: int, value: int) -> None:
-        self._lib.check(self._lib.encoder_ctl(_c_void_p(self._st), ctypes.c_int(request),
-                                              ctypes.c_int32(value)), f"opus_encoder_ctl({request})")
+        self._lib.check(
+            self._lib.encoder_ctl(
+                _c_void_p(self._st), ctypes.c_int(request), ctypes.c_int32(value)
+            ),
+            f"opus_encoder_ctl({request})",
+        )
 
     def get(self, request: int) -> int:
         val = ctypes.c_int32(0)
-        self._lib.check(self._lib.encoder_ctl(_c_void_p(self._st), ctypes.c_int(request),
-                                              ctypes.byref(val)), f"opus_encoder_ctl({request})")
+        self._lib.check(
+            self._lib.encoder_ctl(_c_void_p(self._st), ctypes.c_int(request), ctypes.byref(val)),
+            f"opus_encoder_ctl({request})",
+        )
         return int(val.value)
 
     def encode(self, frame: np.ndarray) -> bytes:
         """``frame``: C-contiguous float32 [N]; returns one packet."""
-        n = self._lib.check(self._lib.encode_float(self._st, _float_ptr(frame), frame.shape[0],
-                                                   self._out, MAX_PACKET_BYTES), "opus_encode_float")
+        n = self._lib.check(
+            self._lib.encode_float(
+                self._st, _float_ptr(frame), frame.shape[0], self._out, MAX_PACKET_BYTES
+            ),
+            "opus_encode_float",
+        )
         return bytes(self._out[:n])
 
     def __del__(self) -> None:
@@ -221,25 +255,37 @@ class Decoder:
             lib.check(err.value, "opus_dred_alloc")
 
     def set(self, request: int, value: int) -> None:
-        self._lib.check(self._lib.decoder_ctl(_c_void_p(self._st), ctypes.c_int(request),
-                                              ctypes.c_int32(value)), f"opus_decoder_ctl({request})")
+        self._lib.check(
+            self._lib.decoder_ctl(
+                _c_void_p(self._st), ctypes.c_int(request), ctypes.c_int32(value)
+            ),
+            f"opus_decoder_ctl({request})",
+        )
 
     def get(self, request: int) -> int:
         val = ctypes.c_int32(0)
-        self._lib.check(self._lib.decoder_ctl(_c_void_p(self._st), ctypes.c_int(request),
-                                              ctypes.byref(val)), f"opus_decoder_ctl({request})")
+        self._lib.check(
+            self._lib.decoder_ctl(_c_void_p(self._st), ctypes.c_int(request), ctypes.byref(val)),
+            f"opus_decoder_ctl({request})",
+        )
         return int(val.value)
 
     def decode(self, packet: bytes | None, out: np.ndarray, fec: bool = False) -> int:
         """Decode into ``out`` (float32 [N], N = samples to produce); None = lost (PLC)."""
         data = _as_uchar(packet) if packet is not None else None
         n = len(packet) if packet is not None else 0
-        return self._lib.check(self._lib.decode_float(self._st, data, n, _float_ptr(out),
-                                                      out.shape[0], int(fec)), "opus_decode_float")
+        return self._lib.check(
+            self._lib.decode_float(self._st, data, n, _float_ptr(out), out.shape[0], int(fec)),
+            "opus_decode_float",
+        )
 
     def has_lbrr(self, packet: bytes) -> bool:
-        return self._lib.check(self._lib.packet_has_lbrr(_as_uchar(packet), len(packet)),
-                               "opus_packet_has_lbrr") > 0
+        return (
+            self._lib.check(
+                self._lib.packet_has_lbrr(_as_uchar(packet), len(packet)), "opus_packet_has_lbrr"
+            )
+            > 0
+        )
 
     def dred_parse(self, packet: bytes, max_dred_samples: int) -> int:
         """Parse the DRED extension of ``packet``; returns how many samples before the packet
@@ -248,17 +294,28 @@ class Decoder:
             raise OpusCallError("decoder was created without DRED")
         dred_end = ctypes.c_int(0)
         return self._lib.check(
-            self._lib.dred_parse(self._dred_dec, self._dred, _as_uchar(packet), len(packet),
-                                 max_dred_samples, self.sample_rate, ctypes.byref(dred_end), 0),
-            "opus_dred_parse")
+            self._lib.dred_parse(
+                self._dred_dec,
+                self._dred,
+                _as_uchar(packet),
+                len(packet),
+                max_dred_samples,
+                self.sample_rate,
+                ctypes.byref(dred_end),
+                0,
+            ),
+            "opus_dred_parse",
+        )
 
     def dred_decode(self, dred_offset: int, out: np.ndarray) -> int:
         """Synthesize ``out.shape[0]`` samples starting ``dred_offset`` samples before the
         packet last given to :meth:`dred_parse`."""
         return self._lib.check(
-            self._lib.decoder_dred_decode_float(self._st, self._dred, dred_offset,
-                                                _float_ptr(out), out.shape[0]),
-            "opus_decoder_dred_decode_float")
+            self._lib.decoder_dred_decode_float(
+                self._st, self._dred, dred_offset, _float_ptr(out), out.shape[0]
+            ),
+            "opus_decoder_dred_decode_float",
+        )
 
     def __del__(self) -> None:
         lib = getattr(self, "_lib", None)

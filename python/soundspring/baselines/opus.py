@@ -63,6 +63,7 @@ input sample ``i`` (measured by cross-correlation in ``tests/test_opus_baseline.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from dataclasses import dataclass, field
@@ -137,7 +138,8 @@ class OpusConfig:
         if self.mode not in _MODES_BY_VERSION[self.version]:
             raise ConfigError(
                 f"OpusConfig.mode must be one of {_MODES_BY_VERSION[self.version]} for version "
-                f"{self.version!r}, got {self.mode!r}")
+                f"{self.version!r}, got {self.mode!r}"
+            )
         _int("bitrate_bps", 500, 512000)
         loss = _int("expected_loss_pct", 0, 100)
         dred = _int("dred_duration_frames", 0, MAX_DRED_FRAMES)
@@ -145,8 +147,10 @@ class OpusConfig:
         if not isinstance(self.vbr, bool):
             raise ConfigError(f"OpusConfig.vbr must be a bool, got {self.vbr!r}")
         if self.mode in ("fec", "dred") and loss == 0:
-            raise ConfigError(f"OpusConfig.expected_loss_pct must be > 0 for mode {self.mode!r} "
-                              "(libopus adds no redundancy at 0% expected loss)")
+            raise ConfigError(
+                f"OpusConfig.expected_loss_pct must be > 0 for mode {self.mode!r} "
+                "(libopus adds no redundancy at 0% expected loss)"
+            )
         if self.mode == "dred" and dred == 0:
             raise ConfigError("OpusConfig.dred_duration_frames must be in [1, 104] for mode 'dred'")
         if self.mode != "dred" and dred != 0:
@@ -156,8 +160,10 @@ class OpusConfig:
                 raise ConfigError("OpusConfig.decoder_complexity must be None for version '1.3'")
             dc = _int("decoder_complexity", 0, 10)
             if self.mode in ("deep_plc", "dred") and dc < DEEP_PLC_MIN_COMPLEXITY:
-                raise ConfigError(f"OpusConfig.decoder_complexity must be >= "
-                                  f"{DEEP_PLC_MIN_COMPLEXITY} for mode {self.mode!r}, got {dc}")
+                raise ConfigError(
+                    f"OpusConfig.decoder_complexity must be >= "
+                    f"{DEEP_PLC_MIN_COMPLEXITY} for mode {self.mode!r}, got {dc}"
+                )
 
     @property
     def effective_decoder_complexity(self) -> int:
@@ -214,6 +220,7 @@ class OpusResult:
 
 # ---- library discovery ----------------------------------------------------------------------
 
+
 def _cache_root() -> Path:
     env = os.environ.get("SOUNDSPRING_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "soundspring"
@@ -239,7 +246,8 @@ def _load_opus15():  # type: ignore[no-untyped-def]
     path = opus15_library_path()
     if path is None:
         raise NativeFeatureError(
-            "libopus 1.5 (DRED, deep PLC) is not built; build it with: " + opus15_build_command())
+            "libopus 1.5 (DRED, deep PLC) is not built; build it with: " + opus15_build_command()
+        )
     return _opus15_ctypes.load(path.resolve())
 
 
@@ -254,16 +262,18 @@ def opus15_available() -> bool:
 
 def _opuslib():  # type: ignore[no-untyped-def]
     try:
-        import opuslib_next
-        import opuslib_next.api.decoder
+        import opuslib_next  # type: ignore[import-untyped]
+        import opuslib_next.api.decoder  # type: ignore[import-untyped]
     except Exception as exc:  # opuslib_next raises a bare Exception when libopus is missing
         raise NativeFeatureError(
             "Opus 1.3 baseline needs `pip install opuslib-next` and `apt-get install libopus0`: "
-            f"{exc}") from exc
+            f"{exc}"
+        ) from exc
     return opuslib_next
 
 
 # ---- backends ------------------------------------------------------------------------------
+
 
 class _Backend:
     """Encoder + decoder of one library, one signal."""
@@ -335,14 +345,13 @@ class _Opus13(_Backend):
         ol = _opuslib()
         self._api_dec = ol.api.decoder
         vfn = ol.api.libopus["opus_get_version_string"]
-        import ctypes
-
         vfn.restype = ctypes.c_char_p
         self.version = vfn().decode()
         if not self.version.startswith("libopus 1.3"):
             raise NativeFeatureError(
                 f"Opus 1.3 baseline: opuslib-next loaded {self.version!r}, expected libopus 1.3.x "
-                "(Debian bookworm libopus0)")
+                "(Debian bookworm libopus0)"
+            )
         enc = ol.Encoder(SAMPLE_RATE, 1, "voip")
         enc.bitrate = config.bitrate_bps
         enc.vbr = int(config.vbr)
@@ -350,7 +359,9 @@ class _Opus13(_Backend):
         enc.inband_fec = int(config.mode == "fec")
         enc.packet_loss_perc = config.expected_loss_pct
         if enc.lookahead != LOOKAHEAD_SAMPLES:
-            raise NativeFeatureError(f"{self.version}: lookahead {enc.lookahead} != {LOOKAHEAD_SAMPLES}")
+            raise NativeFeatureError(
+                f"{self.version}: lookahead {enc.lookahead} != {LOOKAHEAD_SAMPLES}"
+            )
         self._enc = enc
         self._dec = ol.Decoder(SAMPLE_RATE, 1)
 
@@ -360,15 +371,21 @@ class _Opus13(_Backend):
     def _put(self, pcm: bytes, out: np.ndarray) -> None:
         y = np.frombuffer(pcm, dtype=np.float32)
         if y.shape[0] != out.shape[0]:
-            raise NativeFeatureError(f"libopus 1.3 decoded {y.shape[0]} samples, expected {out.shape[0]}")
+            raise NativeFeatureError(
+                f"libopus 1.3 decoded {y.shape[0]} samples, expected {out.shape[0]}"
+            )
         out[:] = y
 
     def decode(self, packet: bytes, out: np.ndarray) -> None:
         self._put(self._dec.decode_float(packet, out.shape[0], False), out)
 
     def plc(self, out: np.ndarray) -> None:
-        self._put(self._api_dec.decode_float(self._dec.decoder_state, None, 0, out.shape[0],
-                                             False, channels=1), out)
+        self._put(
+            self._api_dec.decode_float(
+                self._dec.decoder_state, None, 0, out.shape[0], False, channels=1
+            ),
+            out,
+        )
 
     def fec(self, next_packet: bytes, out: np.ndarray) -> bool:
         self._put(self._dec.decode_float(next_packet, out.shape[0], True), out)
@@ -390,8 +407,9 @@ class _Opus15(_Backend):
         enc.set(oc.SET_PACKET_LOSS_PERC, config.expected_loss_pct)
         enc.set(oc.SET_DRED_DURATION, config.dred_duration_frames)
         if enc.get(oc.GET_LOOKAHEAD) != LOOKAHEAD_SAMPLES:
-            raise NativeFeatureError(f"{lib.version}: lookahead {enc.get(oc.GET_LOOKAHEAD)} != "
-                                     f"{LOOKAHEAD_SAMPLES}")
+            raise NativeFeatureError(
+                f"{lib.version}: lookahead {enc.get(oc.GET_LOOKAHEAD)} != {LOOKAHEAD_SAMPLES}"
+            )
         dec = oc.Decoder(lib, SAMPLE_RATE, with_dred=config.mode == "dred")
         dec.set(oc.SET_COMPLEXITY, config.effective_decoder_complexity)
         if dec.get(oc.GET_COMPLEXITY) != config.effective_decoder_complexity:
@@ -428,6 +446,7 @@ def _backend(config: OpusConfig) -> _Backend:
 
 # ---- public API -------------------------------------------------------------------------------
 
+
 def opus_num_packets(n_samples: int) -> int:
     """Number of 20 ms packets that carry ``n_samples`` input samples (look-ahead included)."""
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
@@ -445,7 +464,9 @@ def _check_wav(wav: np.ndarray, sample_rate: int) -> None:
     if not np.isfinite(wav).all():
         raise ConfigError("wav must be finite float32 [T]; it contains NaN or Inf")
     if sample_rate != SAMPLE_RATE:
-        raise ConfigError(f"sample_rate must be {SAMPLE_RATE} Hz (resample first), got {sample_rate!r}")
+        raise ConfigError(
+            f"sample_rate must be {SAMPLE_RATE} Hz (resample first), got {sample_rate!r}"
+        )
 
 
 def _check_config(config: OpusConfig) -> None:
@@ -466,8 +487,10 @@ def _encode(backend: _Backend, wav: np.ndarray, config: OpusConfig) -> OpusStrea
     n = opus_num_packets(t)
     x = np.zeros(n * FRAME_SAMPLES, dtype=np.float32)
     x[:t] = wav
-    packets = tuple(backend.encode(np.ascontiguousarray(x[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]))
-                    for i in range(n))
+    packets = tuple(
+        backend.encode(np.ascontiguousarray(x[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]))
+        for i in range(n)
+    )
     return OpusStream(config=config, packets=packets, n_samples=t, library_version=backend.version)
 
 
@@ -476,17 +499,23 @@ def _check_mask(loss_mask: np.ndarray | None, n_packets: int) -> np.ndarray:
         return np.zeros(n_packets, dtype=bool)
     if not isinstance(loss_mask, np.ndarray) or loss_mask.dtype != np.bool_:
         got = loss_mask.dtype if isinstance(loss_mask, np.ndarray) else type(loss_mask).__name__
-        raise TypeError(f"loss_mask must be a numpy bool array [n_packets] (True = lost), got {got}")
+        raise TypeError(
+            f"loss_mask must be a numpy bool array [n_packets] (True = lost), got {got}"
+        )
     if loss_mask.shape != (n_packets,):
-        raise ConfigError(f"loss_mask must be bool [n_packets] with n_packets = {n_packets} "
-                          f"(= opus_num_packets(T)), got shape {loss_mask.shape}")
+        raise ConfigError(
+            f"loss_mask must be bool [n_packets] with n_packets = {n_packets} "
+            f"(= opus_num_packets(T)), got shape {loss_mask.shape}"
+        )
     return loss_mask.copy()
 
 
 def decode_opus(stream: OpusStream, loss_mask: np.ndarray | None) -> OpusResult:
     """Decode ``stream`` with packets removed where ``loss_mask`` (bool [n_packets]) is True."""
     if not isinstance(stream, OpusStream):
-        raise TypeError(f"stream must be an OpusStream from encode_opus, got {type(stream).__name__}")
+        raise TypeError(
+            f"stream must be an OpusStream from encode_opus, got {type(stream).__name__}"
+        )
     return _decode(_backend(stream.config), stream, _check_mask(loss_mask, stream.n_packets))
 
 
@@ -505,7 +534,7 @@ def _decode(backend: _Backend, stream: OpusStream, mask: np.ndarray) -> OpusResu
             # for exactly k*20 ms leaves the start of the oldest lost frame uncovered.
             reach = backend.dred_parse(nxt, config.dred_duration_frames * SAMPLE_RATE // 100)
         for j, m in enumerate(gap):
-            out = y[m * frame:(m + 1) * frame]
+            out = y[m * frame : (m + 1) * frame]
             offset = (k - j) * frame  # samples from the start of lost packet m to packet nxt
             if config.mode == "fec" and nxt is not None and j == k - 1:
                 counts["fec" if backend.fec(nxt, out) else "plc"] += 1
@@ -524,20 +553,31 @@ def _decode(backend: _Backend, stream: OpusStream, mask: np.ndarray) -> OpusResu
         if gap:
             conceal(gap, packets[i])
             gap = []
-        backend.decode(packets[i], y[i * frame:(i + 1) * frame])
+        backend.decode(packets[i], y[i * frame : (i + 1) * frame])
     if gap:
         conceal(gap, None)
 
     t = stream.n_samples
-    decoded = np.ascontiguousarray(y[LOOKAHEAD_SAMPLES:LOOKAHEAD_SAMPLES + t])
-    return OpusResult(decoded=decoded, packet_bytes=stream.packet_bytes, n_packets=n,
-                      loss_mask=mask, n_plc=counts["plc"], n_fec=counts["fec"],
-                      n_dred=counts["dred"], library_version=stream.library_version,
-                      config=config)
+    decoded = np.ascontiguousarray(y[LOOKAHEAD_SAMPLES : LOOKAHEAD_SAMPLES + t])
+    return OpusResult(
+        decoded=decoded,
+        packet_bytes=stream.packet_bytes,
+        n_packets=n,
+        loss_mask=mask,
+        n_plc=counts["plc"],
+        n_fec=counts["fec"],
+        n_dred=counts["dred"],
+        library_version=stream.library_version,
+        config=config,
+    )
 
 
-def run_opus(wav: np.ndarray, config: OpusConfig, loss_mask: np.ndarray | None,
-             sample_rate: int = SAMPLE_RATE) -> OpusResult:
+def run_opus(
+    wav: np.ndarray,
+    config: OpusConfig,
+    loss_mask: np.ndarray | None,
+    sample_rate: int = SAMPLE_RATE,
+) -> OpusResult:
     """Encode ``wav`` (float32 [T], 16 kHz mono) with ``config`` and decode it losing the
     packets where ``loss_mask`` (bool [opus_num_packets(T)], True = lost; None = no loss) is
     True. Returns the decoded float32 [T] aligned with ``wav`` and the bytes of every packet.
@@ -557,18 +597,18 @@ def run_opus(wav: np.ndarray, config: OpusConfig, loss_mask: np.ndarray | None,
 
 
 __all__ = [
-    "SAMPLE_RATE",
     "FRAME_SAMPLES",
     "LOOKAHEAD_SAMPLES",
+    "SAMPLE_RATE",
     "OpusConfig",
-    "OpusStream",
     "OpusResult",
-    "run_opus",
-    "encode_opus",
+    "OpusStream",
     "decode_opus",
-    "opus_num_packets",
+    "encode_opus",
     "opus15_available",
-    "opus15_library_path",
     "opus15_build_command",
+    "opus15_library_path",
+    "opus_num_packets",
     "packet_has_lbrr",
+    "run_opus",
 ]
