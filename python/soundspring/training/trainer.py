@@ -155,9 +155,10 @@ class Trainer:
                    disable=not self.progress, mininterval=10.0, dynamic_ncols=False)
         try:
             while not self._stop:
-                if cfg.max_steps and self.step >= cfg.max_steps:
-                    break
-                if cfg.max_hours and self.train_seconds >= cfg.max_hours * 3600:
+                if (cfg.max_steps and self.step >= cfg.max_steps) or (
+                        cfg.max_hours and self.train_seconds >= cfg.max_hours * 3600):
+                    if self.last_eval.get("step") != self.step:
+                        self.evaluate()  # a run that finishes ends with a held-out evaluation
                     break
                 stats = self._train_step()
                 self.step += 1

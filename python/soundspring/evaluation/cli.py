@@ -1,0 +1,112 @@
+"""``soundspring eval codec``: codec quality per bitrate on held-out clips, plus RTF.
+
+Example::
+
+    soundspring eval codec --bitrates 1.5 3 6 12 --max-clips 40 --json runs/eval/codec.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("codec", help="PESQ-WB / STOI / SI-SDR / log-mel per bitrate, and RTF")
+    p.add_argument("--weights", default=None,
+                   help="weights file, checkpoint.pt or run dir (default: shipped weights)")
+    p.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
+    p.add_argument("--split", default="heldout", choices=["heldout", "train"])
+    p.add_argument("--bitrates", type=float, nargs="+", default=[1.5, 3.0, 6.0, 12.0])
+    p.add_argument("--max-clips", type=int, default=40,
+                   help="clips, a fixed language-balanced subset (0 = all)")
+    p.add_argument("--no-opus", action="store_true", help="skip the Opus 1.3 comparison")
+    p.add_argument("--no-rtf", action="store_true", help="skip the real-time factor timing")
+    p.add_argument("--json", default=None, help="also write every number to this JSON file")
+
+
+def _opus_rows(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
+    """Opus 1.3 (VOIP, PLC mode, no loss) at the same target bitrates, or a reason why not."""
+    try:
+        from ..baselines.opus import OpusConfig, run_opus
+        from ..errors import NativeFeatureError
+    except ImportError as exc:  # the baseline module is optional
+        return {"unavailable": f"soundspring.baselines.opus not importable: {exc}"}
+    from . import metrics
+    from .codec_eval import _mean
+
+    out: dict = {}
+    try:
+        for br in bitrates:
+            cfg = OpusConfig(bitrate_bps=int(round(br * 1000)), mode="plc", version="1.3")
+            rows: dict[str, list] = {}
+            bps = []
+            for w in wavs:
+                res = run_opus(np.ascontiguousarray(w, np.float32), cfg, None)
+                bps.append(res.bitrate_bps)
+                for k, v in metrics.all_metrics(w, res.decoded).items():
+                    rows.setdefault(k, []).append(v)
+            out[f"{br:g}"] = {k: round(_mean(v), 4) for k, v in rows.items()} | {
+                "measured_kbps": round(float(np.mean(bps)) / 1000, 2), "n": len(wavs)}
+    except NativeFeatureError as exc:
+        return {"unavailable": str(exc)}
+    return out
+
+
+def _table(codec_rows: dict, opus_rows: dict) -> str:
+    lines = ["| kbps | PESQ-WB | STOI | SI-SDR dB | log-mel | Opus PESQ-WB | Opus STOI | Opus kbps |",
+             "|---|---|---|---|---|---|---|---|"]
+    for br, r in codec_rows.items():
+        o = opus_rows.get(br, {}) if "unavailable" not in opus_rows else {}
+        lines.append(f"| {br} | {r['pesq_wb']:.3f} | {r['stoi']:.3f} | {r['si_sdr_db']:.2f} | "
+                     f"{r['log_mel_dist']:.3f} | {o.get('pesq_wb', float('nan')):.3f} | "
+                     f"{o.get('stoi', float('nan')):.3f} | {o.get('measured_kbps', '-')} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.corpus import read_manifest
+    from ..models.codec import load_codec
+    from ..training.dataset import load_clips
+    from .codec_eval import evaluate_codec, fixed_heldout_subset, real_time_factor
+
+    clips = read_manifest(args.manifest, split=args.split)
+    if args.max_clips:
+        if args.split == "heldout":
+            clips = fixed_heldout_subset(clips, args.max_clips, min_s=0.0, max_s=1e9)
+        else:
+            clips = clips[: args.max_clips]
+    wavs = load_clips(clips)
+    codec = load_codec(args.weights)
+    t0 = time.time()
+    result: dict = {
+        "weights": str(args.weights or "default"),
+        "meta": getattr(codec, "meta", {}),
+        "params": codec.num_parameters(),
+        "algorithmic_latency_ms": codec.algorithmic_latency_ms,
+        "split": args.split, "clips": len(wavs),
+        "audio_minutes": round(sum(w.size for w in wavs) / 16000 / 60, 2),
+        "codec": evaluate_codec(codec, wavs, args.bitrates, progress=True),
+    }
+    result["opus_1.3"] = {"unavailable": "--no-opus"} if args.no_opus else _opus_rows(
+        wavs, args.bitrates)
+    if not args.no_rtf:
+        result["rtf"] = [real_time_factor(codec, t) for t in (1, 2)]
+    result["eval_seconds"] = round(time.time() - t0, 1)
+    print(_table(result["codec"], result["opus_1.3"]))
+    if "unavailable" in result["opus_1.3"]:
+        print(f"Opus columns left out: {result['opus_1.3']['unavailable']}")
+    if "rtf" in result:
+        for r in result["rtf"]:
+            print(f"RTF ({r['threads']} thread{'s' if r['threads'] > 1 else ''}): encode "
+                  f"{r['encode_rtf']}, decode {r['decode_rtf']}, total {r['total_rtf']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1, sort_keys=True, default=str))
+        print(f"wrote {args.json}")
+    return 0

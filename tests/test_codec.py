@@ -1,0 +1,234 @@
+"""Codec: shapes, bitrates, causality, streaming == offline, weights, bad input, training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from soundspring.config import codec_tiny, codebooks_for_bitrate
+from soundspring.errors import ConfigError, ModelMismatchError
+from soundspring.models.codec import (
+    DEFAULT_WEIGHTS,
+    Codec,
+    codec_from_weights,
+    load_codec,
+    save_weights,
+)
+
+HOP = 320
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    torch.manual_seed(0)
+    c = Codec(codec_tiny())
+    c.train()
+    with torch.no_grad():  # one training forward initialises the codebooks from data
+        c(0.1 * torch.randn(2, 1, 8 * HOP))
+    return c.eval()
+
+
+def _speechlike(t: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    n = torch.arange(t) / 16000.0
+    f0 = 120 + 40 * torch.rand(batch, 1, 1, generator=g)
+    x = sum(torch.sin(2 * np.pi * k * f0 * n) / k for k in range(1, 8))
+    env = 0.5 + 0.5 * torch.sin(2 * np.pi * 3 * n)
+    return (0.1 * x * env + 0.01 * torch.randn(batch, 1, t, generator=g)).float()
+
+
+@pytest.mark.parametrize("bitrate", [1.5, 3.0, 6.0, 12.0])
+def test_shapes_every_bitrate(codec: Codec, bitrate: float) -> None:
+    x = _speechlike(16000, batch=2)
+    codes = codec.encode(x, bitrate)
+    k = codebooks_for_bitrate(bitrate)
+    assert codes.shape == (2, k, 50) and codes.dtype == torch.int64
+    assert int(codes.min()) >= 0 and int(codes.max()) < codec.cfg.codebook_size
+    y = codec.decode(codes)
+    assert y.shape == (2, 1, 16000) and y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+
+
+def test_length_not_multiple_of_hop_is_padded(codec: Codec) -> None:
+    codes = codec.encode(_speechlike(16100), 3.0)
+    assert codes.shape == (1, 6, 51)
+    assert codec.decode(codes).shape == (1, 1, 51 * HOP)
+
+
+def test_lower_bitrates_are_prefixes(codec: Codec) -> None:
+    x = _speechlike(8000, seed=1)
+    full = codec.encode(x, 12.0)
+    for br in (1.5, 3.0, 6.0):
+        k = codebooks_for_bitrate(br)
+        assert torch.equal(codec.encode(x, br), full[:, :k])
+
+
+def test_encoder_causal_prefix(codec: Codec) -> None:
+    x = _speechlike(20 * HOP, seed=2)
+    full = codec.encode(x, 12.0)
+    for f in (1, 7, 13):
+        assert torch.equal(codec.encode(x[..., : f * HOP], 12.0), full[..., :f])
+
+
+def test_decoder_causal_prefix(codec: Codec) -> None:
+    codes = codec.encode(_speechlike(20 * HOP, seed=3), 6.0)
+    full = codec.decode(codes)
+    la = codec.lookahead_samples
+    for f in (2, 9):
+        part = codec.decode(codes[..., :f])
+        # Everything but the last ``lookahead`` samples (still missing later windows) is final.
+        torch.testing.assert_close(part[..., : f * HOP - la], full[..., : f * HOP - la],
+                                   atol=1e-6, rtol=0)
+
+
+def test_future_input_does_not_change_past_output(codec: Codec) -> None:
+    x = _speechlike(16 * HOP, seed=4)
+    x2 = x.clone()
+    x2[..., 10 * HOP:] += 0.3 * torch.randn(1, 1, 6 * HOP)
+    y, y2 = codec.decode(codec.encode(x, 12.0)), codec.decode(codec.encode(x2, 12.0))
+    safe = 10 * HOP - codec.lookahead_samples
+    assert torch.equal(y[..., :safe], y2[..., :safe])
+
+
+@pytest.mark.parametrize("chunks", [[1] * 12, [2, 3, 1, 4, 2], [12]])
+def test_streaming_equals_offline(codec: Codec, chunks: list[int]) -> None:
+    x = _speechlike(12 * HOP, seed=5, batch=2)
+    offline_codes = codec.encode(x, 6.0)
+    offline_wav = codec.decode(offline_codes)
+    es, ds = codec.init_encoder_state(2), codec.init_decoder_state(2)
+    codes, wav, pos = [], [], 0
+    for n in chunks:
+        c, es = codec.encode_step(x[..., pos * HOP:(pos + n) * HOP], es, 6.0)
+        y, ds = codec.decode_step(c, ds)
+        codes.append(c)
+        wav.append(y)
+        pos += n
+    assert torch.equal(torch.cat(codes, -1), offline_codes)
+    la = codec.lookahead_samples
+    stream = torch.cat(wav + [codec.decode_flush(ds)], -1)
+    assert torch.equal(stream[..., :la], torch.zeros_like(stream[..., :la]))
+    torch.testing.assert_close(stream[..., la:], offline_wav, atol=1e-6, rtol=1e-5)
+
+
+def test_state_snapshot_is_independent(codec: Codec) -> None:
+    x = _speechlike(4 * HOP, seed=6)
+    es = codec.init_encoder_state(1)
+    _, es = codec.encode_step(x[..., : 2 * HOP], es, 3.0)
+    snap = es.snapshot()
+    a, _ = codec.encode_step(x[..., 2 * HOP:], es, 3.0)
+    b, _ = codec.encode_step(x[..., 2 * HOP:], snap, 3.0)
+    assert torch.equal(a, b)
+
+
+def test_latency_is_documented(codec: Codec) -> None:
+    assert codec.algorithmic_latency_ms == pytest.approx(35.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [torch.zeros(1, 1, 0), torch.full((1, 1, 640), float("nan")),
+     torch.tensor([[[0.0, float("inf")] * 320]]), torch.zeros(1, 640), torch.zeros(1, 2, 640),
+     torch.zeros(1, 1, 640, dtype=torch.int64)],
+    ids=["empty", "nan", "inf", "2d", "stereo", "int"],
+)
+def test_bad_audio_raises(codec: Codec, bad: torch.Tensor) -> None:
+    with pytest.raises(ConfigError):
+        codec.encode(bad, 6.0)
+
+
+@pytest.mark.parametrize("bitrate", [0.0, 1.25, 12.5, -3])
+def test_bad_bitrate_raises(codec: Codec, bitrate: float) -> None:
+    with pytest.raises(ConfigError, match="bitrate"):
+        codec.encode(torch.zeros(1, 1, 640), bitrate)
+
+
+def test_bad_codes_raise(codec: Codec) -> None:
+    v = codec.cfg.codebook_size
+    for bad in (torch.zeros(1, 3, 5, dtype=torch.int32), torch.full((1, 3, 5), v),
+                torch.full((1, 3, 5), -1), torch.zeros(1, 25, 5, dtype=torch.int64),
+                torch.zeros(3, 5, dtype=torch.int64)):
+        with pytest.raises(ConfigError, match="codes"):
+            codec.decode(bad)
+    with pytest.raises(TypeError):
+        codec.decode(np.zeros((1, 3, 5), np.int64))  # type: ignore[arg-type]
+
+
+def test_encode_step_needs_whole_frames(codec: Codec) -> None:
+    with pytest.raises(ConfigError, match="multiple of 320"):
+        codec.encode_step(torch.zeros(1, 1, 100), codec.init_encoder_state(1), 6.0)
+
+
+def test_weights_round_trip_and_integrity(codec: Codec, tmp_path) -> None:
+    path = save_weights(codec, tmp_path / "w.pt", meta={"step": 1})
+    blob = torch.load(path, weights_only=True)  # plain dict, no pickled classes
+    assert blob["format"] == "soundspring-codec" and blob["version"] == 1
+    assert all(t.dtype == torch.float16 for t in blob["state_dict"].values()
+               if t.is_floating_point())
+    loaded = load_codec(path)
+    assert not loaded.training and loaded.meta == {"step": 1}
+    x = _speechlike(6 * HOP, seed=7)
+    ref = Codec(codec.cfg)
+    ref.load_state_dict({k: v.half().float() for k, v in codec.state_dict().items()})
+    ref.eval()
+    assert torch.equal(loaded.encode(x, 12.0), ref.encode(x, 12.0))
+    blob["state_dict"]["decoder.head.bias"] += 1
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(ModelMismatchError, match="sha256"):
+        codec_from_weights(tmp_path / "bad.pt")
+    with pytest.raises(ConfigError, match="not found"):
+        load_codec(tmp_path / "missing.pt")
+
+
+def test_shipped_weights_load_offline() -> None:
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.skip(f"shipped weights {DEFAULT_WEIGHTS} absent in this checkout")
+    assert DEFAULT_WEIGHTS.stat().st_size <= 30 * 2**20
+    codec = load_codec()
+    assert codec.n_codebooks == 24 and codec.cfg.codebook_size == 1024
+    codes = codec.encode(_speechlike(16000), 6.0)
+    assert codes.shape == (1, 12, 50)
+    assert codec.decode(codes).shape == (1, 1, 16000)
+
+
+def test_training_forward_backward_and_dropout() -> None:
+    torch.manual_seed(1)
+    c = Codec(codec_tiny()).train()
+    x = _speechlike(4 * HOP, batch=4)
+    y, q = c(x)
+    loss = (y - x).abs().mean() + q.commit_loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in c.encoder.parameters())
+    assert q.codes.shape == (4, 24, 4) and q.perplexity.shape == (24,)
+    n_q = c.quantizer.sample_n_q(2000, torch.Generator().manual_seed(0))
+    assert int(n_q.min()) >= 1 and int(n_q.max()) <= 24
+    assert set(range(1, 25)) >= set(n_q.tolist()) >= {3, 6, 12, 24}
+
+
+def test_train_smoke_and_resume(tmp_path) -> None:
+    import soundfile as sf
+
+    from soundspring.config import train_smoke
+    from soundspring.training.trainer import Trainer
+
+    rows = []
+    for i in range(6):
+        rel = f"wav/en/clip{i}.wav"
+        (tmp_path / "wav/en").mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / rel, _speechlike(24000, seed=i)[0, 0].numpy(), 16000)
+        rows.append({"path": rel, "language": "en", "duration_s": 1.5,
+                     "split": "heldout" if i < 2 else "train"})
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = tmp_path / "run"
+    out = Trainer(run, codec_tiny(), train_smoke(), manifest=manifest, progress=False).run()
+    assert out["step"] == 3 and (run / "checkpoint.pt").exists()
+    assert (run / "codec_latest.pt").exists() and (run / "eval.jsonl").exists()
+    cfg = train_smoke().__class__(**{**train_smoke().__dict__, "max_steps": 5})
+    t2 = Trainer(run, codec_tiny(), cfg, manifest=manifest, progress=False)
+    assert t2.resumed and t2.step == 3
+    assert t2.run()["step"] == 5
+    assert load_codec(run).n_codebooks == 24
