@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -402,3 +403,21 @@ def test_num_packets_covers_lookahead() -> None:
     assert opus_num_packets(16000) == 51
     with pytest.raises(ConfigError, match="n_samples"):
         opus_num_packets(0)
+
+
+@needs13
+@needs15
+def test_loading_15_first_keeps_13_on_the_system_library() -> None:
+    """Both libraries share the SONAME libopus.so.0; a fresh interpreter that loads 1.5 first
+    must still run 1.3 on the system libopus (opuslib-next dlopens the bare soname)."""
+    code = (
+        "import numpy as np\n"
+        "from soundspring.baselines.opus import OpusConfig, opus15_available, run_opus\n"
+        "assert opus15_available()\n"
+        "x = np.zeros(1600, np.float32)\n"
+        "print(run_opus(x, OpusConfig(24000, 'plc', '1.3'), None).library_version)\n"
+        "print(run_opus(x, OpusConfig(24000, 'plc', '1.5'), None).library_version)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    v13, v15 = out.stdout.split("\n")[:2]
+    assert v13.startswith("libopus 1.3") and v15.startswith("libopus 1.5")

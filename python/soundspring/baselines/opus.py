@@ -243,6 +243,14 @@ def opus15_library_path() -> Path | None:
 def _load_opus15():  # type: ignore[no-untyped-def]
     from soundspring.baselines import _opus15_ctypes
 
+    # Both libraries have the SONAME libopus.so.0. opuslib-next dlopen()s the bare soname, and
+    # glibc answers a soname request with any loaded object of that soname: loading 1.5 first
+    # would make "Opus 1.3" silently run 1.5. So bind the system libopus to the soname first;
+    # our by-path dlopen of 1.5 is then a separate object (RTLD_LOCAL | RTLD_DEEPBIND).
+    try:
+        _opuslib()
+    except NativeFeatureError:
+        pass
     path = opus15_library_path()
     if path is None:
         raise NativeFeatureError(
