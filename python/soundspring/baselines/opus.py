@@ -45,14 +45,19 @@ dred         1.5 only: Deep REDundancy. The encoder runs with
 Lost packets at the very end of the signal (no later packet) are always concealed by PLC
 (deep PLC when the decoder complexity is >= 5).
 
-Bitrate: the encoder is VBR (unconstrained, the Opus default and what VoIP stacks use), so
-the bytes per packet follow the content; ``OpusResult.packet_bytes`` is the size of every
-packet SENT (lost ones included), and ``OpusResult.bitrate_bps`` is the real average rate,
-redundancy included. Note how libopus budgets redundancy: ``bitrate_bps`` is the TOTAL
-target; LBRR (FEC) and DRED are carved out of it (DRED gets nothing at
-``expected_loss_pct == 0``, and needs a target above about 12 kbps: see
-``compute_dred_bitrate`` in opus 1.5 ``src/opus_encoder.c``). Opus cannot go below about
-6 kbps: lower targets yield packets larger than the target, which the measured bitrate shows.
+Bitrate: the encoder is VBR (unconstrained, the Opus default and what VoIP stacks use;
+``OpusConfig.vbr=False`` gives CBR), so the bytes per packet follow the content;
+``OpusResult.packet_bytes`` is the size of every packet SENT (lost ones included), and
+``OpusResult.bitrate_bps`` is the real average rate, redundancy included: always compare
+measured bitrates. libopus takes the LBRR/DRED budget out of ``bitrate_bps`` in its rate
+control, yet VBR packets still grow with the redundancy. Measured on espeak-ng speech, VBR,
+no loss (kbps): target 24 -> plain 20.0, FEC at 10 % 21.5 (1.3: 22.1), DRED 10 %/1 s 25.0;
+target 12 -> 11.0 for every mode. DRED policy of libopus 1.5 (``compute_dred_bitrate`` in
+``src/opus_encoder.c``): no DRED at ``expected_loss_pct == 0``, and none below roughly
+20 kbps (DRED gets ``frac * (bitrate - 12000)`` and is dropped when that affords fewer than two
+chunks: nothing at 16 kbps; 55..175 ms of reach at 24 kbps for 10..30 % loss). LBRR is dropped
+below about 16 kbps at 20 % loss. Opus has a floor: VBR targets of 1.5 and 3 kbps come out at
+about 4.9 kbps, and CBR below about 6 kbps emits near-empty "PLC frames" (PESQ-WB about 1.05).
 
 Alignment: the encoder's look-ahead (``OPUS_GET_LOOKAHEAD``: 2.5 ms + 4 ms delay
 compensation = 104 samples at 16 kHz for VOIP) is the whole codec delay on top of framing.
