@@ -55,8 +55,9 @@ no loss (kbps): target 24 -> plain 20.0, FEC at 10 % 21.5 (1.3: 22.1), DRED 10 %
 target 12 -> 11.0 for every mode. DRED policy of libopus 1.5 (``compute_dred_bitrate`` in
 ``src/opus_encoder.c``): no DRED at ``expected_loss_pct == 0``, and none below roughly
 20 kbps (DRED gets ``frac * (bitrate - 12000)`` and is dropped when that affords fewer than two
-chunks: nothing at 16 kbps; 55..175 ms of reach at 24 kbps for 10..30 % loss). LBRR is dropped
-below about 16 kbps at 20 % loss. Opus has a floor: VBR targets of 1.5 and 3 kbps come out at
+chunks: nothing at 16 kbps; 55..175 ms of reach at 24 kbps for 10..30 % loss). LBRR (both versions,
+espeak speech) is absent at 12..16 kbps, present in 84 % of packets at 20 kbps for 20 % loss
+and at 24 kbps for 5 % loss (unvoiced/silent frames carry none). Opus has a floor: VBR targets of 1.5 and 3 kbps come out at
 about 4.9 kbps, and CBR below about 6 kbps emits near-empty "PLC frames" (PESQ-WB about 1.05).
 
 Alignment: the encoder's look-ahead (``OPUS_GET_LOOKAHEAD``: 2.5 ms + 4 ms delay
