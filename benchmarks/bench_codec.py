@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from soundspring.config import codec_default
 from soundspring.models.codec import DEFAULT_WEIGHTS, Codec, load_codec
 

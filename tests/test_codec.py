@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from soundspring.config import codec_tiny, codebooks_for_bitrate
+from soundspring.config import codebooks_for_bitrate, codec_tiny
 from soundspring.errors import ConfigError, ModelMismatchError
 from soundspring.models.codec import (
     DEFAULT_WEIGHTS,
@@ -210,7 +209,6 @@ def test_training_forward_backward_and_dropout() -> None:
 
 def test_train_smoke_and_resume(tmp_path) -> None:
     import soundfile as sf
-
     from soundspring.config import train_smoke
     from soundspring.training.trainer import Trainer
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from soundspring.errors import ConfigError
 from soundspring.evaluation import metrics
 

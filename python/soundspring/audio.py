@@ -96,4 +96,4 @@ def write_wav(path: str | Path, wav: np.ndarray, sample_rate_hz: int = SAMPLE_RA
     return path
 
 
-__all__ = ["check_finite", "resample", "read_wav", "write_wav"]
+__all__ = ["check_finite", "read_wav", "resample", "write_wav"]

@@ -141,7 +141,7 @@ class CodecConfig:
     istft_hop_samples: int = 80
     istft_n_fft: int = 320
     ema_decay: float = 0.99
-    dead_code_threshold: float = 0.05
+    dead_code_threshold: float = 0.15
     dropout_codebooks: tuple[int, ...] = (3, 6, 12, 24)
     random_codebooks_prob: float = 0.25
 

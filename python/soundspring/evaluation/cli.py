@@ -43,7 +43,7 @@ def _opus_rows(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
     out: dict = {}
     try:
         for br in bitrates:
-            cfg = OpusConfig(bitrate_bps=int(round(br * 1000)), mode="plc", version="1.3")
+            cfg = OpusConfig(bitrate_bps=round(br * 1000), mode="plc", version="1.3")
             rows: dict[str, list] = {}
             bps = []
             for w in wavs:

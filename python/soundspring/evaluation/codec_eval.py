@@ -19,7 +19,7 @@ def fixed_heldout_subset(clips: list[Clip], n: int, min_s: float = 1.0,
                          max_s: float = 6.0) -> list[Clip]:
     """A fixed, language-balanced subset of held-out clips (order by sha1 of the path)."""
     by_lang: dict[str, list[Clip]] = defaultdict(list)
-    key = lambda c: hashlib.sha1(c.path.as_posix().split("/wav/")[-1].encode()).hexdigest()  # noqa: E731
+    key = lambda c: hashlib.sha1(c.path.as_posix().split("/wav/")[-1].encode()).hexdigest()
     for c in sorted(clips, key=key):
         if c.split == "heldout" and min_s <= c.duration_s <= max_s:
             by_lang[c.language].append(c)

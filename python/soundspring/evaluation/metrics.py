@@ -130,5 +130,12 @@ def all_metrics(ref: np.ndarray, deg: np.ndarray,
     }
 
 
-__all__ = ["pesq_wb", "stoi", "si_sdr", "log_mel", "log_mel_distance", "mel_filterbank",
-           "all_metrics"]
+__all__ = [
+    "all_metrics",
+    "log_mel",
+    "log_mel_distance",
+    "mel_filterbank",
+    "pesq_wb",
+    "si_sdr",
+    "stoi",
+]

@@ -2,4 +2,4 @@
 
 from .codec import Codec, DecoderState, EncoderState, load_codec, save_weights
 
-__all__ = ["Codec", "EncoderState", "DecoderState", "load_codec", "save_weights"]
+__all__ = ["Codec", "DecoderState", "EncoderState", "load_codec", "save_weights"]

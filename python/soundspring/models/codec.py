@@ -48,7 +48,7 @@ class EncoderState:
     convs: list[list[torch.Tensor]]
     frames: int = 0
 
-    def snapshot(self) -> "EncoderState":
+    def snapshot(self) -> EncoderState:
         return copy.deepcopy(self)
 
 
@@ -59,7 +59,7 @@ class DecoderState:
     convs: list[torch.Tensor]
     frames: int = 0
 
-    def snapshot(self) -> "DecoderState":
+    def snapshot(self) -> DecoderState:
         return copy.deepcopy(self)
 
 
@@ -325,6 +325,15 @@ def load_codec(path: str | Path | None = None) -> Codec:
     return codec.eval()
 
 
-__all__ = ["Codec", "EncoderState", "DecoderState", "load_codec", "save_weights",
-           "read_weights", "codec_from_weights", "inference_state_dict", "DEFAULT_WEIGHTS",
-           "SAMPLE_RATE_HZ"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "SAMPLE_RATE_HZ",
+    "Codec",
+    "DecoderState",
+    "EncoderState",
+    "codec_from_weights",
+    "inference_state_dict",
+    "load_codec",
+    "read_weights",
+    "save_weights",
+]

@@ -58,4 +58,4 @@ def train_sampler(manifest: str | Path | None, crop_s: float, gain_db_range: tup
     clips = read_manifest(manifest, split="train")
     wavs = load_clips(clips)
     minutes = sum(w.size for w in wavs) / SAMPLE_RATE_HZ / 60
-    return CropSampler(wavs, int(round(crop_s * SAMPLE_RATE_HZ)), gain_db_range, seed), minutes
+    return CropSampler(wavs, round(crop_s * SAMPLE_RATE_HZ), gain_db_range, seed), minutes

@@ -132,7 +132,7 @@ class Trainer:
                 "l1": l_l1.item(), "commit": q.commit_loss.item(), "grad_norm": float(gn),
                 "ppl": q.perplexity.tolist(), "usage": q.usage.tolist()}
 
-    def _handle_signal(self, signum, frame) -> None:  # noqa: ARG002
+    def _handle_signal(self, signum, frame) -> None:
         self._stop = True
 
     def run(self) -> dict:
