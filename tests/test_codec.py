@@ -230,3 +230,10 @@ def test_train_smoke_and_resume(tmp_path) -> None:
     assert t2.resumed and t2.step == 3
     assert t2.run()["step"] == 5
     assert load_codec(run).n_codebooks == 24
+    # --init-from: a new run starting from shipped-format weights alone.
+    from soundspring.cli import main
+
+    assert main(["train", "export", "--run-dir", str(run), "--out", str(tmp_path / "w.pt")]) == 0
+    t3 = Trainer(tmp_path / "run2", codec_tiny(), train_smoke(), manifest=manifest,
+                 init_from=str(tmp_path / "w.pt"), progress=False)
+    assert not t3.resumed and t3.run()["step"] == 3

@@ -29,9 +29,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every-min", type=float, default=None)
     p.add_argument("--eval-clips", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    e = sub.add_parser("export", help="write shipped-format fp16 weights from a run's checkpoint")
+    e.add_argument("--run-dir", default="runs/codec")
+    e.add_argument("--out", default=None,
+                   help="output weights file (default: the package's weights/codec_default.pt)")
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from ..models.codec import DEFAULT_WEIGHTS, read_weights, save_weights
+    from .checkpoint import load_checkpoint, load_checkpoint_codec
+
+    ckpt_path = Path(args.run_dir) / "checkpoint.pt"
+    ckpt = load_checkpoint(ckpt_path)
+    codec = load_checkpoint_codec(ckpt_path)
+    meta = {"step": int(ckpt["step"]), "train_minutes": round(float(ckpt["train_seconds"]) / 60, 1),
+            "heldout": _json.loads(ckpt.get("last_eval", "{}"))}
+    out = save_weights(codec, Path(args.out) if args.out else DEFAULT_WEIGHTS, meta=meta)
+    _, _, meta_back = read_weights(out)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), step {meta_back['step']}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "export":
+        return _export(args)
     from .trainer import Trainer
 
     cfg: TrainConfig = TRAIN_PRESETS[args.preset]()
