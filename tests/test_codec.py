@@ -185,7 +185,10 @@ def test_shipped_weights_load_offline() -> None:
     if not DEFAULT_WEIGHTS.exists():
         pytest.skip(f"shipped weights {DEFAULT_WEIGHTS} absent in this checkout")
     assert DEFAULT_WEIGHTS.stat().st_size <= 30 * 2**20
-    codec = load_codec()
+    import soundspring
+
+    codec = soundspring.load_codec()  # the lazily resolved package-level API
+    assert not codec.training and "step" in codec.meta
     assert codec.n_codebooks == 24 and codec.cfg.codebook_size == 1024
     codes = codec.encode(_speechlike(16000), 6.0)
     assert codes.shape == (1, 12, 50)

@@ -124,6 +124,13 @@ class CodecConfig:
     short-time spectra per frame, which an inverse FFT with a causal overlap-add turns into
     audio; the overlap ``istft_n_fft - istft_hop_samples`` samples is lookahead that adds
     to the algorithmic latency (see ``Codec.algorithmic_latency_ms``).
+
+    RVQ codebooks follow EMA k-means updates (``ema_decay``); a code whose EMA assignment
+    count per step falls under ``dead_code_threshold`` is restarted from a batch residual.
+    The count is absolute: at batch 8 x 1 s (400 vectors, V=1024) the mean is 0.39, so 0.15
+    restarts codes used under ~40% of the average (scale it with the batch size).
+    Quantizer dropout draws the codebooks the decoder sees per item from
+    ``dropout_codebooks``, or uniformly in [1, K] with ``random_codebooks_prob``.
     """
 
     sample_rate_hz: int = SAMPLE_RATE_HZ
@@ -214,7 +221,8 @@ class TrainConfig:
 
 
 def codec_default() -> CodecConfig:
-    """The shipped codec: ~3.7 M trainable parameters, K=24 x V=1024, 35 ms latency."""
+    """The shipped codec: 3.84 M trainable parameters (+ 3.1 M codebook entries),
+    K=24 x V=1024, D=128, 35 ms algorithmic latency."""
     return CodecConfig()
 
 
