@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from soundspring import coding
 from soundspring.bench import make_workload
 from soundspring.coding import reference
@@ -62,6 +61,7 @@ def test_decode(benchmark, work, impl):
 
         def fn():
             return coding.decode_logits(data, logits, 16)
+
     benchmark.extra_info["symbols"] = len(symbols)
     out = benchmark(fn)
     np.testing.assert_array_equal(out, symbols)
@@ -72,8 +72,11 @@ def test_python_mirror(benchmark, work, op):
     symbols, cdfs, _, _ = work
     symbols, cdfs = symbols[:2000], cdfs[:2000]
     data = reference.encode(symbols, cdfs, 16)
-    fn = (lambda: reference.encode(symbols, cdfs, 16)) if op == "encode" else (
-        lambda: reference.decode(data, cdfs, 16))
+    fn = (
+        (lambda: reference.encode(symbols, cdfs, 16))
+        if op == "encode"
+        else (lambda: reference.decode(data, cdfs, 16))
+    )
     benchmark.extra_info["symbols"] = len(symbols)
     benchmark.pedantic(fn, rounds=3, iterations=1)
 

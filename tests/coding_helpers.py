@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def random_cdfs(rng: np.random.Generator, n: int, v: int, precision_bits: int, extreme: bool = False) -> np.ndarray:
+def random_cdfs(
+    rng: np.random.Generator, n: int, v: int, precision_bits: int, extreme: bool = False
+) -> np.ndarray:
     """uint32 [n, v+1] valid CDFs: random frequencies >= 1 summing to 2^precision_bits.
 
     extreme=True puts one random symbol at 2^p - (v - 1) and every other at the minimum 1.

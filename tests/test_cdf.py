@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from soundspring import coding
 from soundspring.coding import reference
 from soundspring.errors import ConfigError
@@ -73,10 +72,14 @@ def test_probabilities_track_softmax(rng):
 def test_independent_of_batch_split_and_threads(rng):
     logits = (rng.normal(size=(257, 1024)) * 4).astype(np.float32)
     whole = coding.cdf_from_logits(logits, 16)
-    parts = np.concatenate([coding.cdf_from_logits(np.ascontiguousarray(logits[a:a + 37]), 16)
-                            for a in range(0, 257, 37)])
+    parts = np.concatenate(
+        [
+            coding.cdf_from_logits(np.ascontiguousarray(logits[a : a + 37]), 16)
+            for a in range(0, 257, 37)
+        ]
+    )
     np.testing.assert_array_equal(whole, parts)
-    rows = [np.ascontiguousarray(logits[i:i + 1]) for i in range(257)]
+    rows = [np.ascontiguousarray(logits[i : i + 1]) for i in range(257)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         threaded = np.concatenate(list(pool.map(lambda r: coding.cdf_from_logits(r, 16), rows)))
     np.testing.assert_array_equal(whole, threaded)
@@ -91,7 +94,8 @@ def test_fused_logit_coding_equals_explicit_cdfs(rng):
     np.testing.assert_array_equal(coding.decode_logits(data, logits, 16), symbols)
     dec = coding.Decoder(data, 16)
     np.testing.assert_array_equal(
-        np.concatenate([dec.decode_logits(logits[:200]), dec.decode(cdfs[200:])]), symbols)
+        np.concatenate([dec.decode_logits(logits[:200]), dec.decode(cdfs[200:])]), symbols
+    )
 
 
 def test_det_exp_mirror(rng):

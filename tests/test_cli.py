@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from soundspring.cli import main
 
 
@@ -32,7 +31,10 @@ def test_demo_round_trip(capsys, channel):
         assert report["packets_lost"] == 0 and report["layers_decoded"] == 150
     else:
         assert report["packets_lost"] > 0
-        assert report["layers_decoded"] + report["packets_lost"] + report["packets_late_or_dropped"] == 150
+        assert (
+            report["layers_decoded"] + report["packets_lost"] + report["packets_late_or_dropped"]
+            == 150
+        )
 
 
 def test_demo_config_error_exits_1(capsys):
@@ -45,6 +47,10 @@ def test_bench_coder_json(capsys):
     report = json.loads(capsys.readouterr().out)
     for name in ("soundspring", "soundspring_from_logits", "constriction", "python_mirror"):
         r = report["results"][name]
-        assert r["round_trip_ok"] and r["encode_symbols_per_s"] > 0 and r["decode_symbols_per_s"] > 0
-    assert set(report["ratios"]) == {"encode_soundspring_over_constriction",
-                                     "decode_soundspring_over_constriction"}
+        assert (
+            r["round_trip_ok"] and r["encode_symbols_per_s"] > 0 and r["decode_symbols_per_s"] > 0
+        )
+    assert set(report["ratios"]) == {
+        "encode_soundspring_over_constriction",
+        "decode_soundspring_over_constriction",
+    }

@@ -11,7 +11,6 @@ import os
 
 import numpy as np
 import pytest
-
 from soundspring import coding
 from soundspring.errors import BitstreamError, ConfigError
 

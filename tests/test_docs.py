@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import soundspring.coding
 import soundspring.transport.container
 
@@ -15,10 +14,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_readme_python_blocks_run():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert blocks, "README.md has no python example"
     for block in blocks:
-        exec(compile(block, str(README), "exec"), {})
+        exec(compile(block, str(README), "exec"), {})  # noqa: S102 (running the docs is the test)
 
 
 @pytest.mark.parametrize("module", [soundspring.coding, soundspring.transport.container])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from coding_helpers import ideal_bits, random_cdfs, sample_symbols
 from hypothesis import given
 from hypothesis import strategies as st
-
-from coding_helpers import ideal_bits, random_cdfs, sample_symbols
 from soundspring import coding
 from soundspring.coding import reference
 from soundspring.errors import BitstreamError, ConfigError
@@ -41,13 +42,13 @@ def test_incremental_equals_one_shot(case, n_steps):
     p, cdfs, symbols = case
     cuts = np.linspace(0, len(symbols), n_steps + 1).astype(int)
     enc = coding.Encoder(p)
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         enc.encode(symbols[a:b], cdfs[a:b])
     data = enc.finish()
     assert data == coding.encode(symbols, cdfs, p)
     assert enc.finish() == data  # idempotent
     dec = coding.Decoder(data, p)
-    out = [dec.decode(cdfs[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    out = [dec.decode(cdfs[a:b]) for a, b in itertools.pairwise(cuts)]
     np.testing.assert_array_equal(np.concatenate(out), symbols)
 
 
@@ -76,7 +77,9 @@ def test_extreme_cdfs_cost_almost_nothing(precision_bits):
 
 def test_compression_within_0p1_percent_of_ideal(rng):
     """10^6 symbols from their own V=1024, 16-bit CDFs: size <= ideal * 1.001 + 2 bytes."""
-    logits = (rng.normal(size=(1000, 1024)) * rng.uniform(0.5, 6.0, size=(1000, 1))).astype(np.float32)
+    logits = (rng.normal(size=(1000, 1024)) * rng.uniform(0.5, 6.0, size=(1000, 1))).astype(
+        np.float32
+    )
     pool = coding.cdf_from_logits(logits, 16)
     enc = coding.Encoder(16)
     ideal = 0.0

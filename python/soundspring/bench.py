@@ -37,20 +37,28 @@ class Workload:
         return sum(len(s) for s, _, _ in self.chunks)
 
 
-def make_workload(n_symbols: int, vocab: int = 1024, precision_bits: int = 16,
-                  chunk: int = 10_000, pool_rows: int = 4096, seed: int = 0) -> Workload:
+def make_workload(
+    n_symbols: int,
+    vocab: int = 1024,
+    precision_bits: int = 16,
+    chunk: int = 10_000,
+    pool_rows: int = 4096,
+    seed: int = 0,
+) -> Workload:
     """Random logits (per-row temperature) -> CDFs; symbols drawn from their own CDF."""
     rng = np.random.default_rng(seed)
-    pool_logits = (rng.normal(size=(pool_rows, vocab))
-                   * rng.uniform(0.5, 6.0, size=(pool_rows, 1))).astype(np.float32)
+    pool_logits = (
+        rng.normal(size=(pool_rows, vocab)) * rng.uniform(0.5, 6.0, size=(pool_rows, 1))
+    ).astype(np.float32)
     pool_cdfs = coding.cdf_from_logits(pool_logits, precision_bits)
     chunks = []
     for start in range(0, n_symbols, chunk):
         rows = rng.integers(0, pool_rows, min(chunk, n_symbols - start))
         cdfs = pool_cdfs[rows]
         t = rng.integers(0, 1 << precision_bits, len(rows))
-        symbols = np.array([np.searchsorted(c, x, side="right") - 1 for c, x in zip(cdfs, t)],
-                           dtype=np.int32)
+        symbols = np.array(
+            [np.searchsorted(c, x, side="right") - 1 for c, x in zip(cdfs, t)], dtype=np.int32
+        )
         chunks.append((symbols, cdfs, np.ascontiguousarray(pool_logits[rows])))
     return Workload(chunks, vocab, precision_bits)
 
@@ -82,9 +90,16 @@ def _bench_ours(w: Workload, use_logits: bool) -> dict:
 
 def _bench_mirror(w: Workload) -> dict:
     p = w.precision_bits
-    t_enc, data = _timed(lambda: reference.encode(
-        np.concatenate([s for s, _, _ in w.chunks]), np.concatenate([c for _, c, _ in w.chunks]), p))
-    t_dec, out = _timed(lambda: reference.decode(data, np.concatenate([c for _, c, _ in w.chunks]), p))
+    t_enc, data = _timed(
+        lambda: reference.encode(
+            np.concatenate([s for s, _, _ in w.chunks]),
+            np.concatenate([c for _, c, _ in w.chunks]),
+            p,
+        )
+    )
+    t_dec, out = _timed(
+        lambda: reference.decode(data, np.concatenate([c for _, c, _ in w.chunks]), p)
+    )
     ok = np.array_equal(out, np.concatenate([s for s, _, _ in w.chunks]))
     return _result(w.n_symbols, t_enc, t_dec, len(data), ok)
 
@@ -95,7 +110,9 @@ def _bench_constriction(w: Workload) -> dict | None:
     except ImportError:
         return None
     model = constriction.stream.model.Categorical(perfect=False)
-    probs = [(np.diff(c.astype(np.int64), axis=1) / float(1 << w.precision_bits)) for _, c, _ in w.chunks]
+    probs = [
+        (np.diff(c.astype(np.int64), axis=1) / float(1 << w.precision_bits)) for _, c, _ in w.chunks
+    ]
 
     def enc():
         e = constriction.stream.queue.RangeEncoder()
@@ -123,8 +140,14 @@ def _result(n: int, t_enc: float, t_dec: float, n_bytes: int, ok: bool) -> dict:
     }
 
 
-def bench_coder(n_symbols: int = 1_000_000, mirror_symbols: int = 20_000, vocab: int = 1024,
-                precision_bits: int = 16, seed: int = 0, progress: bool = False) -> dict:
+def bench_coder(
+    n_symbols: int = 1_000_000,
+    mirror_symbols: int = 20_000,
+    vocab: int = 1024,
+    precision_bits: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
     """Runs every implementation on the same workload and returns one JSON-able dict.
 
     Args:
@@ -155,14 +178,23 @@ def bench_coder(n_symbols: int = 1_000_000, mirror_symbols: int = 20_000, vocab:
         for op in ("encode", "decode"):
             key = f"{op}_symbols_per_s"
             ratios[f"{op}_soundspring_over_constriction"] = (
-                results["soundspring"][key] / results["constriction"][key])
+                results["soundspring"][key] / results["constriction"][key]
+            )
     return {
-        "workload": {"n_symbols": n_symbols, "vocab": vocab, "precision_bits": precision_bits,
-                     "distribution": "adaptive: one CDF row per symbol", "seed": seed},
+        "workload": {
+            "n_symbols": n_symbols,
+            "vocab": vocab,
+            "precision_bits": precision_bits,
+            "distribution": "adaptive: one CDF row per symbol",
+            "seed": seed,
+        },
         "results": results,
         "ratios": ratios,
-        "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                    "cpu_count": __import__("os").cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.machine(),
+            "cpu_count": __import__("os").cpu_count(),
+        },
     }
 
 
@@ -170,7 +202,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="target", required=True)
     p = sub.add_parser("coder", help="range coder symbols/s: ours, Python mirror, constriction")
     p.add_argument("--symbols", type=int, default=1_000_000, help="symbols per implementation")
-    p.add_argument("--mirror-symbols", type=int, default=20_000, help="symbols for the Python mirror")
+    p.add_argument(
+        "--mirror-symbols", type=int, default=20_000, help="symbols for the Python mirror"
+    )
     p.add_argument("--vocab", type=int, default=1024)
     p.add_argument("--precision-bits", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
@@ -178,16 +212,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = bench_coder(args.symbols, args.mirror_symbols, args.vocab, args.precision_bits,
-                         args.seed, progress=not args.json)
+    report = bench_coder(
+        args.symbols,
+        args.mirror_symbols,
+        args.vocab,
+        args.precision_bits,
+        args.seed,
+        progress=not args.json,
+    )
     if args.json:
         print(json.dumps(report))
         return 0
     print(f"workload: {report['workload']}")
     for name, r in report["results"].items():
-        print(f"{name:>24}: encode {r['encode_symbols_per_s'] / 1e6:8.3f} M sym/s, "
-              f"decode {r['decode_symbols_per_s'] / 1e6:8.3f} M sym/s, "
-              f"{r['bits_per_symbol']:.4f} bits/sym, round trip {'ok' if r['round_trip_ok'] else 'FAILED'}")
+        print(
+            f"{name:>24}: encode {r['encode_symbols_per_s'] / 1e6:8.3f} M sym/s, "
+            f"decode {r['decode_symbols_per_s'] / 1e6:8.3f} M sym/s, "
+            f"{r['bits_per_symbol']:.4f} bits/sym, round trip {'ok' if r['round_trip_ok'] else 'FAILED'}"
+        )
     for k, v in report["ratios"].items():
         print(f"{k}: {v:.2f}x")
     return 0

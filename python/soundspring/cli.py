@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from importlib import import_module
-from typing import Sequence
 
 from .errors import SoundspringError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("soundspring.demo", "push synthetic tokens through coder, packets and a lossy channel"),
+    "demo": (
+        "soundspring.demo",
+        "push synthetic tokens through coder, packets and a lossy channel",
+    ),
     "bench": ("soundspring.bench", "throughput benchmarks (coder) as JSON"),
     "data": ("soundspring.data.cli", "fetch and prepare the speech corpus"),
     "train": ("soundspring.training.cli", "train the codec (and later the LM)"),

@@ -78,7 +78,9 @@ class SyntheticTokenModel:
         return tokens
 
 
-def encode_layer(model: SyntheticTokenModel, tokens: np.ndarray, levels: slice, precision_bits: int) -> bytes:
+def encode_layer(
+    model: SyntheticTokenModel, tokens: np.ndarray, levels: slice, precision_bits: int
+) -> bytes:
     """Range-codes tokens [K, C] of one chunk at ``levels`` into one payload."""
     enc = coding.Encoder(precision_bits)
     prev = None
@@ -89,8 +91,9 @@ def encode_layer(model: SyntheticTokenModel, tokens: np.ndarray, levels: slice, 
     return enc.finish()
 
 
-def decode_layer(model: SyntheticTokenModel, payload: bytes, levels: slice, n_frames: int,
-                 precision_bits: int) -> np.ndarray:
+def decode_layer(
+    model: SyntheticTokenModel, payload: bytes, levels: slice, n_frames: int, precision_bits: int
+) -> np.ndarray:
     """Inverse of :func:`encode_layer`: int32 [len(levels), n_frames]."""
     dec = coding.Decoder(payload, precision_bits)
     out = []
@@ -132,14 +135,14 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
     n_layers = layers_for_codebooks(k)
     layer_slices = [slice(LAYER_BOUNDS[i], min(LAYER_BOUNDS[i + 1], k)) for i in range(n_layers)]
     model = SyntheticTokenModel(k, seed=cfg.seed)
-    n_chunks = max(1, int(round(cfg.seconds * 1000 / FRAME_MS / cfg.chunk_frames)))
+    n_chunks = max(1, round(cfg.seconds * 1000 / FRAME_MS / cfg.chunk_frames))
     tokens = model.sample(n_chunks * cfg.chunk_frames, rng)
     chunk_ms = cfg.chunk_frames * FRAME_MS
 
     # Transmitter: one packet per layer per chunk.
     sent = []  # (seq, chunk, send_ms, bytes)
     for c in tqdm(range(n_chunks), desc="encode", disable=not progress, unit="chunk"):
-        block = tokens[:, c * cfg.chunk_frames:(c + 1) * cfg.chunk_frames]
+        block = tokens[:, c * cfg.chunk_frames : (c + 1) * cfg.chunk_frames]
         for layer, levels in enumerate(layer_slices):
             payload = encode_layer(model, block, levels, cfg.precision_bits)
             sent.append((len(sent) & 0xFFFF, c, c * chunk_ms, Packet(layer, payload).to_bytes()))
@@ -148,16 +151,27 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
     if cfg.channel == "none":
         lost = np.zeros(len(sent), dtype=bool)
     else:
-        channel = {"bernoulli": lambda: Bernoulli(cfg.loss, cfg.seed),
-                   "gilbert": lambda: GilbertElliott(cfg.loss, cfg.burst, cfg.seed),
-                   "wlan": lambda: WlanMarkov(cfg.seed)}[cfg.channel]()
+        channel = {
+            "bernoulli": lambda: Bernoulli(cfg.loss, cfg.seed),
+            "gilbert": lambda: GilbertElliott(cfg.loss, cfg.burst, cfg.seed),
+            "wlan": lambda: WlanMarkov(cfg.seed),
+        }[cfg.channel]()
         lost = channel.losses(len(sent))
-    arrival = np.array([t for _, _, t, _ in sent]) + 5.0 + rng.exponential(cfg.jitter_ms + 1e-9, len(sent))
+    arrival = (
+        np.array([t for _, _, t, _ in sent])
+        + 5.0
+        + rng.exponential(cfg.jitter_ms + 1e-9, len(sent))
+    )
     order = np.argsort(arrival, kind="stable")
 
     # Receiver: jitter buffer, then range decoding of every layer that arrived in time.
-    jb = JitterBuffer(num_layers=n_layers, chunk_ms=chunk_ms, playout_delay_ms=cfg.playout_delay_ms,
-                      anchor_chunk=0, anchor_time_ms=0.0)
+    jb = JitterBuffer(
+        num_layers=n_layers,
+        chunk_ms=chunk_ms,
+        playout_delay_ms=cfg.playout_delay_ms,
+        anchor_chunk=0,
+        anchor_time_ms=0.0,
+    )
     played = []
     for i in order:
         if lost[i]:
@@ -169,7 +183,7 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
     exact = True
     layers_ok = 0
     for pc in tqdm(played, desc="decode", disable=not progress, unit="chunk"):
-        block = tokens[:, pc.chunk * cfg.chunk_frames:(pc.chunk + 1) * cfg.chunk_frames]
+        block = tokens[:, pc.chunk * cfg.chunk_frames : (pc.chunk + 1) * cfg.chunk_frames]
         for layer, levels in enumerate(layer_slices):
             if pc.received[layer]:
                 payload = parse_packet(Packet(layer, pc.payloads[layer]).to_bytes()).payload
@@ -179,8 +193,11 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
 
     # The same packets through a .spring container and back.
     buf = io.BytesIO()
-    write_container(buf, {"model_id": "synthetic-demo", "bitrate_kbps": cfg.bitrate_kbps},
-                    [(s, c, p) for s, c, _, p in sent])
+    write_container(
+        buf,
+        {"model_id": "synthetic-demo", "bitrate_kbps": cfg.bitrate_kbps},
+        [(s, c, p) for s, c, _, p in sent],
+    )
     contents = read_container(buf.getvalue())
     container_ok = [r.packet for r in contents.records] == [p for *_, p in sent]
 
@@ -208,27 +225,44 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DemoConfig()
-    parser.add_argument("-b", "--bitrate", type=float, default=d.bitrate_kbps, help="raw kbps: 1.5/3/6/12")
+    parser.add_argument(
+        "-b", "--bitrate", type=float, default=d.bitrate_kbps, help="raw kbps: 1.5/3/6/12"
+    )
     parser.add_argument("--seconds", type=float, default=d.seconds)
-    parser.add_argument("--channel", default=d.channel, choices=["bernoulli", "gilbert", "wlan", "none"])
+    parser.add_argument(
+        "--channel", default=d.channel, choices=["bernoulli", "gilbert", "wlan", "none"]
+    )
     parser.add_argument("--loss", type=float, default=d.loss, help="loss rate (bernoulli, gilbert)")
-    parser.add_argument("--burst", type=float, default=d.burst, help="mean burst in packets (gilbert)")
-    parser.add_argument("--jitter-ms", type=float, default=d.jitter_ms, help="mean extra network delay")
+    parser.add_argument(
+        "--burst", type=float, default=d.burst, help="mean burst in packets (gilbert)"
+    )
+    parser.add_argument(
+        "--jitter-ms", type=float, default=d.jitter_ms, help="mean extra network delay"
+    )
     parser.add_argument("--playout-delay-ms", type=float, default=d.playout_delay_ms)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = DemoConfig(bitrate_kbps=args.bitrate, seconds=args.seconds, channel=args.channel,
-                     loss=args.loss, burst=args.burst, jitter_ms=args.jitter_ms,
-                     playout_delay_ms=args.playout_delay_ms, seed=args.seed)
+    cfg = DemoConfig(
+        bitrate_kbps=args.bitrate,
+        seconds=args.seconds,
+        channel=args.channel,
+        loss=args.loss,
+        burst=args.burst,
+        jitter_ms=args.jitter_ms,
+        playout_delay_ms=args.playout_delay_ms,
+        seed=args.seed,
+    )
     report = run_demo(cfg, progress=not args.json and sys.stderr.isatty())
     if args.json:
         print(json.dumps(report))
     else:
         for key, value in report.items():
             if key != "config":
-                print(f"{key:>26}: {value:.4f}" if isinstance(value, float) else f"{key:>26}: {value}")
+                print(
+                    f"{key:>26}: {value:.4f}" if isinstance(value, float) else f"{key:>26}: {value}"
+                )
     ok = report["decoded_tokens_exact"] and report["container_round_trip_ok"]
     return 0 if ok else 1

@@ -47,12 +47,12 @@ class NativeFeatureError(SoundspringError, RuntimeError):
 
 
 __all__ = [
-    "SoundspringError",
-    "ConfigError",
     "BitstreamError",
-    "TruncatedError",
-    "UnsupportedVersionError",
+    "ConfigError",
     "IntegrityError",
     "ModelMismatchError",
     "NativeFeatureError",
+    "SoundspringError",
+    "TruncatedError",
+    "UnsupportedVersionError",
 ]

@@ -176,14 +176,14 @@ class Decoder:
 
 
 __all__ = [
-    "MIN_PRECISION_BITS",
     "MAX_PRECISION_BITS",
-    "encode",
-    "decode",
-    "encode_logits",
-    "decode_logits",
-    "cdf_from_logits",
-    "validate_cdfs",
-    "Encoder",
+    "MIN_PRECISION_BITS",
     "Decoder",
+    "Encoder",
+    "cdf_from_logits",
+    "decode",
+    "decode_logits",
+    "encode",
+    "encode_logits",
+    "validate_cdfs",
 ]

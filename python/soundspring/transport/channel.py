@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Protocol
 
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._native import core
+from .._validate import finite_float, int_in
 from ..errors import ConfigError
 
 _t = core.transport
@@ -34,26 +34,15 @@ _MAX_SEED = 2**64 - 1
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ConfigError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    if not 0 <= int(seed) <= _MAX_SEED:
-        raise ConfigError(f"seed must be an int in [0, 2**64), got {seed}")
-    return int(seed)
+    return int_in("seed", seed, 0, _MAX_SEED, form="in [0, 2**64)")
 
 
 def _check_rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ConfigError(f"{name} must be a float, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ConfigError(f"{name} must be finite, got {v}")
-    return v
+    return finite_float(name, value, what="a finite float")
 
 
 def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or int(n) < 0:
-        raise ConfigError(f"n must be an int >= 0, got {n!r}")
-    return int(n)
+    return int_in("n", n, 0, 2**62, form=">= 0")
 
 
 class LossModel(Protocol):

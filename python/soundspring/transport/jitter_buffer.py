@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._native import core
+from .._validate import finite_float, int_in
 from ..errors import ConfigError
 
 _t = core.transport
@@ -83,21 +84,11 @@ class JitterStats:
     released: int
 
 
-def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], got {value}")
-    return int(value)
+_int_in = int_in
 
 
 def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a finite number of milliseconds, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ConfigError(f"{name} must be a finite number of milliseconds, got {v}")
-    return v
+    return finite_float(name, value, what="a finite number of milliseconds")
 
 
 class JitterBuffer:
