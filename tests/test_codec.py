@@ -240,3 +240,11 @@ def test_train_smoke_and_resume(tmp_path) -> None:
     t3 = Trainer(tmp_path / "run2", codec_tiny(), train_smoke(), manifest=manifest,
                  init_from=str(tmp_path / "w.pt"), progress=False)
     assert not t3.resumed and t3.run()["step"] == 3
+    # soundspring eval codec on the same synthetic corpus.
+    out_json = tmp_path / "eval.json"
+    assert main(["eval", "codec", "--weights", str(tmp_path / "w.pt"), "--manifest",
+                 str(manifest), "--bitrates", "1.5", "12", "--max-clips", "2", "--no-opus",
+                 "--no-rtf", "--json", str(out_json)]) == 0
+    res = json.loads(out_json.read_text())
+    assert set(res["codec"]) == {"1.5", "12"} and res["clips"] == 2
+    assert set(res["codec"]["12"]) >= {"pesq_wb", "stoi", "si_sdr_db", "log_mel_dist"}
