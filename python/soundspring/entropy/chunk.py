@@ -1,0 +1,214 @@
+"""Coding one chunk's layers: base with static PMFs, fine groups with model PMFs.
+
+Payload of a layer (one range-coder stream, docs/bitstream.md "Range-coded payloads"):
+the layer's tokens in frame-major order (frame 0 levels lo..hi-1, then frame 1, ...),
+then, in fine layers, the integrity check: the low ``check_bits`` bits of a CRC-32 over
+the chunk's base tokens and the layer's tokens, coded as uniform symbols of <= 8 bits.
+
+Determinism: model logits are rounded to multiples of 2^-``logit_step_log2`` before
+``cdf_from_logits``, so tiny float differences between two machines rarely change a CDF;
+when they do, the integrity check turns the packet into a loss instead of garbage.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import coding
+from ..config import CODEBOOK_SIZE
+from ..errors import BitstreamError, ConfigError
+from .layout import LayerLayout
+from .model import MASK, MASK_UPPER, CodingModel
+
+
+def _uniform_cdf(bits: int, precision_bits: int) -> np.ndarray:
+    """uint32 [1, 2^bits + 1]: every value of ``bits`` bits equally likely (bits <= p)."""
+    return (np.arange((1 << bits) + 1, dtype=np.uint32) << (precision_bits - bits))[None, :]
+
+
+def integrity_value(base: np.ndarray, tokens: np.ndarray, layer: int, check_bits: int) -> int:
+    """Low ``check_bits`` bits of CRC-32 over (layer, base tokens, layer tokens as int16 LE).
+
+    Covering the base too means a fine packet decoded against a wrong (corrupt or
+    concealed) base fails its check instead of yielding garbage.
+    """
+    data = (bytes([layer]) + np.ascontiguousarray(base, dtype="<i2").tobytes()
+            + np.ascontiguousarray(tokens, dtype="<i2").tobytes())
+    return zlib.crc32(data) & ((1 << check_bits) - 1)
+
+
+def _check_pieces(check_bits: int) -> list[int]:
+    pieces = [8] * (check_bits // 8)
+    return pieces + ([check_bits % 8] if check_bits % 8 else [])
+
+
+@dataclass(frozen=True)
+class FineDecodeResult:
+    """Fine layers decoded for one chunk.
+
+    Attributes:
+        tokens: int64 [n_levels, C]: every level that can be used, base included (a prefix
+            of the levels: decoding stops at the first missing or failed layer).
+        n_levels: number of usable levels (>= 3).
+        failed_layers: fine layers whose payload arrived but failed to decode or check.
+    """
+
+    tokens: np.ndarray
+    n_levels: int
+    failed_layers: tuple[int, ...]
+
+
+class ChunkCoder:
+    """Encodes and decodes the layers of one chunk of C frames.
+
+    Args:
+        model: the coding model (static base PMFs, fine PMFs from its memory).
+        layout: levels per layer at the bitrate.
+        chunk_frames: C, frames per chunk (1..5).
+        precision_bits: range-coder CDF precision (V <= 2^p, so 10..16).
+        check_bits: integrity-check width per fine packet, 0..16 (0 = none).
+        progressive: code fine group g conditioned on the lower fine groups of the same
+            chunk (one model call per group) instead of all groups from one call.
+        logit_step_log2: logits are rounded to multiples of 2^-this before quantisation.
+    """
+
+    def __init__(self, model: CodingModel, layout: LayerLayout, chunk_frames: int,
+                 precision_bits: int = 16, check_bits: int = 8, progressive: bool = False,
+                 logit_step_log2: int = 6) -> None:
+        if not 1 <= chunk_frames <= 5:
+            raise ConfigError(f"chunk_frames must be in [1, 5], got {chunk_frames}")
+        if not 10 <= precision_bits <= 16:
+            raise ConfigError(f"precision_bits must be in [10, 16] for V = 1024, got {precision_bits}")
+        if not 0 <= check_bits <= 16:
+            raise ConfigError(f"check_bits must be in [0, 16], got {check_bits}")
+        if layout.n_codebooks > model.max_codebooks:
+            raise ConfigError(f"the model codes {model.max_codebooks} levels, the bitrate needs "
+                              f"{layout.n_codebooks}")
+        self.model = model
+        self.layout = layout
+        self.chunk_frames = chunk_frames
+        self.precision_bits = precision_bits
+        self.check_bits = check_bits
+        self.progressive = progressive
+        self._scale = float(1 << logit_step_log2)
+        base = self._quantise(model.base_logits()[: layout.base_levels])
+        self._base_cdfs = coding.cdf_from_logits(base, precision_bits)  # [3, V+1]
+
+    # -------------------------------------------------------------------------- helpers
+    def _quantise(self, logits: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.round(logits * self._scale) / self._scale, dtype=np.float32)
+
+    def _base_rows(self) -> np.ndarray:
+        # frame-major: frame 0 levels 0..2, frame 1 levels 0..2, ...
+        return np.ascontiguousarray(np.tile(self._base_cdfs, (self.chunk_frames, 1)))
+
+    def _view(self, tokens: np.ndarray, revealed: int) -> np.ndarray:
+        """int64 [K_max, C]: levels < revealed visible, then MASK up to K, MASK_UPPER above."""
+        view = np.full((self.model.max_codebooks, self.chunk_frames), MASK_UPPER, dtype=np.int64)
+        view[:revealed] = tokens[:revealed]
+        view[revealed:self.layout.n_codebooks] = MASK
+        return view
+
+    def _fine_logits(self, state: Any, tokens: np.ndarray, layer: int,
+                     cache: dict[int, np.ndarray]) -> np.ndarray:
+        """Quantised logits [C * L, V] (frame-major rows) of one fine layer."""
+        lo, hi = self.layout.layers[layer]
+        if self.progressive:
+            logits = self.model.fine_logits(state, self._view(tokens, lo), (lo, hi))
+        else:
+            if "all" not in cache:
+                first, end = self.layout.layers[1][0], self.layout.n_codebooks
+                cache["all"] = self.model.fine_logits(state, self._view(tokens, first), (first, end))
+            first = self.layout.layers[1][0]
+            logits = cache["all"][lo - first:hi - first]
+        lv = np.asarray(logits, dtype=np.float32)
+        if lv.shape != (hi - lo, self.chunk_frames, CODEBOOK_SIZE):
+            raise ConfigError(f"model returned logits of shape {lv.shape}, expected "
+                              f"{(hi - lo, self.chunk_frames, CODEBOOK_SIZE)}")
+        return self._quantise(lv.transpose(1, 0, 2).reshape(-1, CODEBOOK_SIZE))
+
+    def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        t = np.asarray(tokens)
+        if t.shape != (self.layout.n_codebooks, self.chunk_frames) or t.dtype.kind not in "iu":
+            raise ConfigError(f"tokens must be int [K={self.layout.n_codebooks}, "
+                              f"C={self.chunk_frames}], got {t.dtype} {t.shape}")
+        if t.size and (t.min() < 0 or t.max() >= CODEBOOK_SIZE):
+            raise ConfigError(f"tokens must be in [0, {CODEBOOK_SIZE})")
+        return t.astype(np.int64)
+
+    # -------------------------------------------------------------------------- base
+    def encode_base(self, tokens: np.ndarray) -> bytes:
+        """Payload of the base layer of tokens int [K, C] (static PMFs, no context)."""
+        t = self._check_tokens(tokens)
+        sym = np.ascontiguousarray(t[: self.layout.base_levels].T.reshape(-1), dtype=np.int32)
+        return coding.encode(sym, self._base_rows(), self.precision_bits)
+
+    def decode_base(self, payload: bytes) -> np.ndarray:
+        """int64 [3, C] base tokens of a base payload. Raises BitstreamError if corrupt."""
+        sym = coding.decode(payload, self._base_rows(), self.precision_bits)
+        return sym.reshape(self.chunk_frames, self.layout.base_levels).T.astype(np.int64)
+
+    # -------------------------------------------------------------------------- fine
+    def encode_fine(self, state: Any, tokens: np.ndarray) -> list[bytes]:
+        """Payloads of fine layers 1..n_layers-1 for tokens int [K, C], given the memory."""
+        t = self._check_tokens(tokens)
+        cache: dict[int, np.ndarray] = {}
+        payloads = []
+        for layer in range(1, self.layout.n_layers):
+            lo, hi = self.layout.layers[layer]
+            enc = coding.Encoder(self.precision_bits)
+            sym = np.ascontiguousarray(t[lo:hi].T.reshape(-1), dtype=np.int32)
+            enc.encode_logits(sym, self._fine_logits(state, t, layer, cache))
+            if self.check_bits:
+                value = integrity_value(t[:self.layout.base_levels], t[lo:hi], layer, self.check_bits)
+                shift = self.check_bits
+                for bits in _check_pieces(self.check_bits):
+                    shift -= bits
+                    piece = np.array([(value >> shift) & ((1 << bits) - 1)], dtype=np.int32)
+                    enc.encode(piece, _uniform_cdf(bits, self.precision_bits))
+            payloads.append(enc.finish())
+        return payloads
+
+    def decode_fine(self, state: Any, base: np.ndarray,
+                    payloads: list[bytes | None]) -> FineDecodeResult:
+        """Decodes the fine layers that arrived, in order, stopping at the first gap.
+
+        Args:
+            state: the model memory (must equal the transmitter's for these PMFs).
+            base: int64 [3, C] base tokens of the chunk.
+            payloads: per fine layer (1..n_layers-1), the payload or None if not received.
+
+        Returns:
+            The usable prefix of levels; a payload that fails to decode or whose integrity
+            check fails ends the prefix and is listed in ``failed_layers``.
+        """
+        tokens = np.zeros((self.layout.n_codebooks, self.chunk_frames), dtype=np.int64)
+        tokens[: self.layout.base_levels] = base
+        n_levels = self.layout.base_levels
+        cache: dict[int, np.ndarray] = {}
+        failed: list[int] = []
+        for layer in range(1, self.layout.n_layers):
+            payload = payloads[layer - 1] if layer - 1 < len(payloads) else None
+            if payload is None:
+                break
+            lo, hi = self.layout.layers[layer]
+            try:
+                dec = coding.Decoder(payload, self.precision_bits)
+                sym = dec.decode_logits(self._fine_logits(state, tokens, layer, cache))
+                got = sym.reshape(self.chunk_frames, hi - lo).T.astype(np.int64)
+                if self.check_bits:
+                    value = 0
+                    for bits in _check_pieces(self.check_bits):
+                        value = (value << bits) | int(dec.decode(_uniform_cdf(bits, self.precision_bits))[0])
+                    if value != integrity_value(base, got, layer, self.check_bits):
+                        raise BitstreamError("integrity check failed")
+            except BitstreamError:
+                failed.append(layer)
+                break
+            tokens[lo:hi] = got
+            n_levels = hi
+        return FineDecodeResult(tokens[:n_levels].copy(), n_levels, tuple(failed))

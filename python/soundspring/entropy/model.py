@@ -1,0 +1,62 @@
+"""What the entropy coder needs from a token model (SpringLM, or a synthetic test model).
+
+The coder never touches torch: a ``CodingModel`` returns float32 numpy logits and keeps an
+opaque per-stream state. The contract that makes both ends agree bit for bit:
+
+- ``base_logits`` are static (one row per level), so base packets never depend on other
+  packets.
+- ``fine_logits(state, view)`` is a pure function of the committed memory in ``state``
+  (the base tokens of the chunks within the context reach) and of ``view``, the current
+  chunk's tokens with ``MASK`` where a level is to be coded and ``MASK_UPPER`` above the
+  bitrate. It must not change ``state``.
+- ``commit(state, base)`` appends one chunk's base tokens to the memory (a fixed-capacity
+  ring: chunks beyond the reach drop out) and returns the new state.
+- ``conceal_logits(window)`` predicts base tokens of frames whose base is ``MASK`` from
+  the visible frames around them (bidirectional, uncached); only used on losses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..config import CODEBOOK_SIZE
+
+MASK = CODEBOOK_SIZE
+"""Token id of an unknown token that the model should predict."""
+
+MASK_UPPER = CODEBOOK_SIZE + 1
+"""Token id of a level above the current bitrate or not yet revealed."""
+
+
+@runtime_checkable
+class CodingModel(Protocol):
+    """The interface ``ChunkCoder`` and the transceiver use."""
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the weights (content hash); recorded in stream headers."""
+
+    @property
+    def max_codebooks(self) -> int:
+        """Levels the model knows (K_max)."""
+
+    @property
+    def max_context_frames(self) -> int:
+        """Largest entropy-context reach R (frames) the model supports."""
+
+    def base_logits(self) -> np.ndarray:
+        """float32 [K_max, V]: static per-level logits (unigram PMFs)."""
+
+    def new_state(self, context_frames: int, chunk_frames: int) -> Any:
+        """An empty memory for a stream with reach ``context_frames`` and chunks of C frames."""
+
+    def fine_logits(self, state: Any, view: np.ndarray, levels: tuple[int, int]) -> np.ndarray:
+        """float32 [hi - lo, C, V] logits of levels [lo, hi) for the chunk ``view`` int64 [K, C]."""
+
+    def commit(self, state: Any, base: np.ndarray) -> Any:
+        """Appends a chunk's base tokens int64 [3, C] to the memory; returns the new state."""
+
+    def conceal_logits(self, window: np.ndarray) -> np.ndarray:
+        """float32 [3, W, V] base-level logits for ``window`` int64 [K, W] (MASK = lost)."""

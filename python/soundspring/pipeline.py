@@ -1,0 +1,365 @@
+"""The transceiver: ``Transmitter`` (codec -> entropy coder -> packets) and ``Receiver``
+(packets -> decoding / concealment -> codec decoder). The only module wiring every stage.
+
+Stream rules (DESIGN.md sections 5-7):
+
+- Chunks of C frames (default 2 = 40 ms). Per chunk one base packet (levels 0-2, static
+  PMFs: decodable on its own) and one packet per fine group present at the bitrate.
+  Sequence numbers are ``(chunk * n_layers + layer) mod 2^16``; the chunk index is the
+  RTP-style timestamp. Both travel outside the packet (transport / container).
+- Fine PMFs come from the model's memory: the base tokens of the chunks within the
+  entropy-context reach ``context_frames``. A fine packet is decodable only when every
+  chunk in that reach had its base received (or recovered by FEC); a concealed base
+  "taints" the memory for the following ``ceil(context_frames / C)`` chunks.
+- Optional FEC: the base packet of chunk c also carries a copy of chunk c-1's base payload.
+- A lost base is concealed (``lm``: masked-LM infilling from the frames around the gap,
+  using later base packets already received; ``repeat``; ``zero``); its fine levels are
+  dropped (the codec decodes that chunk at the base bitrate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import DEFAULT_CHUNK_FRAMES, FRAME_SAMPLES, MAX_CHUNK_FRAMES, SAMPLE_RATE_HZ
+from .entropy import ChunkCoder, CodingModel, LayerLayout
+from .errors import BitstreamError, ConfigError
+from .plc import CONCEAL_MODES, conceal_base
+from .transport import FecCopy, Packet, parse_packet
+
+
+@dataclass(frozen=True)
+class TransceiverConfig:
+    """Settings both ends must share (recorded in the .spring header).
+
+    Attributes:
+        bitrate_kbps: raw token bitrate: 1.5 / 3 / 6 / 12.
+        chunk_frames: C, frames per packet interval (1..5; 20..100 ms).
+        context_frames: entropy-context reach R in frames (1..model max).
+        progressive: fine group g coded given the lower fine groups of its chunk.
+        check_bits: integrity-check bits per fine packet (0..16).
+        precision_bits: range-coder CDF precision (10..16).
+        fec: carry a copy of the previous chunk's base payload in each base packet.
+        conceal: receiver concealment: "lm", "repeat" or "zero" (receiver only).
+        conceal_context_frames: past frames the concealment window shows the model.
+    """
+
+    bitrate_kbps: float = 6.0
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    context_frames: int = 15
+    progressive: bool = False
+    check_bits: int = 8
+    precision_bits: int = 16
+    fec: bool = False
+    conceal: str = "lm"
+    conceal_context_frames: int = 15
+
+    def __post_init__(self) -> None:
+        LayerLayout.for_bitrate(self.bitrate_kbps)  # validates the bitrate
+        if not 1 <= self.chunk_frames <= MAX_CHUNK_FRAMES:
+            raise ConfigError(f"chunk_frames must be in [1, {MAX_CHUNK_FRAMES}], got {self.chunk_frames}")
+        if not 1 <= self.context_frames <= 50:
+            raise ConfigError(f"context_frames must be in [1, 50], got {self.context_frames}")
+        if self.conceal not in CONCEAL_MODES:
+            raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {self.conceal!r}")
+        if not 0 <= self.conceal_context_frames <= 50:
+            raise ConfigError("conceal_context_frames must be in [0, 50]")
+
+    @property
+    def layout(self) -> LayerLayout:
+        return LayerLayout.for_bitrate(self.bitrate_kbps)
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.chunk_frames * FRAME_SAMPLES
+
+    @property
+    def reach_chunks(self) -> int:
+        """Chunks of memory a fine packet depends on (besides its own chunk)."""
+        return math.ceil(self.context_frames / self.chunk_frames)
+
+
+@dataclass(frozen=True)
+class SentPacket:
+    """A packet with its transport fields (seq and chunk travel outside the packet)."""
+
+    seq: int
+    chunk: int
+    layer: int
+    data: bytes
+
+
+def _check_pcm(pcm: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(pcm, torch.Tensor):
+        pcm = pcm.detach().cpu().numpy()
+    if not isinstance(pcm, np.ndarray):
+        raise TypeError(f"pcm must be a numpy float32 array [T] at {SAMPLE_RATE_HZ} Hz, got {type(pcm).__name__}")
+    if pcm.ndim != 1 and not (pcm.ndim == 3 and pcm.shape[:2] == (1, 1)):
+        raise ConfigError(f"pcm must be float32 [T] or [1, 1, T], got shape {pcm.shape}")
+    if pcm.dtype.kind != "f":
+        raise TypeError(f"pcm must be float32 in [-1, 1], got dtype {pcm.dtype}")
+    pcm = pcm.reshape(-1).astype(np.float32)
+    if not np.isfinite(pcm).all():
+        raise ConfigError("pcm contains NaN or inf")
+    return pcm
+
+
+class Transmitter:
+    """Codec encoder + entropy coder + packetiser, one chunk at a time.
+
+    Example:
+        tx = Transmitter(codec, model, TransceiverConfig(bitrate_kbps=6))
+        packets = tx.push(pcm_float32_16k) + tx.flush()
+    """
+
+    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None) -> None:
+        self.config = config or TransceiverConfig()
+        cfg = self.config
+        self.codec = codec
+        self.model = model
+        self.coder = ChunkCoder(model, cfg.layout, cfg.chunk_frames, cfg.precision_bits,
+                                cfg.check_bits, cfg.progressive)
+        self._enc_state = codec.init_encoder_state(1)
+        self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._prev_base: bytes | None = None
+        self.chunks_sent = 0
+        self.sent_tokens: list[np.ndarray] = []  # int64 [K, C] per chunk, for tests and stats
+
+    def push(self, pcm: np.ndarray) -> list[SentPacket]:
+        """Adds audio float32 [T] at 16 kHz; returns the packets of every completed chunk."""
+        self._pending = np.concatenate([self._pending, _check_pcm(pcm)])
+        out: list[SentPacket] = []
+        n = self.config.chunk_samples
+        while len(self._pending) >= n:
+            out += self._send_chunk(self._pending[:n])
+            self._pending = self._pending[n:]
+        return out
+
+    def flush(self) -> list[SentPacket]:
+        """Zero-pads the remaining audio to a whole chunk and sends it."""
+        if len(self._pending) == 0:
+            return []
+        pad = np.zeros(self.config.chunk_samples - len(self._pending), dtype=np.float32)
+        chunk = np.concatenate([self._pending, pad])
+        self._pending = np.zeros(0, dtype=np.float32)
+        return self._send_chunk(chunk)
+
+    def _send_chunk(self, pcm: np.ndarray) -> list[SentPacket]:
+        cfg = self.config
+        wav = torch.from_numpy(pcm.copy()).view(1, 1, -1)
+        codes, self._enc_state = self.codec.encode_step(wav, self._enc_state, cfg.bitrate_kbps)
+        tokens = codes[0].numpy().astype(np.int64)  # [K, C]
+        base = self.coder.encode_base(tokens)
+        fine = self.coder.encode_fine(self._memory, tokens)
+        self._memory = self.model.commit(self._memory, tokens[:3])
+        c = self.chunks_sent
+        n_layers = cfg.layout.n_layers
+        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
+        packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
+        self._prev_base = base if base else None
+        self.chunks_sent += 1
+        self.sent_tokens.append(tokens)
+        return [SentPacket((c * n_layers + layer) & 0xFFFF, c, layer, pkt.to_bytes())
+                for layer, pkt in enumerate(packets)]
+
+
+@dataclass
+class ReceiverStats:
+    packets_received: int = 0
+    packets_late: int = 0
+    packets_corrupt: int = 0
+    chunks_decoded: int = 0
+    chunks_concealed: int = 0
+    chunks_from_fec: int = 0
+    fine_packets_decoded: int = 0
+    fine_packets_undecodable: int = 0
+    fine_packets_failed_check: int = 0
+
+
+@dataclass
+class ChunkOutcome:
+    """What the receiver did with one chunk."""
+
+    chunk: int
+    base: str  # "received" | "fec" | "concealed"
+    n_levels: int
+    tokens: np.ndarray  # int64 [n_levels, C]
+
+
+@dataclass
+class _Slot:
+    payloads: dict[int, bytes] = field(default_factory=dict)
+    fec_base: bytes | None = None
+
+
+class Receiver:
+    """Depacketiser + entropy decoder + concealment + codec decoder.
+
+    Packets may arrive in any order before their chunk is decoded; ``pull`` decodes chunks
+    in order, concealing any chunk whose base has not arrived by then (the caller's
+    playout deadline, e.g. a ``transport.JitterBuffer`` in front).
+    """
+
+    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None,
+                 keep_history: bool = True) -> None:
+        self.config = config or TransceiverConfig()
+        cfg = self.config
+        self.codec = codec
+        self.model = model
+        self.coder = ChunkCoder(model, cfg.layout, cfg.chunk_frames, cfg.precision_bits,
+                                cfg.check_bits, cfg.progressive)
+        self._dec_state = codec.init_decoder_state(1)
+        self._vocab = int(codec.cfg.codebook_size)
+        self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
+        self._slots: dict[int, _Slot] = {}
+        self._tainted: deque[bool] = deque(maxlen=cfg.reach_chunks)
+        self._past = np.zeros((model.max_codebooks, 0), dtype=np.int64)  # recent base frames
+        self._last_frame: np.ndarray | None = None
+        self._last_full: np.ndarray | None = None
+        self._out = np.zeros(0, dtype=np.float32)
+        self.next_chunk = 0
+        self.stats = ReceiverStats()
+        self.history: list[ChunkOutcome] | None = [] if keep_history else None
+
+    # --------------------------------------------------------------------- input
+    def push(self, packet: bytes, seq: int, chunk: int) -> None:
+        """Offers one received packet (transport fields ``seq`` and ``chunk``).
+
+        A malformed packet is counted and dropped (never raises for bad bytes); a packet
+        for a chunk already decoded is counted as late and dropped.
+        """
+        del seq  # the chunk index identifies the packet; seq matters to the jitter buffer
+        if chunk < self.next_chunk:
+            self.stats.packets_late += 1
+            return
+        try:
+            pkt = parse_packet(packet)
+        except BitstreamError:
+            self.stats.packets_corrupt += 1
+            return
+        if pkt.layer >= self.config.layout.n_layers:
+            self.stats.packets_corrupt += 1
+            return
+        self.stats.packets_received += 1
+        slot = self._slots.setdefault(chunk, _Slot())
+        slot.payloads.setdefault(pkt.layer, pkt.payload)
+        if pkt.fec is not None and pkt.layer == 0:
+            target = chunk - pkt.fec.offset
+            if target >= self.next_chunk:
+                self._slots.setdefault(target, _Slot()).fec_base = pkt.fec.payload
+
+    def mark_lost(self, seq: int) -> None:
+        """Declares a packet lost (optional: a missing base at decode time is lost anyway)."""
+        del seq  # nothing to release early: decoding waits for pull()
+
+    # --------------------------------------------------------------------- output
+    def pull(self, n_samples: int) -> np.ndarray:
+        """Returns the next ``n_samples`` of audio, decoding (or concealing) chunks as needed.
+
+        The output is the codec's streaming output: delayed by ``codec.lookahead_samples``.
+        """
+        if n_samples < 0:
+            raise ConfigError(f"n_samples must be >= 0, got {n_samples}")
+        while len(self._out) < n_samples:
+            self._decode_next()
+        out, self._out = self._out[:n_samples], self._out[n_samples:]
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Everything buffered plus the codec's overlap-add tail."""
+        tail = self.codec.decode_flush(self._dec_state)[0, 0].numpy()
+        out = np.concatenate([self._out, tail]).astype(np.float32)
+        self._out = np.zeros(0, dtype=np.float32)
+        return out
+
+    def decode_until(self, chunk: int) -> None:
+        """Decodes (or conceals) every chunk before ``chunk``."""
+        while self.next_chunk < chunk:
+            self._decode_next()
+
+    # --------------------------------------------------------------------- internals
+    def _try_base(self, c: int) -> tuple[np.ndarray | None, str]:
+        slot = self._slots.get(c)
+        if slot is None:
+            return None, "concealed"
+        for payload, how in ((slot.payloads.get(0), "received"), (slot.fec_base, "fec")):
+            if payload is not None:
+                try:
+                    base = self.coder.decode_base(payload)
+                except BitstreamError:
+                    base = None
+                if base is not None and base.max(initial=0) < self._vocab:
+                    return base, how
+                self.stats.packets_corrupt += 1
+        return None, "concealed"
+
+    def _conceal(self, c: int) -> np.ndarray:
+        cfg = self.config
+        k_max = self.model.max_codebooks
+        cf = cfg.chunk_frames
+        future = []
+        nc = c + 1
+        while True:  # later chunks whose base already arrived: interpolate, don't extrapolate
+            base, how = self._try_base(nc)
+            if base is None or len(future) >= 4:
+                break
+            future.append(base)
+            nc += 1
+        past = self._past[:, -cfg.conceal_context_frames:] if cfg.conceal_context_frames else self._past[:, :0]
+        cols = [past, np.zeros((k_max, cf), dtype=np.int64)]
+        cols += [np.pad(b, ((0, k_max - b.shape[0]), (0, 0))) for b in future]
+        window = np.concatenate(cols, axis=1)
+        lost = np.zeros(window.shape[1], dtype=bool)
+        lost[past.shape[1]:past.shape[1] + cf] = True
+        return conceal_base(cfg.conceal, window, lost, self._last_frame, self.model)
+
+    def _decode_next(self) -> None:
+        cfg = self.config
+        c = self.next_chunk
+        base, how = self._try_base(c)
+        slot = self._slots.pop(c, _Slot())
+        n_fine_arrived = sum(1 for layer in slot.payloads if layer > 0)
+        if base is None:
+            self.stats.chunks_concealed += 1
+            if cfg.conceal == "repeat" and self._last_full is not None:
+                tokens = np.repeat(self._last_full[:, -1:], cfg.chunk_frames, axis=1)
+            else:
+                tokens = self._conceal(c)
+            base = tokens[:3]
+            self.stats.fine_packets_undecodable += n_fine_arrived
+        else:
+            self.stats.chunks_from_fec += how == "fec"
+            tokens = base
+            if n_fine_arrived:
+                if any(self._tainted):
+                    self.stats.fine_packets_undecodable += n_fine_arrived
+                else:
+                    payloads = [slot.payloads.get(layer) for layer in range(1, cfg.layout.n_layers)]
+                    res = self.coder.decode_fine(self._memory, base, payloads)
+                    tokens = res.tokens
+                    n_ok = sum(1 for _, hi in cfg.layout.layers[1:] if hi <= res.n_levels)
+                    n_failed = len(res.failed_layers)
+                    self.stats.fine_packets_decoded += n_ok
+                    self.stats.fine_packets_failed_check += n_failed
+                    self.stats.fine_packets_undecodable += n_fine_arrived - n_ok - n_failed
+        concealed = how == "concealed"
+        self._memory = self.model.commit(self._memory, base)
+        self._tainted.append(concealed)
+        k_max = self.model.max_codebooks
+        padded = np.pad(base, ((0, k_max - base.shape[0]), (0, 0)))
+        keep = max(cfg.conceal_context_frames, 1)
+        self._past = np.concatenate([self._past, padded], axis=1)[:, -keep:]
+        self._last_frame = base[:, -1].copy()
+        self._last_full = tokens.copy()
+        wav, self._dec_state = self.codec.decode_step(torch.from_numpy(tokens)[None], self._dec_state)
+        self._out = np.concatenate([self._out, wav[0, 0].numpy()])
+        self.stats.chunks_decoded += 1
+        if self.history is not None:
+            self.history.append(ChunkOutcome(c, how, tokens.shape[0], tokens))
+        self.next_chunk += 1

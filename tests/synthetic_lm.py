@@ -1,0 +1,66 @@
+"""A small deterministic numpy ``CodingModel`` for transceiver tests (no torch, exact).
+
+Fine logits peak at a token derived from the memory (base tokens of the chunks within the
+reach) and from the visible tokens of the current chunk, so a memory mismatch between the
+two ends really changes the PMFs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from soundspring.entropy import MASK, MASK_UPPER
+
+V = 1024
+
+
+class SyntheticLM:
+    model_id = "synthetic-lm-v1"
+    max_codebooks = 24
+    max_context_frames = 50
+
+    def __init__(self, seed: int = 0, perturb: float = 0.0) -> None:
+        rng = np.random.default_rng(seed)
+        self._base = (rng.normal(size=(24, V)) * 2).astype(np.float32)
+        self._profile = (rng.normal(size=(24, V)) * 1.0).astype(np.float32)
+        self._perturb = perturb
+
+    def base_logits(self) -> np.ndarray:
+        return self._base
+
+    def new_state(self, context_frames: int, chunk_frames: int):
+        return deque(maxlen=math.ceil(context_frames / chunk_frames))
+
+    def commit(self, state, base):
+        new = deque(state, maxlen=state.maxlen)
+        new.append(np.asarray(base, dtype=np.int64).copy())
+        return new
+
+    def fine_logits(self, state, view, levels):
+        lo, hi = levels
+        c = view.shape[1]
+        mem = int(sum(int(b.sum()) for b in state)) if state else 0
+        visible = np.where(view < MASK, view, 0)
+        out = np.empty((hi - lo, c, V), dtype=np.float32)
+        grid = np.arange(V)
+        for i, level in enumerate(range(lo, hi)):
+            for f in range(c):
+                centre = (mem * 7 + int(visible[:, f].sum()) * 13 + level * 101 + f * 17) % V
+                d = np.minimum(np.abs(grid - centre), V - np.abs(grid - centre))
+                out[i, f] = self._profile[level] - d / 8.0 + self._perturb * np.sin(grid + level)
+        return out
+
+    def conceal_logits(self, window):
+        w = window.shape[1]
+        out = np.zeros((3, w, V), dtype=np.float32)
+        known = np.flatnonzero(window[0] < MASK)
+        for f in range(w):
+            if known.size:
+                src = known[np.argmin(np.abs(known - f))]
+                for level in range(3):
+                    out[level, f, window[level, src]] = 10.0
+        assert not (window[3:] < MASK_UPPER).any(), "concealment view shows fine levels"
+        return out

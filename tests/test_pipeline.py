@@ -1,0 +1,162 @@
+"""Transceiver: exact round trips without loss, the decodability rule, FEC, concealment,
+integrity checks against a perturbed receiver model, and robustness to bad packets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from soundspring.config import codec_tiny
+from soundspring.errors import ConfigError
+from soundspring.models.codec import Codec
+from soundspring.pipeline import Receiver, TransceiverConfig, Transmitter
+from synthetic_lm import SyntheticLM
+
+
+@pytest.fixture(scope="module")
+def codec():
+    torch.manual_seed(0)
+    return Codec(codec_tiny()).eval()
+
+
+def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    x = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / 16000) / k for k in range(1, 12))
+    return (0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def _send(codec, cfg, seconds=1.0, model=None):
+    tx = Transmitter(codec, model or SyntheticLM(), cfg)
+    pcm = _speechlike(seconds)
+    packets = []
+    for start in range(0, len(pcm), 700):  # odd push sizes: buffering across chunks
+        packets += tx.push(pcm[start:start + 700])
+    packets += tx.flush()
+    return tx, packets
+
+
+@pytest.mark.parametrize("bitrate", [1.5, 3, 6, 12])
+@pytest.mark.parametrize("chunk_frames,context_frames,progressive", [(2, 15, False), (1, 4, True), (3, 50, False), (5, 1, True)])
+def test_no_loss_tokens_exact(codec, bitrate, chunk_frames, context_frames, progressive):
+    cfg = TransceiverConfig(bitrate_kbps=bitrate, chunk_frames=chunk_frames,
+                            context_frames=context_frames, progressive=progressive)
+    tx, packets = _send(codec, cfg)
+    rx = Receiver(codec, SyntheticLM(), cfg)
+    for p in reversed(packets):  # any arrival order before the deadline
+        rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    assert [h.base for h in rx.history] == ["received"] * tx.chunks_sent
+    for sent, got in zip(tx.sent_tokens, rx.history):
+        np.testing.assert_array_equal(got.tokens, sent)
+    assert rx.stats.fine_packets_undecodable == 0 and rx.stats.chunks_concealed == 0
+    assert len(packets) == tx.chunks_sent * cfg.layout.n_layers
+
+
+def test_no_loss_audio_equals_offline_decode(codec):
+    cfg = TransceiverConfig(bitrate_kbps=6)
+    tx, packets = _send(codec, cfg, seconds=0.8)
+    rx = Receiver(codec, SyntheticLM(), cfg)
+    for p in packets:
+        rx.push(p.data, p.seq, p.chunk)
+    out = np.concatenate([rx.pull(tx.chunks_sent * cfg.chunk_samples), rx.flush()])
+    tokens = torch.from_numpy(np.concatenate(tx.sent_tokens, axis=1))[None]
+    ref = codec.decode(tokens)[0, 0].numpy()
+    lookahead = codec.lookahead_samples
+    np.testing.assert_allclose(out[lookahead:lookahead + len(ref) - lookahead], ref[: len(ref) - lookahead], atol=1e-5)
+
+
+def test_base_loss_conceals_and_taints_the_reach(codec):
+    cfg = TransceiverConfig(bitrate_kbps=6, chunk_frames=2, context_frames=4)  # reach 2 chunks
+    tx, packets = _send(codec, cfg, seconds=0.8)
+    rx = Receiver(codec, SyntheticLM(), cfg)
+    for p in packets:
+        if not (p.chunk == 3 and p.layer == 0):
+            rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    hist = rx.history
+    assert hist[3].base == "concealed" and hist[3].n_levels == 3
+    assert hist[4].n_levels == 3 and hist[5].n_levels == 3  # memory tainted: fine dropped
+    assert hist[6].n_levels == 12
+    for c in (0, 1, 2, 6, 7):
+        np.testing.assert_array_equal(hist[c].tokens, tx.sent_tokens[c])
+    for c in (4, 5):
+        np.testing.assert_array_equal(hist[c].tokens, tx.sent_tokens[c][:3])
+    # the synthetic model conceals by copying the nearest received frame
+    np.testing.assert_array_equal(hist[3].tokens[:, 0], tx.sent_tokens[2][:3, -1])
+    assert rx.stats.chunks_concealed == 1 and rx.stats.fine_packets_undecodable == 2 + 2 * 2
+
+
+def test_fec_recovers_a_lost_base(codec):
+    cfg = TransceiverConfig(bitrate_kbps=3, fec=True)
+    tx, packets = _send(codec, cfg, seconds=0.6)
+    rx = Receiver(codec, SyntheticLM(), cfg)
+    for p in packets:
+        if not (p.chunk == 2 and p.layer == 0):
+            rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    assert rx.history[2].base == "fec"
+    for sent, got in zip(tx.sent_tokens, rx.history):
+        np.testing.assert_array_equal(got.tokens, sent)
+    assert rx.stats.chunks_from_fec == 1
+
+
+def test_perturbed_receiver_model_loses_packets_never_garbage(codec):
+    cfg = TransceiverConfig(bitrate_kbps=12, check_bits=12)
+    tx, packets = _send(codec, cfg, seconds=1.0)
+    rx = Receiver(codec, SyntheticLM(perturb=3.0), cfg)
+    for p in packets:
+        rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    assert rx.stats.fine_packets_failed_check > 0
+    for sent, got in zip(tx.sent_tokens, rx.history):
+        np.testing.assert_array_equal(got.tokens, sent[: got.n_levels])  # a prefix, exact
+
+
+@pytest.mark.parametrize("mode", ["repeat", "zero", "lm"])
+def test_concealment_controls(codec, mode):
+    cfg = TransceiverConfig(bitrate_kbps=6, conceal=mode)
+    tx, packets = _send(codec, cfg, seconds=0.6)
+    rx = Receiver(codec, SyntheticLM(), cfg)
+    for p in packets:
+        if p.chunk != 4:
+            rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    got = rx.history[4].tokens
+    if mode == "zero":
+        np.testing.assert_array_equal(got, 0)
+    elif mode == "repeat":
+        np.testing.assert_array_equal(got, np.repeat(tx.sent_tokens[3][:, -1:], 2, axis=1))
+    else:
+        assert got.shape == (3, 2)
+
+
+def test_bad_packets_are_counted_not_raised(codec, rng):
+    cfg = TransceiverConfig(bitrate_kbps=6)
+    tx, packets = _send(codec, cfg, seconds=0.4)
+    rx = Receiver(codec, SyntheticLM(), cfg)
+    for p in packets:
+        data = bytearray(p.data)
+        if p.chunk % 2:
+            data[rng.integers(0, len(data))] ^= 0xFF
+        rx.push(bytes(data), p.seq, p.chunk)
+        rx.push(rng.bytes(int(rng.integers(0, 6))), p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    assert rx.stats.packets_corrupt > 0
+    for sent, got in zip(tx.sent_tokens, rx.history):
+        if got.base == "received" and got.n_levels == 12:
+            np.testing.assert_array_equal(got.tokens, sent)
+
+
+def test_bad_audio_and_config(codec):
+    with pytest.raises(ConfigError):
+        TransceiverConfig(bitrate_kbps=0.7)
+    with pytest.raises(ConfigError):
+        TransceiverConfig(conceal="magic")
+    tx = Transmitter(codec, SyntheticLM(), TransceiverConfig())
+    with pytest.raises(TypeError):
+        tx.push(np.zeros(10, dtype=np.int16))
+    with pytest.raises(ConfigError):
+        tx.push(np.full(10, np.nan, dtype=np.float32))
