@@ -11,7 +11,6 @@ import math
 from collections import deque
 
 import numpy as np
-
 from soundspring.entropy import MASK, MASK_UPPER
 
 V = 1024
@@ -21,6 +20,7 @@ class SyntheticLM:
     model_id = "synthetic-lm-v1"
     max_codebooks = 24
     max_context_frames = 50
+    uses_memory = True
 
     def __init__(self, seed: int = 0, perturb: float = 0.0) -> None:
         rng = np.random.default_rng(seed)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from soundspring.config import codec_tiny
 from soundspring.errors import ConfigError
 from soundspring.models.codec import Codec
@@ -25,7 +24,9 @@ def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * 16000)) / 16000
     f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
     x = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / 16000) / k for k in range(1, 12))
-    return (0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+    return (
+        0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.normal(size=t.size)
+    ).astype(np.float32)
 
 
 def _send(codec, cfg, seconds=1.0, model=None):
@@ -33,16 +34,23 @@ def _send(codec, cfg, seconds=1.0, model=None):
     pcm = _speechlike(seconds)
     packets = []
     for start in range(0, len(pcm), 700):  # odd push sizes: buffering across chunks
-        packets += tx.push(pcm[start:start + 700])
+        packets += tx.push(pcm[start : start + 700])
     packets += tx.flush()
     return tx, packets
 
 
 @pytest.mark.parametrize("bitrate", [1.5, 3, 6, 12])
-@pytest.mark.parametrize("chunk_frames,context_frames,progressive", [(2, 15, False), (1, 4, True), (3, 50, False), (5, 1, True)])
+@pytest.mark.parametrize(
+    "chunk_frames,context_frames,progressive",
+    [(2, 15, False), (1, 4, True), (3, 50, False), (5, 1, True)],
+)
 def test_no_loss_tokens_exact(codec, bitrate, chunk_frames, context_frames, progressive):
-    cfg = TransceiverConfig(bitrate_kbps=bitrate, chunk_frames=chunk_frames,
-                            context_frames=context_frames, progressive=progressive)
+    cfg = TransceiverConfig(
+        bitrate_kbps=bitrate,
+        chunk_frames=chunk_frames,
+        context_frames=context_frames,
+        progressive=progressive,
+    )
     tx, packets = _send(codec, cfg)
     rx = Receiver(codec, SyntheticLM(), cfg)
     for p in reversed(packets):  # any arrival order before the deadline
@@ -65,7 +73,9 @@ def test_no_loss_audio_equals_offline_decode(codec):
     tokens = torch.from_numpy(np.concatenate(tx.sent_tokens, axis=1))[None]
     ref = codec.decode(tokens)[0, 0].numpy()
     lookahead = codec.lookahead_samples
-    np.testing.assert_allclose(out[lookahead:lookahead + len(ref) - lookahead], ref[: len(ref) - lookahead], atol=1e-5)
+    np.testing.assert_allclose(
+        out[lookahead : lookahead + len(ref) - lookahead], ref[: len(ref) - lookahead], atol=1e-5
+    )
 
 
 def test_base_loss_conceals_and_taints_the_reach(codec):

@@ -15,6 +15,9 @@ from importlib import import_module
 from .errors import SoundspringError
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "encode": ("soundspring.commands.encode", "encode audio into a .spring file"),
+    "decode": ("soundspring.commands.decode", "decode a .spring file into audio"),
+    "simulate": ("soundspring.commands.simulate", "run the transceiver over a simulated lossy channel"),
     "demo": (
         "soundspring.demo",
         "push synthetic tokens through coder, packets and a lossy channel",

@@ -62,7 +62,9 @@ class TransceiverConfig:
     def __post_init__(self) -> None:
         LayerLayout.for_bitrate(self.bitrate_kbps)  # validates the bitrate
         if not 1 <= self.chunk_frames <= MAX_CHUNK_FRAMES:
-            raise ConfigError(f"chunk_frames must be in [1, {MAX_CHUNK_FRAMES}], got {self.chunk_frames}")
+            raise ConfigError(
+                f"chunk_frames must be in [1, {MAX_CHUNK_FRAMES}], got {self.chunk_frames}"
+            )
         if not 1 <= self.context_frames <= 50:
             raise ConfigError(f"context_frames must be in [1, 50], got {self.context_frames}")
         if self.conceal not in CONCEAL_MODES:
@@ -98,7 +100,9 @@ def _check_pcm(pcm: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(pcm, torch.Tensor):
         pcm = pcm.detach().cpu().numpy()
     if not isinstance(pcm, np.ndarray):
-        raise TypeError(f"pcm must be a numpy float32 array [T] at {SAMPLE_RATE_HZ} Hz, got {type(pcm).__name__}")
+        raise TypeError(
+            f"pcm must be a numpy float32 array [T] at {SAMPLE_RATE_HZ} Hz, got {type(pcm).__name__}"
+        )
     if pcm.ndim != 1 and not (pcm.ndim == 3 and pcm.shape[:2] == (1, 1)):
         raise ConfigError(f"pcm must be float32 [T] or [1, 1, T], got shape {pcm.shape}")
     if pcm.dtype.kind != "f":
@@ -122,8 +126,9 @@ class Transmitter:
         cfg = self.config
         self.codec = codec
         self.model = model
-        self.coder = ChunkCoder(model, cfg.layout, cfg.chunk_frames, cfg.precision_bits,
-                                cfg.check_bits, cfg.progressive)
+        self.coder = ChunkCoder(
+            model, cfg.layout, cfg.chunk_frames, cfg.precision_bits, cfg.check_bits, cfg.progressive
+        )
         self._enc_state = codec.init_encoder_state(1)
         self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
         self._pending = np.zeros(0, dtype=np.float32)
@@ -165,8 +170,10 @@ class Transmitter:
         self._prev_base = base if base else None
         self.chunks_sent += 1
         self.sent_tokens.append(tokens)
-        return [SentPacket((c * n_layers + layer) & 0xFFFF, c, layer, pkt.to_bytes())
-                for layer, pkt in enumerate(packets)]
+        return [
+            SentPacket((c * n_layers + layer) & 0xFFFF, c, layer, pkt.to_bytes())
+            for layer, pkt in enumerate(packets)
+        ]
 
 
 @dataclass
@@ -206,14 +213,20 @@ class Receiver:
     playout deadline, e.g. a ``transport.JitterBuffer`` in front).
     """
 
-    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None,
-                 keep_history: bool = True) -> None:
+    def __init__(
+        self,
+        codec,
+        model: CodingModel,
+        config: TransceiverConfig | None = None,
+        keep_history: bool = True,
+    ) -> None:
         self.config = config or TransceiverConfig()
         cfg = self.config
         self.codec = codec
         self.model = model
-        self.coder = ChunkCoder(model, cfg.layout, cfg.chunk_frames, cfg.precision_bits,
-                                cfg.check_bits, cfg.progressive)
+        self.coder = ChunkCoder(
+            model, cfg.layout, cfg.chunk_frames, cfg.precision_bits, cfg.check_bits, cfg.progressive
+        )
         self._dec_state = codec.init_decoder_state(1)
         self._vocab = int(codec.cfg.codebook_size)
         self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
@@ -311,12 +324,16 @@ class Receiver:
                 break
             future.append(base)
             nc += 1
-        past = self._past[:, -cfg.conceal_context_frames:] if cfg.conceal_context_frames else self._past[:, :0]
+        past = (
+            self._past[:, -cfg.conceal_context_frames :]
+            if cfg.conceal_context_frames
+            else self._past[:, :0]
+        )
         cols = [past, np.zeros((k_max, cf), dtype=np.int64)]
         cols += [np.pad(b, ((0, k_max - b.shape[0]), (0, 0))) for b in future]
         window = np.concatenate(cols, axis=1)
         lost = np.zeros(window.shape[1], dtype=bool)
-        lost[past.shape[1]:past.shape[1] + cf] = True
+        lost[past.shape[1] : past.shape[1] + cf] = True
         return conceal_base(cfg.conceal, window, lost, self._last_frame, self.model)
 
     def _decode_next(self) -> None:
@@ -337,7 +354,7 @@ class Receiver:
             self.stats.chunks_from_fec += how == "fec"
             tokens = base
             if n_fine_arrived:
-                if any(self._tainted):
+                if self.model.uses_memory and any(self._tainted):
                     self.stats.fine_packets_undecodable += n_fine_arrived
                 else:
                     payloads = [slot.payloads.get(layer) for layer in range(1, cfg.layout.n_layers)]
@@ -357,9 +374,147 @@ class Receiver:
         self._past = np.concatenate([self._past, padded], axis=1)[:, -keep:]
         self._last_frame = base[:, -1].copy()
         self._last_full = tokens.copy()
-        wav, self._dec_state = self.codec.decode_step(torch.from_numpy(tokens)[None], self._dec_state)
+        wav, self._dec_state = self.codec.decode_step(
+            torch.from_numpy(tokens)[None], self._dec_state
+        )
         self._out = np.concatenate([self._out, wav[0, 0].numpy()])
         self.stats.chunks_decoded += 1
         if self.history is not None:
             self.history.append(ChunkOutcome(c, how, tokens.shape[0], tokens))
         self.next_chunk += 1
+
+
+# ------------------------------------------------------------------------- whole signals
+
+
+def load_models(codec_path: str | None = None, lm: str | None = "default"):
+    """Loads (codec, coding model) offline.
+
+    Args:
+        codec_path: codec weights, a training checkpoint or run dir; None = shipped default.
+        lm: "none" for the static-PMF control (uniform PMFs), "default" for the shipped
+            SpringLM, or a path to SpringLM weights.
+
+    Raises:
+        ConfigError: missing weights. ModelMismatchError: an LM trained on another codec.
+    """
+    from .entropy.static import StaticModel
+    from .models.codec import load_codec
+
+    codec = load_codec(codec_path)
+    if lm in (None, "none"):
+        return codec, StaticModel()
+    from .models.lm_adapter import load_coding_model
+
+    return codec, load_coding_model(None if lm == "default" else lm, codec)
+
+
+def codec_id(codec) -> str:
+    """A short content hash of the codec's inference weights (recorded in stream headers)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(codec.state_dict().items()):
+        h.update(name.encode())
+        h.update(
+            t.detach()
+            .to(torch.float16)
+            .reshape(-1)
+            .contiguous()
+            .view(torch.uint8)
+            .numpy()
+            .tobytes()
+        )
+    return h.hexdigest()[:16]
+
+
+def stream_header(codec, model: CodingModel, cfg: TransceiverConfig, n_samples: int) -> dict:
+    """The .spring JSON header: everything a decoder needs to reproduce the PMFs."""
+    return {
+        "format": "soundspring",
+        "codec_id": codec_id(codec),
+        "model_id": model.model_id,
+        "sample_rate_hz": SAMPLE_RATE_HZ,
+        "n_samples": int(n_samples),
+        "bitrate_kbps": cfg.bitrate_kbps,
+        "chunk_frames": cfg.chunk_frames,
+        "context_frames": cfg.context_frames,
+        "progressive": cfg.progressive,
+        "check_bits": cfg.check_bits,
+        "precision_bits": cfg.precision_bits,
+        "fec": cfg.fec,
+    }
+
+
+def config_from_header(header: dict, conceal: str = "lm") -> TransceiverConfig:
+    """The TransceiverConfig recorded in a .spring header (concealment is the reader's choice)."""
+    try:
+        return TransceiverConfig(
+            bitrate_kbps=float(header["bitrate_kbps"]),
+            chunk_frames=int(header["chunk_frames"]),
+            context_frames=int(header["context_frames"]),
+            progressive=bool(header["progressive"]),
+            check_bits=int(header["check_bits"]),
+            precision_bits=int(header["precision_bits"]),
+            fec=bool(header["fec"]),
+            conceal=conceal,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BitstreamError(
+            f"the .spring header lacks a valid transceiver setting: {exc}"
+        ) from exc
+
+
+def transmit(
+    codec, model: CodingModel, pcm: np.ndarray, cfg: TransceiverConfig, progress: bool = False
+) -> tuple[list[SentPacket], Transmitter]:
+    """Encodes a whole signal float32 [T] into packets (chunk by chunk, as a stream)."""
+    from tqdm import tqdm
+
+    pcm = _check_pcm(pcm)
+    tx = Transmitter(codec, model, cfg)
+    step = cfg.chunk_samples * 25
+    packets: list[SentPacket] = []
+    for start in tqdm(
+        range(0, len(pcm), step),
+        desc="transmit",
+        unit="s",
+        disable=not progress,
+        unit_scale=step / SAMPLE_RATE_HZ,
+    ):
+        packets += tx.push(pcm[start : start + step])
+    packets += tx.flush()
+    return packets, tx
+
+
+def receive(
+    codec,
+    model: CodingModel,
+    cfg: TransceiverConfig,
+    packets,
+    n_chunks: int,
+    n_samples: int,
+    progress: bool = False,
+) -> tuple[np.ndarray, Receiver]:
+    """Decodes received packets (an iterable of SentPacket-like objects with seq, chunk and
+    data) into float32 [n_samples] audio aligned with the transmitter's input.
+
+    Chunks whose base never arrived are concealed. The codec's lookahead delay is removed.
+    """
+    from tqdm import tqdm
+
+    rx = Receiver(codec, model, cfg, keep_history=False)
+    by_chunk: dict[int, list] = {}
+    for p in packets:
+        by_chunk.setdefault(p.chunk, []).append(p)
+    for c in tqdm(range(n_chunks), desc="receive", unit="chunk", disable=not progress):
+        # Deliver chunk c and the next one before decoding c: concealment may then
+        # interpolate from the following chunk's base (a 1-chunk jitter buffer).
+        for cc in (c, c + 1) if c == 0 else (c + 1,):
+            for p in by_chunk.pop(cc, []):
+                rx.push(p.data, p.seq, p.chunk)
+        rx.decode_until(c + 1)
+    out = np.concatenate([rx.pull(n_chunks * cfg.chunk_samples), rx.flush()])
+    lookahead = codec.lookahead_samples
+    out = out[lookahead : lookahead + n_samples]
+    return np.pad(out, (0, n_samples - len(out))).astype(np.float32), rx

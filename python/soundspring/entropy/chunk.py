@@ -36,8 +36,11 @@ def integrity_value(base: np.ndarray, tokens: np.ndarray, layer: int, check_bits
     Covering the base too means a fine packet decoded against a wrong (corrupt or
     concealed) base fails its check instead of yielding garbage.
     """
-    data = (bytes([layer]) + np.ascontiguousarray(base, dtype="<i2").tobytes()
-            + np.ascontiguousarray(tokens, dtype="<i2").tobytes())
+    data = (
+        bytes([layer])
+        + np.ascontiguousarray(base, dtype="<i2").tobytes()
+        + np.ascontiguousarray(tokens, dtype="<i2").tobytes()
+    )
     return zlib.crc32(data) & ((1 << check_bits) - 1)
 
 
@@ -76,18 +79,29 @@ class ChunkCoder:
         logit_step_log2: logits are rounded to multiples of 2^-this before quantisation.
     """
 
-    def __init__(self, model: CodingModel, layout: LayerLayout, chunk_frames: int,
-                 precision_bits: int = 16, check_bits: int = 8, progressive: bool = False,
-                 logit_step_log2: int = 6) -> None:
+    def __init__(
+        self,
+        model: CodingModel,
+        layout: LayerLayout,
+        chunk_frames: int,
+        precision_bits: int = 16,
+        check_bits: int = 8,
+        progressive: bool = False,
+        logit_step_log2: int = 6,
+    ) -> None:
         if not 1 <= chunk_frames <= 5:
             raise ConfigError(f"chunk_frames must be in [1, 5], got {chunk_frames}")
         if not 10 <= precision_bits <= 16:
-            raise ConfigError(f"precision_bits must be in [10, 16] for V = 1024, got {precision_bits}")
+            raise ConfigError(
+                f"precision_bits must be in [10, 16] for V = 1024, got {precision_bits}"
+            )
         if not 0 <= check_bits <= 16:
             raise ConfigError(f"check_bits must be in [0, 16], got {check_bits}")
         if layout.n_codebooks > model.max_codebooks:
-            raise ConfigError(f"the model codes {model.max_codebooks} levels, the bitrate needs "
-                              f"{layout.n_codebooks}")
+            raise ConfigError(
+                f"the model codes {model.max_codebooks} levels, the bitrate needs "
+                f"{layout.n_codebooks}"
+            )
         self.model = model
         self.layout = layout
         self.chunk_frames = chunk_frames
@@ -110,11 +124,12 @@ class ChunkCoder:
         """int64 [K_max, C]: levels < revealed visible, then MASK up to K, MASK_UPPER above."""
         view = np.full((self.model.max_codebooks, self.chunk_frames), MASK_UPPER, dtype=np.int64)
         view[:revealed] = tokens[:revealed]
-        view[revealed:self.layout.n_codebooks] = MASK
+        view[revealed : self.layout.n_codebooks] = MASK
         return view
 
-    def _fine_logits(self, state: Any, tokens: np.ndarray, layer: int,
-                     cache: dict[int, np.ndarray]) -> np.ndarray:
+    def _fine_logits(
+        self, state: Any, tokens: np.ndarray, layer: int, cache: dict[int, np.ndarray]
+    ) -> np.ndarray:
         """Quantised logits [C * L, V] (frame-major rows) of one fine layer."""
         lo, hi = self.layout.layers[layer]
         if self.progressive:
@@ -122,20 +137,26 @@ class ChunkCoder:
         else:
             if "all" not in cache:
                 first, end = self.layout.layers[1][0], self.layout.n_codebooks
-                cache["all"] = self.model.fine_logits(state, self._view(tokens, first), (first, end))
+                cache["all"] = self.model.fine_logits(
+                    state, self._view(tokens, first), (first, end)
+                )
             first = self.layout.layers[1][0]
-            logits = cache["all"][lo - first:hi - first]
+            logits = cache["all"][lo - first : hi - first]
         lv = np.asarray(logits, dtype=np.float32)
         if lv.shape != (hi - lo, self.chunk_frames, CODEBOOK_SIZE):
-            raise ConfigError(f"model returned logits of shape {lv.shape}, expected "
-                              f"{(hi - lo, self.chunk_frames, CODEBOOK_SIZE)}")
+            raise ConfigError(
+                f"model returned logits of shape {lv.shape}, expected "
+                f"{(hi - lo, self.chunk_frames, CODEBOOK_SIZE)}"
+            )
         return self._quantise(lv.transpose(1, 0, 2).reshape(-1, CODEBOOK_SIZE))
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         t = np.asarray(tokens)
         if t.shape != (self.layout.n_codebooks, self.chunk_frames) or t.dtype.kind not in "iu":
-            raise ConfigError(f"tokens must be int [K={self.layout.n_codebooks}, "
-                              f"C={self.chunk_frames}], got {t.dtype} {t.shape}")
+            raise ConfigError(
+                f"tokens must be int [K={self.layout.n_codebooks}, "
+                f"C={self.chunk_frames}], got {t.dtype} {t.shape}"
+            )
         if t.size and (t.min() < 0 or t.max() >= CODEBOOK_SIZE):
             raise ConfigError(f"tokens must be in [0, {CODEBOOK_SIZE})")
         return t.astype(np.int64)
@@ -164,7 +185,9 @@ class ChunkCoder:
             sym = np.ascontiguousarray(t[lo:hi].T.reshape(-1), dtype=np.int32)
             enc.encode_logits(sym, self._fine_logits(state, t, layer, cache))
             if self.check_bits:
-                value = integrity_value(t[:self.layout.base_levels], t[lo:hi], layer, self.check_bits)
+                value = integrity_value(
+                    t[: self.layout.base_levels], t[lo:hi], layer, self.check_bits
+                )
                 shift = self.check_bits
                 for bits in _check_pieces(self.check_bits):
                     shift -= bits
@@ -173,8 +196,9 @@ class ChunkCoder:
             payloads.append(enc.finish())
         return payloads
 
-    def decode_fine(self, state: Any, base: np.ndarray,
-                    payloads: list[bytes | None]) -> FineDecodeResult:
+    def decode_fine(
+        self, state: Any, base: np.ndarray, payloads: list[bytes | None]
+    ) -> FineDecodeResult:
         """Decodes the fine layers that arrived, in order, stopping at the first gap.
 
         Args:
@@ -203,7 +227,9 @@ class ChunkCoder:
                 if self.check_bits:
                     value = 0
                     for bits in _check_pieces(self.check_bits):
-                        value = (value << bits) | int(dec.decode(_uniform_cdf(bits, self.precision_bits))[0])
+                        value = (value << bits) | int(
+                            dec.decode(_uniform_cdf(bits, self.precision_bits))[0]
+                        )
                     if value != integrity_value(base, got, layer, self.check_bits):
                         raise BitstreamError("integrity check failed")
             except BitstreamError:

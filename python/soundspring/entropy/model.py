@@ -46,6 +46,10 @@ class CodingModel(Protocol):
     def max_context_frames(self) -> int:
         """Largest entropy-context reach R (frames) the model supports."""
 
+    @property
+    def uses_memory(self) -> bool:
+        """Whether fine PMFs depend on the memory (False: no packet depends on another)."""
+
     def base_logits(self) -> np.ndarray:
         """float32 [K_max, V]: static per-level logits (unigram PMFs)."""
 

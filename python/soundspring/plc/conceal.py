@@ -15,8 +15,13 @@ from ..errors import ConfigError
 CONCEAL_MODES = ("lm", "repeat", "zero")
 
 
-def conceal_base(mode: str, window: np.ndarray, lost: np.ndarray, last_frame: np.ndarray | None,
-                 model: CodingModel | None = None) -> np.ndarray:
+def conceal_base(
+    mode: str,
+    window: np.ndarray,
+    lost: np.ndarray,
+    last_frame: np.ndarray | None,
+    model: CodingModel | None = None,
+) -> np.ndarray:
     """Base tokens for the lost frames of ``window``.
 
     Args:

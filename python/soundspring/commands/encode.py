@@ -1,0 +1,54 @@
+"""``soundspring encode in.wav out.spring``: audio to a .spring file."""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+from ..pipeline import TransceiverConfig, load_models, stream_header, transmit
+from ..transport import write_container
+from ._common import (
+    add_io_flags,
+    add_model_arguments,
+    add_stream_arguments,
+    apply_threads,
+    check_output,
+    read_audio,
+    show_progress,
+    write_output_bytes,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="audio file (any rate, mono or mixed down), or - for stdin")
+    parser.add_argument("output", help=".spring file, or - for stdout")
+    add_stream_arguments(parser)
+    add_model_arguments(parser)
+    add_io_flags(parser)
+
+
+def config_from_args(args: argparse.Namespace, conceal: str = "lm") -> TransceiverConfig:
+    return TransceiverConfig(
+        bitrate_kbps=args.bitrate,
+        chunk_frames=args.chunk_frames,
+        context_frames=args.context_frames,
+        progressive=args.progressive,
+        check_bits=args.check_bits,
+        fec=args.fec,
+        conceal=conceal,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    check_output(args.output, args.force)
+    apply_threads(args)
+    cfg = config_from_args(args)
+    pcm = read_audio(args.input)
+    codec, model = load_models(args.codec, args.lm)
+    packets, _ = transmit(codec, model, pcm, cfg, progress=show_progress(args, len(pcm)))
+    buf = io.BytesIO()
+    write_container(
+        buf, stream_header(codec, model, cfg, len(pcm)), [(p.seq, p.chunk, p.data) for p in packets]
+    )
+    write_output_bytes(args.output, buf.getvalue())
+    return 0
