@@ -1,0 +1,148 @@
+"""SpringLM shipped weights: config JSON + fp16 state dict + sha256, plus the codec hash.
+
+The file is a plain dict (str / int / tensors, no pickled classes) loadable with
+``torch.load(..., weights_only=True)``, written atomically::
+
+    {"format": "soundspring-springlm", "version": 1, "config": <SpringLMConfig JSON>,
+     "codec_sha256": <hash of the codec whose tokens it models>, "meta": <JSON>,
+     "state_dict": {name: fp16 tensor}, "sha256": <content hash of config + tensors>}
+
+The content hash doubles as the model id that stream headers record.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from soundspring.models.masked_lm import SpringLM, springlm_tiny
+    >>> from soundspring.models.lm_weights import load_lm, save_lm_weights
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "lm.pt"
+    >>> _ = save_lm_weights(SpringLM(springlm_tiny()), p, codec_sha256="0" * 64)
+    >>> load_lm(p, codec_sha256="0" * 64).cfg.dim
+    64
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..config import from_json, to_json
+from ..errors import ConfigError, ModelMismatchError
+from .masked_lm import SpringLM, SpringLMConfig
+
+WEIGHTS_FORMAT = "soundspring-springlm"
+WEIGHTS_VERSION = 1
+
+
+def content_hash(config_json: str, state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the config JSON and every tensor (name, shape, dtype, bytes), sorted."""
+    h = hashlib.sha256(config_json.encode())
+    for name in sorted(state):
+        t = state[name].contiguous()
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def inference_state_dict(model: SpringLM) -> dict[str, torch.Tensor]:
+    """Every persistent tensor as fp16 on CPU."""
+    return {k: v.detach().to("cpu", torch.float16).contiguous()
+            for k, v in model.state_dict().items()}
+
+
+def model_id(model: SpringLM) -> str:
+    """The content hash ``save_lm_weights`` would record for ``model``."""
+    return content_hash(to_json(model.cfg), inference_state_dict(model))
+
+
+def save_lm_weights(model: SpringLM, path: str | Path, codec_sha256: str,
+                    meta: dict | None = None) -> Path:
+    """Writes the shipped weights file (atomically); returns its path.
+
+    Args:
+        model: the LM (its fp32 tensors are stored as fp16).
+        path: output file.
+        codec_sha256: content hash of the codec whose tokens the LM was trained on.
+        meta: JSON-able training metadata (step, held-out numbers).
+    """
+    if not isinstance(codec_sha256, str) or not codec_sha256:
+        raise ConfigError("codec_sha256 must be a non-empty hex string")
+    cfg_json = to_json(model.cfg)
+    state = inference_state_dict(model)
+    blob = {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "config": cfg_json,
+            "codec_sha256": codec_sha256, "meta": json.dumps(meta or {}, sort_keys=True),
+            "state_dict": state, "sha256": content_hash(cfg_json, state)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+    return path
+
+
+def read_lm_weights(path: str | Path) -> tuple[SpringLMConfig, dict[str, torch.Tensor], str,
+                                                 str, dict]:
+    """Reads and verifies a weights file.
+
+    Returns:
+        (config, fp16 state dict, codec_sha256, content sha256 (model id), meta).
+
+    Raises:
+        ConfigError: missing file, wrong format or version.
+        ModelMismatchError: the content hash does not match (corrupt file).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"SpringLM weights {str(path)!r} not found")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ConfigError(f"{path} is not a {WEIGHTS_FORMAT} weights file")
+    if blob.get("version") != WEIGHTS_VERSION:
+        raise ConfigError(f"{path}: weights version {blob.get('version')} unsupported "
+                          f"(this build reads {WEIGHTS_VERSION})")
+    state = blob["state_dict"]
+    if content_hash(blob["config"], state) != blob["sha256"]:
+        raise ModelMismatchError(f"{path}: sha256 content hash mismatch (corrupt file?)")
+    return (from_json(SpringLMConfig, blob["config"]), state, str(blob["codec_sha256"]),
+            str(blob["sha256"]), json.loads(blob.get("meta", "{}")))
+
+
+def load_lm(path: str | Path, codec_sha256: str | None = None) -> SpringLM:
+    """A float32 ``SpringLM`` in eval mode from a weights file.
+
+    Args:
+        path: a file written by ``save_lm_weights``.
+        codec_sha256: when given, the codec hash the LM must have been trained on.
+
+    Raises:
+        ConfigError: missing or malformed file.
+        ModelMismatchError: corrupt file, tensors that do not fit the config, or an LM
+            trained on another codec.
+
+    The loaded model carries ``model_id`` (content hash), ``codec_sha256`` and ``meta``.
+    """
+    cfg, state, codec_h, sha, meta = read_lm_weights(path)
+    if codec_sha256 is not None and codec_h != codec_sha256:
+        raise ModelMismatchError(f"{path}: SpringLM was trained on codec {codec_h[:16]}, "
+                                 f"but the codec in use is {codec_sha256[:16]}")
+    model = SpringLM(cfg)
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()},
+                                                strict=False)
+    if missing or unexpected:
+        raise ModelMismatchError(f"{path}: missing {sorted(missing)}, unexpected "
+                                 f"{sorted(unexpected)}")
+    model.model_id = sha  # type: ignore[attr-defined]
+    model.codec_sha256 = codec_h  # type: ignore[attr-defined]
+    model.meta = meta  # type: ignore[attr-defined]
+    return model.eval()
+
+
+__all__ = ["WEIGHTS_FORMAT", "WEIGHTS_VERSION", "content_hash", "inference_state_dict",
+           "load_lm", "model_id", "read_lm_weights", "save_lm_weights"]

@@ -1,0 +1,584 @@
+"""SpringLM training on precomputed codec tokens (``soundspring train lm``).
+
+Two summed cross-entropy losses per step (DESIGN.md section 4, "causal-order mask
+learning": a lower level is never hidden while a higher one is shown):
+
+1. *concealment* (bidirectional mode): whole frames of the base layer are ``MASK`` (a
+   random ratio with a cosine schedule, or Gilbert-Elliott bursts over packets of a
+   random chunk size), every fine level ``MASK_UPPER``; loss on the masked base tokens.
+2. *entropy model* (coding mode, random reach R in [0, max] and chunk C in 1..5): base
+   visible; per chunk, the fine levels up to the batch's bitrate are ``MASK`` either all
+   at once or above a random revealed prefix of fine groups (progressive), levels above
+   the bitrate ``MASK_UPPER``; loss on the masked fine tokens.
+
+The bitrate is drawn per batch from 6 / 12 / 24 levels for the entropy loss (at 3
+levels there is no fine token to model; the concealment loss never sees fine levels).
+
+Run directory layout::
+
+    config.json      model + train configs, codec hash, token files
+    checkpoint.pt    full state (model, optimizer, step, clock, RNGs), atomic
+    lm_latest.pt     shipped-format fp16 weights of the latest checkpoint
+    train.jsonl      losses every ``log_every_steps`` steps
+    eval.jsonl       held-out bits/token per level (coding mode, R=15, C=2; all-at-once
+                     and progressive) vs the static unigram PMFs, concealment top-1
+                     accuracy at 10% Bernoulli packet loss vs repeating the last frame
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F_
+
+from ..config import LAYER_BOUNDS, from_json, layers_for_codebooks, to_json
+from ..data.tokens import TokenSet, load_tokens, token_dir
+from ..errors import ConfigError
+from ..models.lm_weights import read_lm_weights, save_lm_weights
+from ..models.masked_lm import (
+    MASK,
+    MASK_UPPER,
+    SPRINGLM_PRESETS,
+    SpringLM,
+    SpringLMConfig,
+)
+from .checkpoint import atomic_save
+
+_LN2 = math.log(2.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LMTrainConfig:
+    """SpringLM training hyperparameters."""
+
+    batch_size: int = 16
+    crop_frames: int = 60
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    lr_decay_steps: int = 200_000
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    w_conceal: float = 1.0
+    w_entropy: float = 1.0
+    coding_bitrates: tuple[int, ...] = (6, 12, 24)
+    chunk_frames_choices: tuple[int, ...] = (1, 2, 2, 2, 3, 4, 5)
+    progressive_prob: float = 0.5
+    max_mask_ratio: float = 0.8
+    burst_prob: float = 0.5
+    log_every_steps: int = 25
+    checkpoint_every_min: float = 5.0
+    eval_every_min: float = 15.0
+    eval_windows: int = 64
+    eval_frames: int = 60
+    max_steps: int = 0
+    max_hours: float = 0.0
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.crop_frames < 10 or self.lr <= 0:
+            raise ConfigError("batch_size >= 1, crop_frames >= 10 and lr > 0 required")
+        if any(k not in (6, 12, 24) for k in self.coding_bitrates) or not self.coding_bitrates:
+            raise ConfigError("coding_bitrates must be drawn from (6, 12, 24) levels")
+        if any(not 1 <= c <= 5 for c in self.chunk_frames_choices):
+            raise ConfigError("chunk_frames_choices must lie in [1, 5]")
+        if not 0 < self.max_mask_ratio <= 1 or not 0 <= self.burst_prob <= 1:
+            raise ConfigError("max_mask_ratio in (0, 1] and burst_prob in [0, 1] required")
+        if self.eval_frames % 2:
+            raise ConfigError("eval_frames must be even (chunks of 2 frames)")
+
+
+def lm_train_default() -> LMTrainConfig:
+    return LMTrainConfig()
+
+
+def lm_train_smoke() -> LMTrainConfig:
+    """A minutes-long pipeline check (tiny model, a few hundred steps)."""
+    return LMTrainConfig(batch_size=8, warmup_steps=50, log_every_steps=25, max_steps=300,
+                         checkpoint_every_min=2.0, eval_every_min=0.0, eval_windows=32,
+                         lr=2e-3, threads=1)
+
+
+LM_TRAIN_PRESETS = {"default": lm_train_default, "smoke": lm_train_smoke}
+
+
+# --------------------------------------------------------------------------------------
+# Data: crops of the concatenated token stream of a split
+# --------------------------------------------------------------------------------------
+
+
+class TokenCropSampler:
+    """Random crops int64 [B, K, F] of a split's concatenated token stream."""
+
+    def __init__(self, tokens: TokenSet, seed: int = 0) -> None:
+        self.stream = torch.from_numpy(tokens.tokens.astype(np.int64))  # [K, N]
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, batch_size: int, frames: int) -> torch.Tensor:
+        n = self.stream.shape[1]
+        if n < frames:
+            raise ConfigError(f"the split holds {n} frames, fewer than a crop of {frames}")
+        starts = self.rng.integers(0, n - frames + 1, batch_size)
+        return torch.stack([self.stream[:, s:s + frames] for s in starts])
+
+
+def eval_windows(tokens: TokenSet, n_windows: int, frames: int) -> torch.Tensor:
+    """Fixed, evenly spaced windows int64 [n, K, frames] of the held-out stream."""
+    n = tokens.frames
+    if n < frames:
+        raise ConfigError(f"held-out split holds {n} frames, fewer than {frames}")
+    count = min(n_windows, n // frames)
+    starts = np.linspace(0, n - frames, count).astype(np.int64)
+    stream = torch.from_numpy(tokens.tokens.astype(np.int64))
+    return torch.stack([stream[:, s:s + frames] for s in starts])
+
+
+def unigram_counts(tokens: TokenSet, n_levels: int, vocab: int) -> torch.Tensor:
+    """int64 [n_levels, V] token counts per level."""
+    t = tokens.tokens.astype(np.int64)
+    out = np.zeros((n_levels, vocab), np.int64)
+    for k in range(min(n_levels, t.shape[0])):
+        out[k] = np.bincount(t[k], minlength=vocab)[:vocab]
+    return torch.from_numpy(out)
+
+
+# --------------------------------------------------------------------------------------
+# Masks (causal-order: a lower level is never hidden while a higher one is shown)
+# --------------------------------------------------------------------------------------
+
+
+def conceal_mask(batch: int, frames: int, cfg: LMTrainConfig,
+                 rng: np.random.Generator) -> torch.Tensor:
+    """bool [B, F]: frames whose base tokens are lost (at least one per item)."""
+    from ..transport import GilbertElliott
+
+    out = np.zeros((batch, frames), bool)
+    for b in range(batch):
+        if rng.random() < cfg.burst_prob:
+            c = int(rng.integers(1, 6))  # packet size in frames
+            rate = float(rng.uniform(0.05, 0.5))
+            burst = float(rng.uniform(1.0, 4.0))
+            ge = GilbertElliott(rate, burst, int(rng.integers(0, 2**63)))
+            lost = ge.losses(-(-frames // c))
+            out[b] = np.repeat(lost, c)[:frames]
+        else:
+            ratio = cfg.max_mask_ratio * (1.0 - math.cos(0.5 * math.pi * rng.random()))
+            out[b] = rng.random(frames) < ratio
+        if not out[b].any():
+            out[b, int(rng.integers(0, frames))] = True
+    return torch.from_numpy(out)
+
+
+def coding_view(codes: torch.Tensor, n_levels: int, chunk_frames: int,
+                progressive_prob: float, rng: np.random.Generator) -> torch.Tensor:
+    """The coding-mode input of a training batch.
+
+    Args:
+        codes: int64 [B, K_max, F] true tokens.
+        n_levels: bitrate in levels (6, 12 or 24): levels >= n_levels are MASK_UPPER.
+        chunk_frames: C; every chunk draws its own revealed prefix of fine groups.
+
+    Returns:
+        int64 [B, K_max, F]; the positions to predict are those equal to MASK.
+    """
+    b, k, f = codes.shape
+    n_groups = layers_for_codebooks(n_levels) - 1
+    n_chunks = f // chunk_frames
+    g = np.zeros((b, n_chunks), np.int64)
+    prog = rng.random((b, n_chunks)) < progressive_prob
+    g[prog] = rng.integers(0, n_groups, int(prog.sum()))
+    revealed = torch.from_numpy(np.asarray(LAYER_BOUNDS)[1 + g])  # [B, n_chunks]
+    revealed = revealed.repeat_interleave(chunk_frames, dim=1)  # [B, F]
+    level = torch.arange(k)[None, :, None]
+    view = codes.clone()
+    view[(level >= revealed[:, None, :]) & (level < n_levels)] = MASK
+    view[:, n_levels:] = MASK_UPPER
+    return view
+
+
+def _masked_ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean CE over mask; logits [B, k, F, V], target/mask [B, k, F]."""
+    lp = logits[mask]  # [N, V]
+    return F_.cross_entropy(lp, target[mask])
+
+
+def _lr(cfg: LMTrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.lr_decay_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def training_losses(model: SpringLM, codes: torch.Tensor, cfg: LMTrainConfig,
+                    rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """The two losses on one batch of true tokens int64 [B, K_max, F]."""
+    nb = model.cfg.base_codebooks
+    b, _, f = codes.shape
+    # (1) concealment, bidirectional
+    lost = conceal_mask(b, f, cfg, rng)  # [B, F]
+    cv = codes.clone()
+    cv[:, :nb] = torch.where(lost[:, None, :], MASK, cv[:, :nb])
+    logits_c = model.forward_conceal(cv, levels=(0, nb))
+    l_conceal = _masked_ce(logits_c, codes[:, :nb], lost[:, None, :].expand(b, nb, f))
+    # (2) entropy model, coding mode
+    n_levels = int(rng.choice(cfg.coding_bitrates))
+    c = int(rng.choice(cfg.chunk_frames_choices))
+    r = int(rng.integers(0, model.cfg.max_context_frames + 1))
+    fc = f - f % c
+    x = codes[..., :fc]
+    view = coding_view(x, n_levels, c, cfg.progressive_prob, rng)
+    logits_e = model.forward_coding(view, r, c, levels=(nb, n_levels))
+    l_entropy = _masked_ce(logits_e, x[:, nb:n_levels], view[:, nb:n_levels] == MASK)
+    return {"conceal": l_conceal, "entropy": l_entropy, "n_levels": torch.tensor(n_levels),
+            "chunk": torch.tensor(c), "reach": torch.tensor(r)}
+
+
+# --------------------------------------------------------------------------------------
+# Held-out evaluation
+# --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate_lm(model: SpringLM, windows: torch.Tensor, context_frames: int = 15,
+                chunk_frames: int = 2, loss_rate: float = 0.1, seed: int = 0,
+                batch_size: int = 16) -> dict:
+    """Held-out metrics on fixed windows int64 [N, K_max, F].
+
+    Returns a dict with per-level lists (index = level):
+        ``bits_unigram``: static per-level PMFs (the no-LM control and base coding);
+        ``bits_lm``: coding mode, every fine level MASK at once (12 kbps), R and C given;
+        ``bits_lm_progressive``: fine group g coded with groups < g revealed;
+    plus means over the fine levels and, at ``loss_rate`` Bernoulli packet loss
+    (packets of C frames), concealment top-1 accuracy per base level vs repeating the last
+    received frame (``conceal_top1`` / ``repeat_top1``).
+    """
+    from ..transport import Bernoulli
+
+    was_training = model.training
+    model.eval()
+    nb, kmax = model.cfg.base_codebooks, model.cfg.n_codebooks
+    n, _, f = windows.shape
+    uni = model.unigram_logprobs  # [K, V]
+    bits_uni = torch.stack([-uni[k][windows[:, k]].mean() for k in range(kmax)]) / _LN2
+    ce_all = torch.zeros(kmax)
+    ce_prog = torch.zeros(kmax)
+    correct = torch.zeros(nb)
+    rep_correct = torch.zeros(nb)
+    n_lost = 0
+    channel = Bernoulli(loss_rate, seed)
+    for s in range(0, n, batch_size):
+        x = windows[s:s + batch_size]
+        b = x.shape[0]
+        view = x.clone()
+        view[:, nb:] = MASK
+        lg = model.forward_coding(view, context_frames, chunk_frames, levels=(nb, kmax))
+        ce_all[nb:] += F_.cross_entropy(lg.permute(0, 3, 1, 2), x[:, nb:],
+                                        reduction="none").mean(dim=(0, 2)) * b
+        for gi in range(1, len(LAYER_BOUNDS) - 1):
+            lo, hi = LAYER_BOUNDS[gi], LAYER_BOUNDS[gi + 1]
+            view = x.clone()
+            view[:, lo:] = MASK
+            lg = model.forward_coding(view, context_frames, chunk_frames, levels=(lo, hi))
+            ce_prog[lo:hi] += F_.cross_entropy(lg.permute(0, 3, 1, 2), x[:, lo:hi],
+                                               reduction="none").mean(dim=(0, 2)) * b
+        lost = torch.from_numpy(np.repeat(channel.losses(b * (-(-f // chunk_frames))),
+                                          chunk_frames).reshape(b, -1)[:, :f])
+        cv = x.clone()
+        cv[:, :nb] = torch.where(lost[:, None, :], MASK, cv[:, :nb])
+        pred = model.forward_conceal(cv).argmax(-1)  # [b, nb, F]
+        # repeat-last-frame baseline: the last received frame before each lost one
+        idx = torch.where(lost, torch.full_like(lost, -1, dtype=torch.int64),
+                          torch.arange(f).expand(b, f))
+        idx = torch.cummax(idx, dim=1).values.clamp(min=0)
+        rep = torch.gather(x[:, :nb], 2, idx[:, None, :].expand(b, nb, f))
+        m = lost[:, None, :].expand(b, nb, f)
+        correct += ((pred == x[:, :nb]) & m).sum(dim=(0, 2))
+        rep_correct += ((rep == x[:, :nb]) & m).sum(dim=(0, 2))
+        n_lost += int(lost.sum())
+    bits_lm = ce_all / n / _LN2
+    bits_prog = ce_prog / n / _LN2
+    bits_lm[:nb] = bits_uni[:nb]
+    bits_prog[:nb] = bits_uni[:nb]
+    model.train(was_training)
+
+    def r(t: torch.Tensor) -> list[float]:
+        return [round(float(v), 4) for v in t]
+
+    return {
+        "context_frames": context_frames, "chunk_frames": chunk_frames, "windows": n,
+        "frames": f, "bits_unigram": r(bits_uni), "bits_lm": r(bits_lm),
+        "bits_lm_progressive": r(bits_prog),
+        "fine_mean_bits_unigram": round(float(bits_uni[nb:].mean()), 4),
+        "fine_mean_bits_lm": round(float(bits_lm[nb:].mean()), 4),
+        "fine_mean_bits_lm_progressive": round(float(bits_prog[nb:].mean()), 4),
+        "conceal_loss_rate": loss_rate, "conceal_lost_frames": n_lost,
+        "conceal_top1": r(correct / max(1, n_lost)),
+        "repeat_top1": r(rep_correct / max(1, n_lost)),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMConfig | None = None,
+             train_cfg: LMTrainConfig | None = None, init_from: str | Path | None = None,
+             progress: bool = True) -> dict:
+    """Starts or resumes a SpringLM training run.
+
+    Args:
+        run_dir: run directory; a ``checkpoint.pt`` there is resumed (full state; its
+            configs win over the arguments, except the stopping criteria of
+            ``train_cfg`` when given).
+        tokens_dir: directory with ``train.npz`` and ``heldout.npz`` (``data.tokens``).
+        model_cfg: model shape of a new run (default ``springlm_default()``).
+        train_cfg: hyperparameters (default ``LMTrainConfig()``).
+        init_from: shipped SpringLM weights to start a new run from (fresh optimizer).
+        progress: tqdm bar.
+
+    Returns:
+        {"step", "train_minutes", "last_eval"}.
+
+    Raises:
+        ConfigError: missing tokens, bad configs.
+        ModelMismatchError: tokens, checkpoint or init weights from different codecs.
+    """
+    from tqdm import tqdm
+
+    from ..errors import ModelMismatchError
+    from .checkpoint import load_checkpoint  # noqa: F401  (same atomic format)
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+    tokens_dir = Path(tokens_dir)
+    train_tokens = load_tokens(tokens_dir / "train.npz")
+    codec_h = train_tokens.codec_sha256
+    held_tokens = load_tokens(tokens_dir / "heldout.npz", codec_h)
+
+    resumed = None
+    if ckpt_path.exists():
+        resumed = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if not isinstance(resumed, dict) or "lm_config" not in resumed:
+            raise ConfigError(f"{ckpt_path} is not a SpringLM training checkpoint")
+        if resumed["codec_sha256"] != codec_h:
+            raise ModelMismatchError(f"{ckpt_path} was trained on codec "
+                                     f"{resumed['codec_sha256'][:16]}, tokens are from "
+                                     f"{codec_h[:16]}")
+        model_cfg = from_json(SpringLMConfig, resumed["lm_config"])
+        saved = from_json(LMTrainConfig, resumed["train_config"])
+        train_cfg = saved if train_cfg is None else dataclasses.replace(
+            saved, max_steps=train_cfg.max_steps, max_hours=train_cfg.max_hours,
+            threads=train_cfg.threads)
+    train_cfg = train_cfg or LMTrainConfig()
+    torch.set_num_threads(max(1, train_cfg.threads))
+    torch.manual_seed(train_cfg.seed)
+    init_meta = None
+    if resumed is None and init_from is not None:
+        cfg_w, state_w, codec_w, sha_w, _ = read_lm_weights(init_from)
+        if codec_w != codec_h:
+            raise ModelMismatchError(f"{init_from} was trained on codec {codec_w[:16]}, "
+                                     f"tokens are from {codec_h[:16]}")
+        model_cfg = cfg_w
+        init_meta = sha_w
+    model_cfg = model_cfg or SpringLMConfig()
+    model = SpringLM(model_cfg)
+    if resumed is None and init_from is not None:
+        model.load_state_dict({k: v.float() for k, v in state_w.items()})
+    model.set_unigram(unigram_counts(train_tokens, model_cfg.n_codebooks,
+                                     model_cfg.codebook_size))
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "rel_bias" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and
+                                                               "rel_bias" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=train_cfg.lr, betas=train_cfg.betas)
+    step, train_seconds, last_eval = 0, 0.0, {}
+    rng = np.random.default_rng(train_cfg.seed)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        step = int(resumed["step"])
+        train_seconds = float(resumed["train_seconds"])
+        last_eval = json.loads(resumed.get("last_eval", "{}"))
+        torch.set_rng_state(resumed["torch_rng"])
+        rng.bit_generator.state = json.loads(resumed["np_rng"])
+    sampler = TokenCropSampler(train_tokens, seed=train_cfg.seed + step)
+    windows = eval_windows(held_tokens, train_cfg.eval_windows, train_cfg.eval_frames)
+    (run_dir / "config.json").write_text(json.dumps(
+        {"lm": json.loads(to_json(model_cfg)), "train": json.loads(to_json(train_cfg)),
+         "codec_sha256": codec_h, "tokens_dir": str(tokens_dir), "init_from":
+         str(init_from) if init_from else None, "init_sha256": init_meta},
+        indent=1, sort_keys=True))
+
+    def save() -> None:
+        atomic_save({"lm_config": to_json(model_cfg), "train_config": to_json(train_cfg),
+                     "codec_sha256": codec_h, "model": model.state_dict(),
+                     "optimizer": opt.state_dict(), "step": step,
+                     "train_seconds": train_seconds, "last_eval": json.dumps(last_eval),
+                     "torch_rng": torch.get_rng_state(),
+                     "np_rng": json.dumps(rng.bit_generator.state)}, ckpt_path)
+        save_lm_weights(model, run_dir / "lm_latest.pt", codec_h,
+                        meta={"step": step, "train_minutes": round(train_seconds / 60, 1),
+                              "heldout": last_eval})
+
+    def evaluate() -> dict:
+        t0 = time.time()
+        res = evaluate_lm(model, windows)
+        row = {"step": step, "train_minutes": round(train_seconds / 60, 2)} | res
+        _append(run_dir / "eval.jsonl", row | {"eval_seconds": round(time.time() - t0, 1)})
+        return row
+
+    stop = {"flag": False}
+
+    def handler(signum, frame) -> None:
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    log_path = run_dir / "train.jsonl"
+    _append(log_path, {"event": "start", "step": step, "resumed": resumed is not None,
+                       "params": model.num_parameters(), "train_frames": train_tokens.frames,
+                       "codec_sha256": codec_h, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    cfg = train_cfg
+    last_ckpt = train_seconds
+    last_eval_t = last_eval.get("train_minutes", 0.0) * 60 if last_eval else 0.0
+    acc: dict[str, list[float]] = {}
+    t_prev = t_log = time.time()
+    bar = tqdm(initial=step, total=cfg.max_steps or None, unit="step", disable=not progress,
+               mininterval=10.0)
+    model.train()
+    try:
+        while not stop["flag"]:
+            if (cfg.max_steps and step >= cfg.max_steps) or (
+                    cfg.max_hours and train_seconds >= cfg.max_hours * 3600):
+                if last_eval.get("step") != step:
+                    last_eval = evaluate()
+                break
+            codes = sampler.batch(cfg.batch_size, cfg.crop_frames)
+            for g in opt.param_groups:
+                g["lr"] = _lr(cfg, step)
+            out = training_losses(model, codes, cfg, rng)
+            loss = cfg.w_conceal * out["conceal"] + cfg.w_entropy * out["entropy"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            opt.step()
+            step += 1
+            now = time.time()
+            train_seconds += now - t_prev
+            t_prev = now
+            stats = {"loss": float(loss), "conceal": float(out["conceal"]),
+                     "entropy": float(out["entropy"]), "grad_norm": gn}
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"non-finite loss at step {step}: {stats}")
+            for k, v in stats.items():
+                acc.setdefault(k, []).append(v)
+            bar.update(1)
+            if step % cfg.log_every_steps == 0:
+                row = {"step": step, "train_minutes": round(train_seconds / 60, 2),
+                       "lr": _lr(cfg, step)} | {k: round(float(np.mean(v)), 5)
+                                                for k, v in acc.items()}
+                row["steps_per_s"] = round(len(acc["loss"]) / max(1e-9, now - t_log), 3)
+                t_log = now
+                acc = {}
+                _append(log_path, row)
+                bar.set_postfix(conceal=row["conceal"], entropy=row["entropy"])
+            if cfg.eval_every_min and train_seconds - last_eval_t >= cfg.eval_every_min * 60:
+                last_eval = evaluate()
+                bar.write(f"step {step}: fine bits/token {last_eval['fine_mean_bits_lm']} "
+                          f"(unigram {last_eval['fine_mean_bits_unigram']}), conceal top-1 "
+                          f"{last_eval['conceal_top1']}")
+                last_eval_t = train_seconds
+                save()
+                last_ckpt = train_seconds
+                t_prev = t_log = time.time()
+            elif train_seconds - last_ckpt >= cfg.checkpoint_every_min * 60:
+                save()
+                last_ckpt = train_seconds
+                t_prev = t_log = time.time()
+    finally:
+        bar.close()
+        save()
+        _append(log_path, {"event": "stop", "step": step,
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        for s, h in old.items():
+            signal.signal(s, h)
+    return {"step": step, "train_minutes": train_seconds / 60, "last_eval": last_eval}
+
+
+# --------------------------------------------------------------------------------------
+# CLI (wired as ``soundspring train lm``)
+# --------------------------------------------------------------------------------------
+
+
+def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``soundspring train lm``."""
+    parser.add_argument("--run-dir", default="runs/lm", help="run directory (default runs/lm)")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tokens-dir", default=None,
+                     help="directory with train.npz / heldout.npz (soundspring.data.tokens)")
+    src.add_argument("--codec", default=None,
+                     help="codec weights / checkpoint whose cached tokens to use "
+                          "(<cache>/tokens/<hash[:16]>)")
+    parser.add_argument("--preset", default="default", choices=sorted(LM_TRAIN_PRESETS))
+    parser.add_argument("--model-preset", default="default", choices=sorted(SPRINGLM_PRESETS))
+    parser.add_argument("--init-from", default=None,
+                        help="shipped SpringLM weights to start a new run from")
+    for name, typ in (("threads", int), ("max-steps", int), ("max-hours", float),
+                      ("batch-size", int), ("crop-frames", int), ("lr", float),
+                      ("warmup-steps", int), ("eval-every-min", float),
+                      ("checkpoint-every-min", float), ("eval-windows", int), ("seed", int)):
+        parser.add_argument(f"--{name}", type=typ, default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+
+
+def run_lm(args: argparse.Namespace) -> int:
+    """Runs ``soundspring train lm`` from parsed arguments; returns the exit status."""
+    cfg = LM_TRAIN_PRESETS[args.preset]()
+    keys = ("threads", "max_steps", "max_hours", "batch_size", "crop_frames", "lr",
+            "warmup_steps", "eval_every_min", "checkpoint_every_min", "eval_windows", "seed")
+    cfg = dataclasses.replace(cfg, **{k: getattr(args, k) for k in keys
+                                      if getattr(args, k) is not None})
+    if args.tokens_dir:
+        tdir = Path(args.tokens_dir)
+    else:
+        from ..data.tokens import load_codec_for_tokens
+
+        _, h = load_codec_for_tokens(args.codec)
+        tdir = token_dir(h)
+    out = train_lm(args.run_dir, tdir, SPRINGLM_PRESETS[args.model_preset](), cfg,
+                   init_from=args.init_from, progress=not args.no_progress)
+    print(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+__all__ = [
+    "LM_TRAIN_PRESETS",
+    "LMTrainConfig",
+    "TokenCropSampler",
+    "add_lm_arguments",
+    "coding_view",
+    "conceal_mask",
+    "eval_windows",
+    "evaluate_lm",
+    "run_lm",
+    "train_lm",
+    "training_losses",
+    "unigram_counts",
+]
