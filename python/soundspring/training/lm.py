@@ -483,8 +483,8 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
             now = time.time()
             train_seconds += now - t_prev
             t_prev = now
-            stats = {"loss": float(loss), "conceal": float(out["conceal"]),
-                     "entropy": float(out["entropy"]), "grad_norm": gn}
+            stats = {"loss": loss.item(), "conceal": out["conceal"].item(),
+                     "entropy": out["entropy"].item(), "grad_norm": gn}
             if not all(math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"non-finite loss at step {step}: {stats}")
             for k, v in stats.items():
