@@ -64,9 +64,9 @@ def tokens_dir(tmp_path, rng):
 
 
 def _cfg(**kw) -> LMTrainConfig:
-    base = dict(batch_size=2, crop_frames=20, warmup_steps=2, log_every_steps=1,
-                checkpoint_every_min=0.0, eval_every_min=0.0, eval_windows=2,
-                eval_frames=20, max_steps=2, threads=1)
+    base = {"batch_size": 2, "crop_frames": 20, "warmup_steps": 2, "log_every_steps": 1,
+                "checkpoint_every_min": 0.0, "eval_every_min": 0.0, "eval_windows": 2,
+                "eval_frames": 20, "max_steps": 2, "threads": 1}
     return LMTrainConfig(**(base | kw))
 
 
