@@ -302,3 +302,14 @@ def test_config_validation() -> None:
         SpringLMConfig(dim=65, n_heads=2)
     with pytest.raises(ConfigError, match="max_rel_distance"):
         SpringLMConfig(max_context_frames=60)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import soundspring.models.lm_weights
+    import soundspring.models.masked_lm
+
+    for module in (soundspring.models.masked_lm, soundspring.models.lm_weights):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.attempted > 0 and result.failed == 0
