@@ -243,7 +243,7 @@ class CodecNoLM(System):
     (``LAYER_BOUNDS``: base 0-2, fine 3-5, 6-11, 12-23), each a real
     ``transport.Packet`` (one TOC byte) whose payload is the layer's tokens range-coded
     frame-major by ``soundspring.coding``: with static per-level PMFs when ``pmfs`` is
-    given, else uniform (exactly 10 bits/token, plus the coder's termination). No FEC.
+    given, else uniform (log2 V = 10 bits/token, plus the coder's termination). No FEC.
 
     Receiver: a received chunk's tokens are decoded exactly (the coding is lossless); every
     frame of a lost chunk repeats the last received frame's tokens (all levels); lost
@@ -281,9 +281,17 @@ class CodecNoLM(System):
         self._streams = _Cache()
 
     @property
+    def _bits(self) -> int:
+        v = int(self.codec.cfg.codebook_size) if self.codec is not None else CODEBOOK_SIZE
+        if v & (v - 1):
+            raise ConfigError(f"uniform token coding needs a power-of-two codebook, got {v}")
+        return v.bit_length() - 1
+
+    @property
     def token_coding(self) -> str:
-        return "static per-level PMFs" if self._cdfs is not None else \
-            "uniform 10 bits/token (no static PMFs available)"
+        if self._cdfs is not None:
+            return "static per-level PMFs"
+        return f"uniform {self._bits} bits/token (no static PMFs available)"
 
     def unavailable_reason(self) -> str | None:
         return None if self.codec is not None else self._missing
@@ -312,7 +320,8 @@ class CodecNoLM(System):
         codes = self.codec.encode(x, bitrate_kbps)[0].numpy()  # [K, F]
         k, f = codes.shape
         c = self.slot_frames
-        uniform = np.arange(CODEBOOK_SIZE + 1, dtype=np.uint32)[None, :]
+        bits = self._bits
+        uniform = np.arange((1 << bits) + 1, dtype=np.uint32)[None, :]
         slot_bytes = np.zeros(self.n_slots(wav.size), dtype=np.int64)
         for s in range(slot_bytes.size):
             chunk = codes[:, s * c: (s + 1) * c]  # [K, <=C]
@@ -320,7 +329,7 @@ class CodecNoLM(System):
                 lo, hi = LAYER_BOUNDS[layer], min(LAYER_BOUNDS[layer + 1], k)
                 sym = np.ascontiguousarray(chunk[lo:hi].T.reshape(-1), dtype=np.int32)
                 if self._cdfs is None:
-                    payload = coding.encode(sym, np.repeat(uniform, sym.size, axis=0), 10)
+                    payload = coding.encode(sym, np.repeat(uniform, sym.size, axis=0), bits)
                 else:
                     rows = np.tile(np.arange(lo, hi), chunk.shape[1])
                     payload = coding.encode(sym, np.ascontiguousarray(self._cdfs[rows]), 16)
