@@ -206,3 +206,23 @@ def test_config_validation() -> None:
         LMTrainConfig(chunk_frames_choices=(6,))
     assert dataclasses.replace(LMTrainConfig(), lr=1e-3).lr == 1e-3
     assert MASK == V
+
+
+def test_masked_true_values_never_reach_the_model(rng) -> None:
+    """Training inputs: changing the true token behind any masked position (coding or
+    concealment) leaves the model input, hence every logit, unchanged."""
+    model = SpringLM(springlm_tiny()).eval()
+    codes = torch.from_numpy(rng.integers(0, V, (2, 24, 12)))
+    seed = int(rng.integers(0, 2**31))
+    view = coding_view(codes, 12, 2, 0.5, np.random.default_rng(seed))
+    masked = view == MASK
+    other = torch.where(masked, (codes + 1) % V, codes)
+    view2 = coding_view(other, 12, 2, 0.5, np.random.default_rng(seed))
+    assert torch.equal(view, view2)
+    assert torch.equal(model.forward_coding(view, 6, 2), model.forward_coding(view2, 6, 2))
+    lost = conceal_mask(2, 12, _cfg(), rng)
+    cv = codes.clone()
+    cv[:, :3] = torch.where(lost[:, None], MASK, cv[:, :3])
+    cv2 = torch.where(lost[:, None], (codes + 5) % V, codes)  # other lost values, fine too
+    cv2[:, :3] = torch.where(lost[:, None], MASK, cv2[:, :3])
+    assert torch.equal(model.forward_conceal(cv), model.forward_conceal(cv2))
