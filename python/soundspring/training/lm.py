@@ -362,7 +362,6 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
     from tqdm import tqdm
 
     from ..errors import ModelMismatchError
-    from .checkpoint import load_checkpoint  # noqa: F401  (same atomic format)
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -390,6 +389,7 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
     torch.set_num_threads(max(1, train_cfg.threads))
     torch.manual_seed(train_cfg.seed)
     init_meta = None
+    state_w: dict[str, torch.Tensor] = {}
     if resumed is None and init_from is not None:
         cfg_w, state_w, codec_w, sha_w, _ = read_lm_weights(init_from)
         if codec_w != codec_h:
