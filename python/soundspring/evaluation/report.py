@@ -305,6 +305,7 @@ def write_plots(results: dict[str, Any], out_dir: str | Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     summary = results["summary"]
     idx = _index(summary)
@@ -314,6 +315,8 @@ def write_plots(results: dict[str, Any], out_dir: str | Path) -> list[str]:
     metrics = [m for m in ("pesq_wb", "stoi", "plcmos") if any(m in r for r in summary)]
     out_dir = Path(out_dir)
     written = []
+    styles = {s: {"marker": "osv^D<>p"[i % 8], "linestyle": ("-", "--", ":", "-.")[i % 4],
+                  "ms": 4, "alpha": 0.85} for i, s in enumerate(systems)}
     conds = [parse_condition(c) for c in conditions]
     families = [f for f in ("bernoulli", "ge_b2", "ge_b4")
                 if sum(c.family == f for c in conds) >= 1]
@@ -332,7 +335,7 @@ def write_plots(results: dict[str, Any], out_dir: str | Path) -> list[str]:
                         pts = [(100 * c.loss_rate, idx[(s, c.id, br)][m]) for c in fc
                                if (s, c.id, br) in idx and m in idx[(s, c.id, br)]]
                         if pts:
-                            ax.plot(*zip(*pts), marker="o", ms=3, label=s)
+                            ax.plot(*zip(*pts), label=s, **styles[s])
                     ax.set_title(f"{FAMILY_TITLES[fam]}, {br:g} kbps class", fontsize=7)
                     ax.set_xlabel("loss rate %", fontsize=7)
                     ax.set_ylabel(label, fontsize=7)
@@ -353,8 +356,11 @@ def write_plots(results: dict[str, Any], out_dir: str | Path) -> list[str]:
                 pts = sorted((idx[(s, c.id, b)]["measured_kbps"], idx[(s, c.id, b)][m])
                              for b in bitrates if (s, c.id, b) in idx and m in idx[(s, c.id, b)])
                 if pts:
-                    ax.plot(*zip(*pts), marker="o", ms=3, label=s)
+                    ax.plot(*zip(*pts), label=s, **styles[s])
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(FixedLocator([1.5, 2, 3, 4, 6, 8, 12, 16, 24]))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_title(c.label, fontsize=7)
             ax.set_xlabel("measured total kbps", fontsize=7)
             ax.set_ylabel(label, fontsize=7)

@@ -176,7 +176,8 @@ def _read_items(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _check_settings(path: Path, settings: dict[str, Any]) -> None:
-    fixed = ("version", "loss_mapping", "codec_id", "mos", "chunk_frames", "token_coding")
+    fixed = ("version", "loss_mapping", "codec_id", "mos", "dnsmos", "chunk_frames",
+             "token_coding")
     if path.exists():
         old = json.loads(path.read_text())
         diff = [k for k in fixed if old.get(k) != settings.get(k)]
@@ -194,12 +195,12 @@ def _check_settings(path: Path, settings: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _score(ref: np.ndarray, deg: np.ndarray, mos: bool) -> dict[str, float]:
+def _score(ref: np.ndarray, deg: np.ndarray, mos: bool, dnsmos: bool) -> dict[str, float]:
     out = _metrics.all_metrics(ref, deg)
     if mos:
-        from .mos import mos_scores
+        from . import mos as _mos
 
-        out.update(mos_scores(deg))
+        out.update(_mos.mos_scores(deg) if dnsmos else {"plcmos": _mos.plcmos(deg)})
     return {k: (round(float(v), 5) if v is not None and not math.isnan(v) else float("nan"))
             for k, v in out.items()}
 
@@ -217,8 +218,10 @@ def _json_safe(obj: Any) -> Any:
 class _ItemContext:
     """What computing one item needs; shared with forked workers."""
 
-    def __init__(self, systems: dict[str, System], loss_mapping: str, use_mos: bool) -> None:
-        self.systems, self.loss_mapping, self.use_mos = systems, loss_mapping, use_mos
+    def __init__(self, systems: dict[str, System], loss_mapping: str, use_mos: bool,
+                 use_dnsmos: bool) -> None:
+        self.systems, self.loss_mapping = systems, loss_mapping
+        self.use_mos, self.use_dnsmos = use_mos, use_dnsmos
         self.memo: dict[tuple[str, str], dict[str, float]] = {}  # (clip, sha1 of output)
 
 
@@ -235,7 +238,7 @@ def _compute_item(ctx: _ItemContext, clip: SweepClip, br: float, name: str,
     memo_key = (clip.id, hashlib.sha1(np.ascontiguousarray(res.decoded).tobytes()).hexdigest())
     reused = memo_key in ctx.memo
     if not reused:
-        ctx.memo[memo_key] = _score(clip.wav, res.decoded, ctx.use_mos)
+        ctx.memo[memo_key] = _score(clip.wav, res.decoded, ctx.use_mos, ctx.use_dnsmos)
     scores = ctx.memo[memo_key]
     t2, c2 = time.perf_counter(), time.process_time()
     grid = cond.flags(clip.id, math.ceil(clip.wav.size / 320))
@@ -296,7 +299,8 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
               codec: Any = None, codec_id: str | None = None,
               codec_missing_reason: str = "no codec weights given",
               chunk_frames: int = DEFAULT_CHUNK_FRAMES, loss_mapping: str = "packet",
-              mos: bool = True, plots: bool = True, progress: bool = True,
+              mos: bool = True, dnsmos: bool = True, plots: bool = True,
+              progress: bool = True,
               max_new_items: int | None = None, torch_threads: int | None = 1,
               jobs: int = 1, lm_path: str | None = None) -> dict[str, Any]:
     """Runs (or resumes) a sweep and writes ``results.json``, ``report.md`` and the plots.
@@ -312,6 +316,7 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
         chunk_frames: C for the codec systems (20 ms frames per chunk/slot).
         loss_mapping: ``"packet"`` or ``"time"`` (see :mod:`.conditions`).
         mos: also score PLCMOS v2 and DNSMOS (skipped with a recorded reason if unavailable).
+        dnsmos: with ``mos``, also DNSMOS (about 60 % of the metric time on 3 s clips).
         plots: write the PNG plots.
         progress: show a tqdm bar.
         max_new_items: stop after computing this many new items (then write the outputs
@@ -366,11 +371,12 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
     skip_pairs = {(u["system"], u["bitrate_kbps"]) for u in unsupported}
     mos_reason = speechmos_unavailable_reason() if mos else "disabled (--no-mos)"
     use_mos = mos and mos_reason is None
+    use_dnsmos = use_mos and dnsmos
     nolm = sys_map.get("codec_nolm")
     settings = {
         "version": SETTINGS_VERSION, "loss_mapping": loss_mapping,
         "codec_id": codec_id or ("none" if codec is None else "unnamed"),
-        "mos": use_mos, "chunk_frames": chunk_frames,
+        "mos": use_mos, "dnsmos": use_dnsmos, "chunk_frames": chunk_frames,
         "token_coding": getattr(nolm, "token_coding", None),
         "clip_sha1": {c.id: c.sha1 for c in clips},
     }
@@ -394,7 +400,7 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
         torch.set_num_threads(torch_threads)
     bar = tqdm(total=len(todo), initial=n_skipped, disable=not progress, unit="item",
                desc="sweep", dynamic_ncols=True)
-    ctx = _ItemContext(runnable, loss_mapping, use_mos)
+    ctx = _ItemContext(runnable, loss_mapping, use_mos, use_dnsmos)
     try:
         with open(items_path, "a") as f:
             for rec in _compute_all(ctx, pending, jobs, torch_threads):
@@ -423,7 +429,8 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
         },
         "systems": sys_meta,
         "unsupported": unsupported,
-        "metrics_unavailable": {} if use_mos else {"plcmos": mos_reason, "dnsmos": mos_reason},
+        "metrics_unavailable": ({} if use_dnsmos else {"dnsmos": mos_reason or "disabled (--no-dnsmos)"})
+        | ({} if use_mos else {"plcmos": mos_reason}),
         "conditions": {c.id: {"model": c.model, "loss_rate": c.loss_rate,
                               "mean_burst": c.mean_burst, "label": c.label} for c in conds},
         "items": items,
@@ -446,6 +453,15 @@ def _notes(items: list[dict[str, Any]], sys_meta: dict[str, Any], mos_reason: st
     notes = []
     if mos_reason is not None:
         notes.append(f"PLCMOS/DNSMOS left out: {mos_reason}.")
+    else:
+        notes.append("PLCMOS v2 uses 15 fixed rater embeddings (seed 0), so scores are "
+                     "reproducible; DNSMOS scores clips shorter than 9.01 s repeated to 9.01 s "
+                     "(soundspring.evaluation.mos).")
+    reused = sum(1 for i in items if i.get("metrics_reused"))
+    if reused:
+        notes.append(f"{reused} of {len(items)} items decoded to exactly the same audio as an "
+                     "item scored before (e.g. Opus at its floor for 1.5 and 3 kbps, or a FEC "
+                     "mode that carried no redundancy) and reuse its scores.")
     if nolm is not None and sys_meta.get("codec_nolm", {}).get("available"):
         notes.append(f"codec_nolm token coding: {nolm.token_coding}; lost chunks repeat the last "
                      "received frame's tokens (silence before the first received chunk).")
@@ -542,6 +558,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss-mapping", choices=LOSS_MAPPINGS, default="packet",
                         help="pattern -> slots rule (default %(default)s)")
     parser.add_argument("--no-mos", action="store_true", help="skip PLCMOS and DNSMOS")
+    parser.add_argument("--no-dnsmos", action="store_true",
+                        help="skip DNSMOS only (the costliest metric), keep PLCMOS")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per process (default %(default)s)")
@@ -559,7 +577,8 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
     res = run_sweep(clips, args.out, want, args.conditions, args.bitrates, codec=codec,
                     codec_id=codec_id, codec_missing_reason=reason or "",
                     chunk_frames=args.chunk_frames, loss_mapping=args.loss_mapping,
-                    mos=not args.no_mos, plots=not args.no_plots, torch_threads=args.threads,
+                    mos=not args.no_mos, dnsmos=not args.no_dnsmos, plots=not args.no_plots,
+                    torch_threads=args.threads,
                     jobs=args.jobs, lm_path=args.lm)
     skipped = [f"{n}: {m['reason']}" for n, m in res["systems"].items() if not m["available"]]
     print(f"{res['n_computed']} items computed, {res['n_skipped']} already done; "
