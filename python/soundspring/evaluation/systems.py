@@ -12,6 +12,9 @@ every packet sent (lost ones and FEC/DRED redundancy included), so
 ``out.measured_kbps = bytes_sent * 8 / (n_slots * slot duration)`` is the total bitrate the
 system really used. ``out.n_concealed`` counts slots the receiver had to fill without their
 own packet (concealment, FEC or DRED); it equals ``lost.sum()`` for every system here.
+The codec systems run the real transceiver (:class:`PipelineSystem`); SoundSpring needs a
+SpringLM coding model (``soundspring.models.lm_adapter.load_coding_model``) and is
+reported unavailable, with the reason, until one loads.
 
 Registry (:data:`SYSTEM_NAMES`, :func:`build_systems`):
 
@@ -23,8 +26,8 @@ opus13_fec           Opus 1.3.1, in-band FEC (LBRR), expected loss = the conditi
 opus15_deep_plc      libopus 1.5.2, deep PLC (decoder complexity 10)
 opus15_fec           libopus 1.5.2, in-band FEC (LBRR), classic PLC for the rest
 opus15_dred          libopus 1.5.2, DRED (1 s of reach requested) + deep PLC
-codec_nolm           our codec without the LM: the control (see :class:`CodecNoLM`)
-soundspring          the LM transceiver (``soundspring.Transmitter``/``Receiver``)
+codec_nolm           our transceiver without the LM: the control (see :class:`CodecNoLM`)
+soundspring          the LM transceiver (``soundspring.pipeline`` + SpringLM coding model)
 soundspring_fec      the same with base-layer FEC copies
 ===================  ====================================================================
 
@@ -63,11 +66,9 @@ from ..config import (
     CODEBOOK_SIZE,
     DEFAULT_CHUNK_FRAMES,
     FRAME_SAMPLES,
-    LAYER_BOUNDS,
     MAX_CODEBOOKS,
     SAMPLE_RATE_HZ,
     codebooks_for_bitrate,
-    layers_for_codebooks,
 )
 from ..errors import ConfigError, NativeFeatureError
 
@@ -232,69 +233,64 @@ class OpusSystem(System):
         )
 
 
-# ---- our codec without the LM (the control) ----------------------------------------------
+# ---- our transceiver: the control (no LM) and SoundSpring ----------------------------------
 
 
-class CodecNoLM(System):
-    """Our codec without SpringLM: the control every LM gain is measured against.
+class PipelineSystem(System):
+    """A system over the real transceiver, ``soundspring.pipeline`` (DESIGN.md sections 5-7).
 
-    Transmitter: ``codec.encode`` at the bitrate (K = bitrate / 0.5 kbps codebooks), chunks
-    of C frames (C x 20 ms, ``chunk_frames``), one packet per layer present
-    (``LAYER_BOUNDS``: base 0-2, fine 3-5, 6-11, 12-23), each a real
-    ``transport.Packet`` (one TOC byte) whose payload is the layer's tokens range-coded
-    frame-major by ``soundspring.coding``: with static per-level PMFs when ``pmfs`` is
-    given, else uniform (log2 V = 10 bits/token, plus the coder's termination). No FEC.
-
-    Receiver: a received chunk's tokens are decoded exactly (the coding is lossless); every
-    frame of a lost chunk repeats the last received frame's tokens (all levels); lost
-    chunks before the first received one play silence. The codec decodes the whole token
-    sequence (its decoder is causal, so this equals streaming decode).
+    Transmitter: ``pipeline.transmit`` (codec ``encode_step`` per chunk of C frames, entropy
+    coder, one base packet and one packet per fine group present, optional FEC copy of the
+    previous chunk's base in each base packet). A slot is one chunk: every packet whose
+    ``chunk`` index is lost is dropped (its FEC copy, riding in chunk c+1, survives if c+1
+    does). Receiver: ``pipeline.receive`` (one chunk of look-ahead before a chunk is decoded
+    or concealed, the codec decoder streaming continuously; output aligned with the input).
+    ``n_concealed`` = chunks concealed + chunks recovered from FEC copies.
 
     Args:
-        codec: a ``soundspring.models.codec.Codec`` (eval mode), or None (then the system
-            is unavailable with ``missing_reason``).
-        chunk_frames: C, frames per chunk/slot.
-        pmfs: optional float [K_max, V] static per-level PMFs (rows sum to 1).
-        missing_reason: why there is no codec (shown when ``codec`` is None).
+        name: registry name.
+        model_factory: ``() -> CodingModel``, or raises with the reason the model is missing.
+        codec: a ``Codec`` in eval mode, or None (unavailable with ``missing_reason``).
+        conceal: receiver concealment, ``"lm"``, ``"repeat"`` or ``"zero"``.
+        fec: base-layer FEC copies.
+        chunk_frames: C, frames per chunk (= slot).
+        description: one line for the report.
+        missing_reason: why there is no codec (when ``codec`` is None).
     """
 
-    name = "codec_nolm"
-    description = "our codec, no LM: uniform/static token coding, repeat-last-frame concealment"
-
-    def __init__(self, codec: Any = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                 pmfs: np.ndarray | None = None, missing_reason: str = "no codec given") -> None:
+    def __init__(self, name: str, model_factory: Any, codec: Any, conceal: str, fec: bool,
+                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, description: str = "",
+                 missing_reason: str = "no codec given") -> None:
         if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or not (
                 1 <= chunk_frames <= 5):
             raise ConfigError(f"chunk_frames must be an int in [1, 5], got {chunk_frames!r}")
-        self.codec = codec
+        self.name, self.description = name, description
+        self.codec, self.conceal, self.fec = codec, conceal, fec
         self.slot_frames = chunk_frames
-        self._missing = missing_reason
-        self._cdfs: np.ndarray | None = None
-        if pmfs is not None:
-            from .. import coding
-
-            p = np.asarray(pmfs, dtype=np.float64)
-            if p.ndim != 2 or p.shape[1] != CODEBOOK_SIZE or p.shape[0] < 1 or (p < 0).any():
-                raise ConfigError(f"pmfs must be float [K, {CODEBOOK_SIZE}] non-negative")
-            logits = np.log(np.maximum(p, 1e-12)).astype(np.float32)
-            self._cdfs = coding.cdf_from_logits(np.ascontiguousarray(logits), 16)  # [K, V+1]
+        self._factory, self._missing = model_factory, missing_reason
+        self._model: Any = None
+        self._model_error: str | None = None
         self._streams = _Cache()
 
     @property
-    def _bits(self) -> int:
-        v = int(self.codec.cfg.codebook_size) if self.codec is not None else CODEBOOK_SIZE
-        if v & (v - 1):
-            raise ConfigError(f"uniform token coding needs a power-of-two codebook, got {v}")
-        return v.bit_length() - 1
-
-    @property
-    def token_coding(self) -> str:
-        if self._cdfs is not None:
-            return "static per-level PMFs"
-        return f"uniform {self._bits} bits/token (no static PMFs available)"
+    def model(self) -> Any:
+        if self._model is None and self._model_error is None:
+            try:
+                self._model = self._factory()
+            except Exception as exc:  # noqa: BLE001 -- missing module or weights: say why
+                self._model_error = str(exc) or type(exc).__name__
+        return self._model
 
     def unavailable_reason(self) -> str | None:
-        return None if self.codec is not None else self._missing
+        if self.codec is None:
+            return self._missing
+        try:
+            import soundspring.pipeline  # noqa: F401
+        except ImportError as exc:
+            return f"soundspring.pipeline (Transmitter/Receiver) not importable: {exc}"
+        if self.model is None:
+            return self._model_error
+        return None
 
     def unsupported_reason(self, bitrate_kbps: float) -> str | None:
         try:
@@ -302,186 +298,95 @@ class CodecNoLM(System):
         except ConfigError as exc:
             return str(exc)
         n = self.codec.n_codebooks if self.codec is not None else MAX_CODEBOOKS
-        if self._cdfs is not None and k > self._cdfs.shape[0]:
-            return f"static PMFs cover {self._cdfs.shape[0]} levels, {k} needed"
         return None if k <= n else f"the codec has {n} codebooks, {k} needed"
 
     def n_slots(self, n_samples: int) -> int:
-        return math.ceil(math.ceil(int(n_samples) / FRAME_SAMPLES) / self.slot_frames)
+        return math.ceil(int(n_samples) / (self.slot_frames * FRAME_SAMPLES))
 
-    def _encode(self, wav: np.ndarray, bitrate_kbps: float) -> tuple[np.ndarray, np.ndarray]:
-        """codes int64 [K, F] and packet bytes per slot int64 [n_slots]."""
-        import torch
+    def config(self, bitrate_kbps: float):  # type: ignore[no-untyped-def]
+        from ..pipeline import TransceiverConfig
 
-        from .. import coding
-        from ..transport.packet import Packet
-
-        x = torch.from_numpy(np.ascontiguousarray(wav))[None, None]
-        codes = self.codec.encode(x, bitrate_kbps)[0].numpy()  # [K, F]
-        k, f = codes.shape
-        c = self.slot_frames
-        bits = self._bits
-        uniform = np.arange((1 << bits) + 1, dtype=np.uint32)[None, :]
-        slot_bytes = np.zeros(self.n_slots(wav.size), dtype=np.int64)
-        for s in range(slot_bytes.size):
-            chunk = codes[:, s * c: (s + 1) * c]  # [K, <=C]
-            for layer in range(layers_for_codebooks(k)):
-                lo, hi = LAYER_BOUNDS[layer], min(LAYER_BOUNDS[layer + 1], k)
-                sym = np.ascontiguousarray(chunk[lo:hi].T.reshape(-1), dtype=np.int32)
-                if self._cdfs is None:
-                    payload = coding.encode(sym, np.repeat(uniform, sym.size, axis=0), bits)
-                else:
-                    rows = np.tile(np.arange(lo, hi), chunk.shape[1])
-                    payload = coding.encode(sym, np.ascontiguousarray(self._cdfs[rows]), 16)
-                slot_bytes[s] += len(Packet(layer=layer, payload=payload).to_bytes())
-        del f
-        return codes, slot_bytes
+        return TransceiverConfig(bitrate_kbps=float(bitrate_kbps), chunk_frames=self.slot_frames,
+                                 fec=self.fec, conceal=self.conceal)
 
     def run(self, wav: np.ndarray, bitrate_kbps: float, lost: np.ndarray,
             expected_loss_pct: int) -> SystemOutput:
-        import torch
+        from ..pipeline import receive, transmit
 
-        self._check_run(wav, lost)
-        if self.codec is None:
-            raise NativeFeatureError(self._missing)
-        codes, slot_bytes = self._streams.get(
-            (_wav_key(wav), float(bitrate_kbps)), lambda: self._encode(wav, bitrate_kbps))
-        c = self.slot_frames
-        recv = codes.copy()
-        mute = np.zeros(codes.shape[1], dtype=bool)  # frames before the first received chunk
-        last: np.ndarray | None = None
-        n_concealed = 0
-        for s in range(lost.size):
-            sl = slice(s * c, min((s + 1) * c, codes.shape[1]))
-            if not lost[s]:
-                last = codes[:, sl.stop - 1]
-                continue
-            n_concealed += 1
-            if last is None:
-                mute[sl] = True
-                recv[:, sl] = 0
-            else:
-                recv[:, sl] = last[:, None]
-        y = self.codec.decode(torch.from_numpy(recv)[None])[0, 0].numpy()
-        y = np.ascontiguousarray(y[: wav.size], dtype=np.float32)
-        if mute.any():
-            y[np.repeat(mute, FRAME_SAMPLES)[: wav.size]] = 0.0
-        return SystemOutput(
-            decoded=y, bytes_sent=int(slot_bytes.sum()), n_slots=int(lost.size), slot_frames=c,
-            n_lost=int(lost.sum()), n_concealed=n_concealed,
-            info={"token_coding": self.token_coding, "n_muted_frames": int(mute.sum())},
-        )
-
-
-# ---- the LM transceiver ------------------------------------------------------------------
-
-
-class SoundSpringSystem(System):
-    """Adapter for the LM transceiver, written against its announced API.
-
-    ``soundspring.Transmitter(codec, lm, bitrate_kbps=..., chunk_frames=C, fec=...)`` with
-    ``push(pcm float32 [n]) -> list of packets`` and ``flush() -> list of packets``;
-    ``soundspring.Receiver(codec, lm, bitrate_kbps=..., chunk_frames=C)`` with
-    ``push(packet)``, ``mark_lost(seq)`` and ``pull(n) -> float32 [n]``. A packet is bytes or
-    an object with ``to_bytes()``; its sequence number is its ``seq`` attribute if it has
-    one, else its position in the stream. The LM comes from ``soundspring.load_lm(path)``.
-
-    Transmission: the clip is pushed one chunk (C x 320 samples) at a time; the packets a
-    ``push`` returns are sent in that push's slot (all share its fate), ``flush`` packets in
-    one last slot. The receiver gets each slot's packets (or ``mark_lost`` for each), then is
-    asked for C x 320 samples; output is aligned by dropping the receiver's
-    ``delay_samples`` (0 if it has no such attribute). Concealed slots are read from the
-    receiver's ``n_concealed`` when it has one, else taken as the lost slots.
-
-    Until ``soundspring.Transmitter``/``Receiver``/``load_lm`` exist the system reports
-    itself unavailable and the sweep skips it.
-    """
-
-    def __init__(self, name: str, fec: bool, codec: Any = None, lm_path: str | None = None,
-                 chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> None:
-        self.name, self.fec = name, fec
-        self.codec, self.lm_path = codec, lm_path
-        self.slot_frames = chunk_frames
-        self.description = "SpringLM transceiver" + (" + base-layer FEC" if fec else "")
-        self._lm: Any = None
-
-    def _api(self) -> tuple[Any, Any, Any]:
-        import soundspring
-
-        tx = getattr(soundspring, "Transmitter", None)
-        rx = getattr(soundspring, "Receiver", None)
-        load_lm = getattr(soundspring, "load_lm", None)
-        return tx, rx, load_lm
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            tx, rx, load_lm = self._api()
-        except Exception as exc:  # noqa: BLE001 -- any import failure is a reason to skip
-            return f"soundspring not importable: {exc}"
-        if tx is None:
-            return "soundspring.Transmitter not available"
-        if rx is None:
-            return "soundspring.Receiver not available"
-        if load_lm is None:
-            return "soundspring.load_lm not available (no SpringLM to load)"
-        if self.codec is None:
-            return "no codec weights"
-        if self._lm is None:
-            try:
-                self._lm = load_lm(self.lm_path)
-            except Exception as exc:  # noqa: BLE001 -- missing weights etc.: skip, say why
-                return f"SpringLM weights not loadable: {exc}"
-        return None
-
-    def unsupported_reason(self, bitrate_kbps: float) -> str | None:
-        try:
-            codebooks_for_bitrate(bitrate_kbps)
-        except ConfigError as exc:
-            return str(exc)
-        return None
-
-    def n_slots(self, n_samples: int) -> int:
-        # one slot per pushed chunk, plus one for what flush() sends
-        return math.ceil(math.ceil(int(n_samples) / FRAME_SAMPLES) / self.slot_frames) + 1
-
-    def run(self, wav: np.ndarray, bitrate_kbps: float, lost: np.ndarray,
-            expected_loss_pct: int) -> SystemOutput:
         self._check_run(wav, lost)
         reason = self.unavailable_reason()
         if reason is not None:
             raise NativeFeatureError(reason)
-        tx_cls, rx_cls, _ = self._api()
-        c = self.slot_frames
-        n = c * FRAME_SAMPLES
-        tx = tx_cls(self.codec, self._lm, bitrate_kbps=bitrate_kbps, chunk_frames=c, fec=self.fec)
-        rx = rx_cls(self.codec, self._lm, bitrate_kbps=bitrate_kbps, chunk_frames=c)
-        padded = np.zeros((lost.size - 1) * n, dtype=np.float32)
-        padded[: wav.size] = wav
-        slots = [list(tx.push(padded[i * n: (i + 1) * n])) for i in range(lost.size - 1)]
-        slots.append(list(tx.flush()))
-        out: list[np.ndarray] = []
-        bytes_sent, seq = 0, 0
-        for i, packets in enumerate(slots):
-            for p in packets:
-                data = p if isinstance(p, (bytes, bytearray)) else p.to_bytes()
-                bytes_sent += len(data)
-                s = getattr(p, "seq", seq)
-                seq += 1
-                if lost[i]:
-                    rx.mark_lost(s)
-                else:
-                    rx.push(p)
-            out.append(np.asarray(rx.pull(n), dtype=np.float32).reshape(-1))
-        delay = int(getattr(rx, "delay_samples", 0))
-        y = np.concatenate(out)
-        if y.size < delay + wav.size:
-            y = np.concatenate([y, np.asarray(rx.pull(delay + wav.size - y.size),
-                                              dtype=np.float32).reshape(-1)])
-        y = np.ascontiguousarray(y[delay: delay + wav.size], dtype=np.float32)
-        n_conc = int(getattr(rx, "n_concealed", int(lost.sum())))
-        return SystemOutput(decoded=y, bytes_sent=bytes_sent, n_slots=int(lost.size),
-                            slot_frames=c, n_lost=int(lost.sum()), n_concealed=n_conc,
-                            info={"fec": self.fec})
+        cfg = self.config(bitrate_kbps)
+        def send() -> tuple[list[Any], int]:
+            packets, tx = transmit(self.codec, self.model, wav, cfg)
+            return packets, tx.chunks_sent
+
+        packets, n_chunks = self._streams.get((_wav_key(wav), float(bitrate_kbps)), send)
+        if n_chunks != lost.size:
+            raise ConfigError(f"{self.name}: the transmitter sent {n_chunks} chunks, expected "
+                              f"{lost.size}")
+        received = [p for p in packets if not lost[p.chunk]]
+        y, rx = receive(self.codec, self.model, cfg, received, n_chunks, wav.size)
+        st = rx.stats
+        return SystemOutput(
+            decoded=np.ascontiguousarray(y, dtype=np.float32),
+            bytes_sent=int(sum(len(p.data) for p in packets)), n_slots=int(lost.size),
+            slot_frames=self.slot_frames, n_lost=int(lost.sum()),
+            n_concealed=int(st.chunks_concealed + st.chunks_from_fec),
+            info={"n_conceal": int(st.chunks_concealed), "n_fec": int(st.chunks_from_fec),
+                  "fine_undecodable": int(st.fine_packets_undecodable),
+                  "fine_failed_check": int(st.fine_packets_failed_check),
+                  "conceal": self.conceal, "model_id": self.model.model_id},
+        )
+
+
+class CodecNoLM(PipelineSystem):
+    """Our codec and transceiver without SpringLM: the control every LM gain is measured
+    against (DESIGN.md section 7).
+
+    The same ``pipeline`` Transmitter/Receiver as SoundSpring with the coding model
+    ``entropy.static.StaticModel``: every level coded with static per-level PMFs (``pmfs``
+    float [K, V] when given, else uniform: 10 bits/token), no memory, no FEC; a lost chunk
+    repeats the last received frame's tokens (all levels; token 0 before anything arrived).
+    """
+
+    def __init__(self, codec: Any = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                 pmfs: np.ndarray | None = None, missing_reason: str = "no codec given") -> None:
+        self.pmfs = None if pmfs is None else np.asarray(pmfs, dtype=np.float64)
+        if self.pmfs is not None and (self.pmfs.ndim != 2 or self.pmfs.shape[1] != CODEBOOK_SIZE
+                                      or (self.pmfs < 0).any()):
+            raise ConfigError(f"pmfs must be float [K, {CODEBOOK_SIZE}] non-negative")
+
+        def factory() -> Any:
+            from ..entropy.static import StaticModel
+
+            if self.pmfs is None:
+                return StaticModel()
+            return StaticModel(np.log(np.maximum(self.pmfs, 1e-12)).astype(np.float32))
+
+        super().__init__("codec_nolm", factory, codec, "repeat", False, chunk_frames,
+                         "our codec + transceiver, no LM: static PMFs, repeat-last-frame "
+                         "concealment", missing_reason)
+
+    @property
+    def token_coding(self) -> str:
+        if self.pmfs is not None:
+            return "static per-level PMFs"
+        return "uniform 10 bits/token (no static PMFs available)"
+
+
+def _springlm_factory(codec: Any, lm_path: str | None) -> Any:
+    def factory() -> Any:
+        try:
+            from ..models.lm_adapter import load_coding_model  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise NativeFeatureError(
+                "SpringLM coding model not available yet "
+                f"(soundspring.models.lm_adapter.load_coding_model: {exc})") from exc
+        return load_coding_model(lm_path, codec)
+
+    return factory
 
 
 # ---- registry -----------------------------------------------------------------------------
@@ -525,7 +430,11 @@ def build_systems(names: list[str] | tuple[str, ...] | None = None, codec: Any =
         elif n == "codec_nolm":
             out[n] = CodecNoLM(codec, chunk_frames, pmfs, missing_reason=codec_missing_reason)
         else:
-            out[n] = SoundSpringSystem(n, n == "soundspring_fec", codec, lm_path, chunk_frames)
+            fec = n == "soundspring_fec"
+            out[n] = PipelineSystem(
+                n, _springlm_factory(codec, lm_path), codec, "lm", fec, chunk_frames,
+                "SpringLM transceiver (LM PMFs, LM concealment)"
+                + (" + base-layer FEC" if fec else ""), codec_missing_reason)
     return out
 
 
@@ -533,7 +442,7 @@ __all__ = [
     "SYSTEM_NAMES",
     "CodecNoLM",
     "OpusSystem",
-    "SoundSpringSystem",
+    "PipelineSystem",
     "System",
     "SystemOutput",
     "build_systems",
