@@ -31,6 +31,9 @@ class RVQOutput:
         n_q: int64 [B] levels used per item.
         perplexity: float [K] codebook perplexity per level in this batch.
         usage: float [K] fraction of codes used at least once per level in this batch.
+        residual_rel: float [K] energy of the residual left after level k relative to the
+            latent energy (how much each level still has to explain: fine levels earn
+            their bits when this keeps falling).
     """
 
     quantized: torch.Tensor
@@ -39,6 +42,7 @@ class RVQOutput:
     n_q: torch.Tensor
     perplexity: torch.Tensor
     usage: torch.Tensor
+    residual_rel: torch.Tensor
 
 
 class ResidualVQ(nn.Module):
@@ -140,7 +144,8 @@ class ResidualVQ(nn.Module):
         r = zf
         q_sel = torch.zeros_like(zf)
         keep_items = n_q.to(z.device)[:, None].expand(b, f).reshape(b * f)  # [B*F]
-        codes, ppl, usage = [], [], []
+        codes, ppl, usage, res = [], [], [], []
+        energy = (zf * zf).sum().clamp_min(1e-12)
         first = self.training and not bool(self.initialized)
         for k in range(self.n_codebooks):
             if first:
@@ -156,10 +161,12 @@ class ResidualVQ(nn.Module):
                 p = torch.bincount(idx, minlength=self.codebook_size).float() / idx.numel()
                 ppl.append(torch.exp(-(p * torch.log(p + 1e-10)).sum()))
                 usage.append((p > 0).float().mean())
+                res.append((r * r).sum() / energy)
         if first:
             self.initialized.fill_(True)
         q = q_sel.reshape(b, f, d).transpose(1, 2)
         commit = torch.mean((z - q) ** 2)
         quantized = z + (q - z).detach()
         codes_t = torch.stack(codes, dim=1).reshape(b, f, self.n_codebooks).transpose(1, 2)
-        return RVQOutput(quantized, codes_t, commit, n_q, torch.stack(ppl), torch.stack(usage))
+        return RVQOutput(quantized, codes_t, commit, n_q, torch.stack(ppl), torch.stack(usage),
+                         torch.stack(res))

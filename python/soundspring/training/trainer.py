@@ -130,7 +130,8 @@ class Trainer:
         self.opt.step()
         return {"loss": loss.item(), "mel": l_mel.item(), "stft": l_stft.item(),
                 "l1": l_l1.item(), "commit": q.commit_loss.item(), "grad_norm": float(gn),
-                "ppl": q.perplexity.tolist(), "usage": q.usage.tolist()}
+                "ppl": q.perplexity.tolist(), "usage": q.usage.tolist(),
+                "residual_rel": q.residual_rel.tolist()}
 
     def _handle_signal(self, signum, frame) -> None:
         self._stop = True
