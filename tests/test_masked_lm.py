@@ -313,3 +313,12 @@ def test_docstring_examples() -> None:
     for module in (soundspring.models.masked_lm, soundspring.models.lm_weights):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0
+
+
+def test_untied_heads_cached_equals_uncached(rng) -> None:
+    torch.manual_seed(7)
+    model = SpringLM(SpringLMConfig(dim=32, n_layers=1, n_heads=2, ffn_mult=2,
+                                    tie_embeddings=False)).eval()
+    view = _view(_tokens(rng, 2, 12, 8), 12)
+    full = model.forward_coding(view, 4, 2, levels=(3, 12))
+    assert (_cached(model, view, 4, 2, levels=(3, 12)) - full).abs().max().item() < 1e-5

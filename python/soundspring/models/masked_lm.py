@@ -382,13 +382,16 @@ class SpringLM(nn.Module):
 
     def _heads(self, h: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
         """h [B, F, D] -> float32 logits [B, hi - lo, F, V] of levels [lo, hi)."""
-        h = self.ln_out(h)
+        b, f, d = h.shape
+        k, v = hi - lo, self.cfg.codebook_size
+        h = self.ln_out(h).reshape(1, b * f, d).expand(k, b * f, d)
         if self.cfg.tie_embeddings:
-            w = self.embed.weight.view(self.cfg.n_codebooks, self.vocab, -1)[lo:hi, :self.cfg.codebook_size]
+            # the contiguous rows of levels [lo, hi), MASK rows included and dropped after
+            w = self.embed.weight[lo * self.vocab:hi * self.vocab].view(k, self.vocab, d)
         else:
             w = self.head_weight[lo:hi]
-        logits = torch.matmul(h.unsqueeze(1), w.transpose(1, 2))  # [B, k, F, V]
-        return logits + self.head_bias[lo:hi, None, :]
+        logits = torch.bmm(h, w.transpose(1, 2)).view(k, b, f, -1)[..., :v]  # [k, B, F, V]
+        return logits.transpose(0, 1) + self.head_bias[lo:hi, None, :]  # [B, k, F, V]
 
     # ---- uncached coding mode (training, tests, reference) ---------------------------------
     def forward_coding(self, codes: torch.Tensor, context_frames: int = DEFAULT_CONTEXT_FRAMES,
