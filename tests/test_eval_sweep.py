@@ -306,8 +306,13 @@ def test_smoke_sweep_writes_results_report_and_plots(tmp_path: Path, clips: list
     assert "measured kbps" in report
     for p in res["plots"]:
         assert (tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert any(p.startswith("quality_vs_loss_") for p in res["plots"])
-    assert any(p.startswith("quality_vs_bitrate_") for p in res["plots"])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not res["plots"] and "matplotlib" in report
+    else:
+        assert any(p.startswith("quality_vs_loss_") for p in res["plots"])
+        assert any(p.startswith("quality_vs_bitrate_") for p in res["plots"])
     if speechmos_unavailable_reason() is None:
         assert "plcmos" in res["summary"][0]
     else:

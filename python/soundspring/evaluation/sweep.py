@@ -438,7 +438,14 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
         "notes": _notes(items, sys_meta, mos_reason, nolm),
         "timing": _timing(items, len(runnable)),
     }
-    results["plots"] = write_plots(results, out) if plots and items else []
+    results["plots"] = []
+    if plots and items:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            results["notes"].append("Plots skipped: matplotlib is not installed.")
+        else:
+            results["plots"] = write_plots(results, out)
     write_report(results, out / "report.md")
     tmp = out / "results.json.part"
     tmp.write_text(json.dumps(_json_safe(results), indent=1, sort_keys=True))
