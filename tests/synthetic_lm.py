@@ -7,7 +7,6 @@ two ends really changes the PMFs.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 
 import numpy as np
@@ -32,7 +31,7 @@ class SyntheticLM:
         return self._base
 
     def new_state(self, context_frames: int, chunk_frames: int):
-        return deque(maxlen=math.ceil(context_frames / chunk_frames))
+        return deque(maxlen=context_frames // chunk_frames)
 
     def commit(self, state, base):
         new = deque(state, maxlen=state.maxlen)

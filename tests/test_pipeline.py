@@ -170,3 +170,33 @@ def test_bad_audio_and_config(codec):
         tx.push(np.zeros(10, dtype=np.int16))
     with pytest.raises(ConfigError):
         tx.push(np.full(10, np.nan, dtype=np.float32))
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from soundspring.models.lm_adapter import SpringLMCodingModel
+    from soundspring.models.masked_lm import SpringLM, springlm_tiny
+
+    torch.manual_seed(0)
+    lm = SpringLM(springlm_tiny()).eval()
+    with torch.no_grad():  # a peaked, non-uniform model so PMFs really vary
+        for p in lm.parameters():
+            p.mul_(3.0)
+    return SpringLMCodingModel(lm)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_springlm_round_trip_and_loss(codec, tiny_lm, progressive):
+    cfg = TransceiverConfig(bitrate_kbps=6, context_frames=4, progressive=progressive)
+    tx, packets = _send(codec, cfg, seconds=0.6, model=tiny_lm)
+    rx = Receiver(codec, tiny_lm, cfg)
+    for p in packets:
+        if not (p.chunk == 2 and p.layer == 0):
+            rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    hist = rx.history
+    assert hist[2].base == "concealed" and [h.n_levels for h in hist[3:5]] == [3, 3]
+    for c, outcome in enumerate(hist):
+        if c not in (2, 3, 4):
+            np.testing.assert_array_equal(outcome.tokens, tx.sent_tokens[c])
+    assert rx.stats.fine_packets_failed_check == 0

@@ -10,7 +10,7 @@ Stream rules (DESIGN.md sections 5-7):
 - Fine PMFs come from the model's memory: the base tokens of the chunks within the
   entropy-context reach ``context_frames``. A fine packet is decodable only when every
   chunk in that reach had its base received (or recovered by FEC); a concealed base
-  "taints" the memory for the following ``ceil(context_frames / C)`` chunks.
+  "taints" the memory for the following ``context_frames // C`` chunks.
 - Optional FEC: the base packet of chunk c also carries a copy of chunk c-1's base payload.
 - A lost base is concealed (``lm``: masked-LM infilling from the frames around the gap,
   using later base packets already received; ``repeat``; ``zero``); its fine levels are
@@ -19,7 +19,6 @@ Stream rules (DESIGN.md sections 5-7):
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -82,8 +81,9 @@ class TransceiverConfig:
 
     @property
     def reach_chunks(self) -> int:
-        """Chunks of memory a fine packet depends on (besides its own chunk)."""
-        return math.ceil(self.context_frames / self.chunk_frames)
+        """Whole past chunks in the model memory: the chunks a fine packet depends on
+        besides its own (the memory holds the last R // C chunks, at most R frames)."""
+        return self.context_frames // self.chunk_frames
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,7 @@ class Receiver:
         window = np.concatenate(cols, axis=1)
         lost = np.zeros(window.shape[1], dtype=bool)
         lost[past.shape[1] : past.shape[1] + cf] = True
-        return conceal_base(cfg.conceal, window, lost, self._last_frame, self.model)
+        return conceal_base(cfg.conceal, window, lost, self._last_frame, self.model, self._vocab)
 
     def _decode_next(self) -> None:
         cfg = self.config
@@ -410,22 +410,11 @@ def load_models(codec_path: str | None = None, lm: str | None = "default"):
 
 
 def codec_id(codec) -> str:
-    """A short content hash of the codec's inference weights (recorded in stream headers)."""
-    import hashlib
+    """The codec's content hash (sha256 of its fp16 inference weights and config), the
+    value its shipped weights file records; stream headers and LM checks use it."""
+    from .data.tokens import codec_content_hash
 
-    h = hashlib.sha256()
-    for name, t in sorted(codec.state_dict().items()):
-        h.update(name.encode())
-        h.update(
-            t.detach()
-            .to(torch.float16)
-            .reshape(-1)
-            .contiguous()
-            .view(torch.uint8)
-            .numpy()
-            .tobytes()
-        )
-    return h.hexdigest()[:16]
+    return codec_content_hash(codec)
 
 
 def stream_header(codec, model: CodingModel, cfg: TransceiverConfig, n_samples: int) -> dict:

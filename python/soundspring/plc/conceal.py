@@ -21,6 +21,7 @@ def conceal_base(
     lost: np.ndarray,
     last_frame: np.ndarray | None,
     model: CodingModel | None = None,
+    vocab: int | None = None,
 ) -> np.ndarray:
     """Base tokens for the lost frames of ``window``.
 
@@ -33,6 +34,8 @@ def conceal_base(
         last_frame: int64 [3] base tokens of the last decoded frame before the gap (None at
             stream start: zeros are used).
         model: the coding model, required for "lm".
+        vocab: the codec's codebook size when smaller than the model's (tokens >= vocab
+            are never predicted).
 
     Returns:
         int64 [3, n_lost] base tokens of the lost frames, in window order.
@@ -51,4 +54,4 @@ def conceal_base(
     view[:base_levels] = window[:base_levels]
     view[:base_levels, lost] = MASK
     logits = model.conceal_logits(view)  # [3, W, V]
-    return np.argmax(logits[:, lost], axis=-1).astype(np.int64)
+    return np.argmax(logits[:, lost, :vocab], axis=-1).astype(np.int64)
