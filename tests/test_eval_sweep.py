@@ -286,6 +286,27 @@ def test_resume_skips_done_items_and_gives_the_same_results(tmp_path: Path,
         run_sweep(clips, tmp_path / "resumed", systems, **{**kw, "codec_id": "other"})
 
 
+class Broken(Passthrough):
+    name = "broken"
+
+    def run(self, wav, bitrate_kbps, lost, expected_loss_pct):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+
+def test_a_failing_system_does_not_stop_the_sweep(tmp_path: Path,
+                                                  clips: list[SweepClip]) -> None:
+    systems = {"broken": Broken(), "passthrough": Passthrough()}
+    res = run_sweep(clips, tmp_path, systems, ["bern10"], [6.0], mos=False, plots=False,
+                    progress=False)
+    assert res["failures"]["broken"]["items"] == len(clips)
+    assert "boom" in res["failures"]["broken"]["error"]
+    assert {i["system"] for i in res["items"]} == {"passthrough"}
+    assert "FAILED" in (tmp_path / "report.md").read_text()
+    again = run_sweep(clips, tmp_path, {"passthrough": Passthrough()}, ["bern10"], [6.0],
+                      mos=False, plots=False, progress=False)
+    assert again["n_computed"] == 0 and not again["failures"]
+
+
 # ---- CI smoke run -----------------------------------------------------------------------
 
 

@@ -239,6 +239,9 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
     ]
     for s, meta in results["systems"].items():
         status = "ran" if meta["available"] else f"skipped: {meta['reason']}"
+        fl = results.get("failures", {}).get(s)
+        if fl:
+            status = f"FAILED on {fl['items']} items: {fl['error']}"
         lines.append(f"| {s} | {meta['description']} | {meta['slot_ms']:g} ms | {status} |")
     lines += [""]
     if results.get("unsupported"):

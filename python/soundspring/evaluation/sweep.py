@@ -266,8 +266,19 @@ def _worker_init(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _safe_item(ctx: _ItemContext, clip: SweepClip, br: float, name: str,
+               cond: Any) -> dict[str, Any]:
+    """The item's record, or ``{"failed": ...}`` when the system raised (never written to
+    ``items.jsonl``, so a rerun retries it)."""
+    try:
+        return _compute_item(ctx, clip, br, name, cond)
+    except Exception as exc:  # noqa: BLE001 -- one broken system must not stop the sweep
+        return {"failed": True, "system": name, "key": _item_key(name, cond.id, br, clip.id),
+                "error": f"{type(exc).__name__}: {exc}"}
+
+
 def _worker_item(task: tuple[SweepClip, float, str, Any]) -> dict[str, Any]:
-    return _compute_item(_WORKER["ctx"], *task)
+    return _safe_item(_WORKER["ctx"], *task)
 
 
 def _compute_all(ctx: _ItemContext, pending: list[tuple[SweepClip, float, str, Any]],
@@ -278,8 +289,16 @@ def _compute_all(ctx: _ItemContext, pending: list[tuple[SweepClip, float, str, A
     back to this process, which alone writes ``items.jsonl``.
     """
     if jobs <= 1 or len(pending) <= 1:
+        failed: set[str] = set()
         for clip, br, name, cond in pending:
-            yield _compute_item(ctx, clip, br, name, cond)
+            if name in failed:  # a system that raised once is not retried in this run
+                yield {"failed": True, "system": name, "skipped": True,
+                       "key": _item_key(name, cond.id, br, clip.id), "error": ""}
+                continue
+            rec = _safe_item(ctx, clip, br, name, cond)
+            if rec.get("failed"):
+                failed.add(name)
+            yield rec
         return
     import multiprocessing as mp
 
@@ -328,7 +347,8 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
 
     Returns:
         The ``results.json`` content, plus ``"n_computed"`` and ``"n_skipped"`` (items this
-        call computed / found done).
+        call computed / found done). A system that raises is not fatal: its items are left
+        out, ``"failures"`` names it with the error, and a rerun retries them.
 
     Raises:
         ConfigError: bad arguments, or ``out_dir`` holding a sweep with other settings.
@@ -401,9 +421,16 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
     bar = tqdm(total=len(todo), initial=n_skipped, disable=not progress, unit="item",
                desc="sweep", dynamic_ncols=True)
     ctx = _ItemContext(runnable, loss_mapping, use_mos, use_dnsmos)
+    failures: dict[str, dict[str, Any]] = {}
     try:
         with open(items_path, "a") as f:
             for rec in _compute_all(ctx, pending, jobs, torch_threads):
+                if rec.get("failed"):
+                    fl = failures.setdefault(rec["system"], {"error": rec["error"], "items": 0})
+                    fl["items"] += 1
+                    fl["error"] = fl["error"] or rec["error"]
+                    bar.update(1)
+                    continue
                 f.write(json.dumps(_json_safe(rec), sort_keys=True) + "\n")
                 f.flush()
                 done[rec["key"]] = rec
@@ -428,6 +455,7 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
             "complete": len(items) == len(keys),
         },
         "systems": sys_meta,
+        "failures": failures,
         "unsupported": unsupported,
         "metrics_unavailable": ({} if use_dnsmos else {"dnsmos": mos_reason or "disabled (--no-dnsmos)"})
         | ({} if use_mos else {"plcmos": mos_reason}),
@@ -435,7 +463,9 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
                               "mean_burst": c.mean_burst, "label": c.label} for c in conds},
         "items": items,
         "summary": summarize(items),
-        "notes": _notes(items, sys_meta, mos_reason, nolm),
+        "notes": _notes(items, sys_meta, mos_reason, nolm) + [
+            f"{n} FAILED on {fl['items']} items this run (not recorded; a rerun retries them): "
+            f"{fl['error']}" for n, fl in failures.items()],
         "timing": _timing(items, len(runnable)),
     }
     results["plots"] = []
@@ -592,8 +622,10 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
           f"{res['timing']['total_cpu_s_per_clip_s']} s CPU per clip-second; {res['wall_s']} s wall")
     for s in skipped:
         print(f"skipped {s}")
+    for n, fl in res["failures"].items():
+        print(f"FAILED {n} ({fl['items']} items): {fl['error']}")
     print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'report.md'}")
-    return 0
+    return 1 if res["failures"] else 0
 
 
 __all__ = [
