@@ -259,9 +259,10 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
                          "below show every other system.")
     lines.append("")
     cmp_metrics = [m for m in ("pesq_wb", "plcmos") if m in metrics]
+    control = ["codec_nolm"] if "codec_nolm" in ran else []
     for t in targets:
         for m in cmp_metrics:
-            lines += comparison_tables(summary, conditions, t, opus, m)
+            lines += comparison_tables(summary, conditions, t, opus + control, m)
     if "codec_nolm" in ran:
         lines += ["### The control (codec without LM) vs Opus, same rule", ""]
         for m in cmp_metrics:
