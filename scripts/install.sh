@@ -20,7 +20,7 @@ log "python packages"
 # Pinned first: an unpinned torch would pull a multi-GB CUDA build.
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12"
-python3 -m pip install -q --no-build-isolation -e ".[test,audio]"
+python3 -m pip install -q --no-build-isolation -e ".[test,audio,eval]"
 
 log "libopus 1.5 baseline (cached)"
 bash scripts/build_opus15.sh >/dev/null || log "libopus 1.5 build failed: its tests will skip"
