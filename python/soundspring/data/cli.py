@@ -22,9 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        choices=corpus.LANGUAGES)
         if name == "fetch":
             p.add_argument("--update", action="store_true", help="always run apt-get update first")
+    from . import tokens
+
+    tokens.add_arguments(sub.add_parser("tokens", help="precompute codec tokens for SpringLM training"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "tokens":
+        from . import tokens
+
+        return tokens.run(args)
     if args.action == "fetch":
         out = corpus.fetch(args.cache_dir, args.languages, update=True if args.update else None)
         print(f"extracted to {out}")

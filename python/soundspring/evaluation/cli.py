@@ -17,6 +17,10 @@ import numpy as np
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True)
+    from .sweep import add_sweep_arguments
+
+    add_sweep_arguments(sub.add_parser(
+        "sweep", help="loss sweep: systems x conditions x bitrates x clips, with report and plots"))
     p = sub.add_parser("codec", help="PESQ-WB / STOI / SI-SDR / log-mel per bitrate, and RTF")
     p.add_argument("--weights", default=None,
                    help="weights file, checkpoint.pt or run dir (default: shipped weights)")
@@ -70,6 +74,10 @@ def _table(codec_rows: dict, opus_rows: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "sweep":
+        from .sweep import run_sweep_cli
+
+        return run_sweep_cli(args)
     from ..data.corpus import read_manifest
     from ..models.codec import load_codec
     from ..training.dataset import load_clips

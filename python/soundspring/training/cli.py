@@ -12,6 +12,9 @@ from ..config import CODEC_PRESETS, TRAIN_PRESETS, TrainConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True)
+    from .lm import add_lm_arguments
+
+    add_lm_arguments(sub.add_parser("lm", help="train SpringLM on precomputed codec tokens"))
     p = sub.add_parser("codec", help="train the streaming codec (resumes if RUN_DIR has a checkpoint)")
     p.add_argument("--run-dir", default="runs/codec", help="run directory (default runs/codec)")
     p.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
@@ -55,6 +58,10 @@ def _export(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.what == "export":
         return _export(args)
+    if args.what == "lm":
+        from .lm import run_lm
+
+        return run_lm(args)
     from .trainer import Trainer
 
     cfg: TrainConfig = TRAIN_PRESETS[args.preset]()
