@@ -113,7 +113,20 @@ def _check_pcm(pcm: np.ndarray | torch.Tensor) -> np.ndarray:
     return pcm
 
 
-class Transmitter:
+class _Endpoint:
+    """What both ends hold: the shared settings, the chunk coder and the model memory."""
+
+    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None) -> None:
+        self.config = cfg = config or TransceiverConfig()
+        self.codec = codec
+        self.model = model
+        self.coder = ChunkCoder(
+            model, cfg.layout, cfg.chunk_frames, cfg.precision_bits, cfg.check_bits, cfg.progressive
+        )
+        self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
+
+
+class Transmitter(_Endpoint):
     """Codec encoder + entropy coder + packetiser, one chunk at a time.
 
     Example:
@@ -122,15 +135,8 @@ class Transmitter:
     """
 
     def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None) -> None:
-        self.config = config or TransceiverConfig()
-        cfg = self.config
-        self.codec = codec
-        self.model = model
-        self.coder = ChunkCoder(
-            model, cfg.layout, cfg.chunk_frames, cfg.precision_bits, cfg.check_bits, cfg.progressive
-        )
+        _Endpoint.__init__(self, codec, model, config)
         self._enc_state = codec.init_encoder_state(1)
-        self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
         self._pending = np.zeros(0, dtype=np.float32)
         self._prev_base: bytes | None = None
         self.chunks_sent = 0
@@ -205,7 +211,7 @@ class _Slot:
     fec_base: bytes | None = None
 
 
-class Receiver:
+class Receiver(_Endpoint):
     """Depacketiser + entropy decoder + concealment + codec decoder.
 
     Packets may arrive in any order before their chunk is decoded; ``pull`` decodes chunks
@@ -220,16 +226,10 @@ class Receiver:
         config: TransceiverConfig | None = None,
         keep_history: bool = True,
     ) -> None:
-        self.config = config or TransceiverConfig()
+        _Endpoint.__init__(self, codec, model, config)
         cfg = self.config
-        self.codec = codec
-        self.model = model
-        self.coder = ChunkCoder(
-            model, cfg.layout, cfg.chunk_frames, cfg.precision_bits, cfg.check_bits, cfg.progressive
-        )
         self._dec_state = codec.init_decoder_state(1)
         self._vocab = int(codec.cfg.codebook_size)
-        self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
         self._slots: dict[int, _Slot] = {}
         self._tainted: deque[bool] = deque(maxlen=cfg.reach_chunks)
         self._past = np.zeros((model.max_codebooks, 0), dtype=np.int64)  # recent base frames
@@ -319,7 +319,7 @@ class Receiver:
         future = []
         nc = c + 1
         while True:  # later chunks whose base already arrived: interpolate, don't extrapolate
-            base, how = self._try_base(nc)
+            base, _ = self._try_base(nc)
             if base is None or len(future) >= 4:
                 break
             future.append(base)
