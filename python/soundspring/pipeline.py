@@ -412,7 +412,7 @@ def load_models(codec_path: str | None = None, lm: str | None = "default"):
 def codec_id(codec) -> str:
     """The codec's content hash (sha256 of its fp16 inference weights and config), the
     value its shipped weights file records; stream headers and LM checks use it."""
-    from .data.tokens import codec_content_hash
+    from .models.codec import codec_content_hash
 
     return codec_content_hash(codec)
 

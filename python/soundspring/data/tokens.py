@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import MAX_CODEBOOKS, SAMPLE_RATE_HZ, to_json
+from ..config import MAX_CODEBOOKS, SAMPLE_RATE_HZ
 from ..errors import ConfigError, ModelMismatchError
 from .corpus import corpus_dir, default_cache_dir, read_manifest
 
@@ -74,9 +74,9 @@ class TokenSet:
 
 def codec_content_hash(codec: torch.nn.Module) -> str:
     """sha256 of a codec as its shipped weights file would record it."""
-    from ..models.codec import _content_hash, inference_state_dict
+    from ..models.codec import codec_content_hash as _hash
 
-    return _content_hash(to_json(codec.cfg), inference_state_dict(codec))
+    return _hash(codec)
 
 
 def load_codec_for_tokens(path: str | Path) -> tuple[torch.nn.Module, str]:

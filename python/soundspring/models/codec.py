@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from ..errors import ConfigError, ModelMismatchError
 from .rvq import ResidualVQ, RVQOutput
 from .seanet import SEANetEncoder
 from .vocos import VocosDecoder
+from .weights_io import content_hash
 
 WEIGHTS_FORMAT = "soundspring-codec"
 WEIGHTS_VERSION = 1
@@ -226,22 +226,16 @@ class Codec(nn.Module):
 
 # ---- shipped weights -----------------------------------------------------------------------
 
-def _content_hash(config_json: str, state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256(config_json.encode())
-    for name in sorted(state):
-        t = state[name].contiguous()
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
 def inference_state_dict(codec: Codec) -> dict[str, torch.Tensor]:
     """The tensors inference needs (no EMA statistics), as fp16 on CPU."""
     skip = {f"quantizer.{n}" for n in ResidualVQ.TRAINING_ONLY}
     return {k: v.detach().to("cpu", torch.float16).contiguous()
             for k, v in codec.state_dict().items() if k not in skip}
+
+
+def codec_content_hash(codec: Codec) -> str:
+    """sha256 of a codec as its shipped weights file records it (fp16 inference tensors)."""
+    return content_hash(to_json(codec.cfg), inference_state_dict(codec))
 
 
 def save_weights(codec: Codec, path: str | Path, meta: dict | None = None) -> Path:
@@ -254,7 +248,7 @@ def save_weights(codec: Codec, path: str | Path, meta: dict | None = None) -> Pa
     state = inference_state_dict(codec)
     blob = {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "config": cfg_json,
             "meta": json.dumps(meta or {}, sort_keys=True), "state_dict": state,
-            "sha256": _content_hash(cfg_json, state)}
+            "sha256": content_hash(cfg_json, state)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -282,7 +276,7 @@ def read_weights(path: str | Path) -> tuple[CodecConfig, dict[str, torch.Tensor]
         raise ConfigError(f"{path}: weights version {blob.get('version')} unsupported "
                           f"(this build reads {WEIGHTS_VERSION})")
     state = blob["state_dict"]
-    if _content_hash(blob["config"], state) != blob["sha256"]:
+    if content_hash(blob["config"], state) != blob["sha256"]:
         raise ModelMismatchError(f"{path}: sha256 content hash mismatch (corrupt file?)")
     return from_json(CodecConfig, blob["config"]), state, json.loads(blob.get("meta", "{}"))
 
@@ -331,6 +325,7 @@ __all__ = [
     "Codec",
     "DecoderState",
     "EncoderState",
+    "codec_content_hash",
     "codec_from_weights",
     "inference_state_dict",
     "load_codec",

@@ -74,7 +74,7 @@ def load_coding_model(path: str | Path | None, codec) -> SpringLMCodingModel:
         ConfigError: no weights at ``path`` (or none shipped yet).
         ModelMismatchError: the LM was trained on the tokens of another codec.
     """
-    from ..data.tokens import codec_content_hash
+    from .codec import codec_content_hash
     from .lm_weights import load_lm
 
     p = Path(path) if path is not None else DEFAULT_LM_WEIGHTS

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -32,21 +31,10 @@ import torch
 from ..config import from_json, to_json
 from ..errors import ConfigError, ModelMismatchError
 from .masked_lm import SpringLM, SpringLMConfig
+from .weights_io import content_hash
 
 WEIGHTS_FORMAT = "soundspring-springlm"
 WEIGHTS_VERSION = 1
-
-
-def content_hash(config_json: str, state: dict[str, torch.Tensor]) -> str:
-    """sha256 over the config JSON and every tensor (name, shape, dtype, bytes), sorted."""
-    h = hashlib.sha256(config_json.encode())
-    for name in sorted(state):
-        t = state[name].contiguous()
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def inference_state_dict(model: SpringLM) -> dict[str, torch.Tensor]:
