@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import DEFAULT_CHUNK_FRAMES, FRAME_SAMPLES, MAX_CHUNK_FRAMES, SAMPLE_RATE_HZ
+from .config import (
+    DEFAULT_CHUNK_FRAMES,
+    DEFAULT_CONTEXT_FRAMES,
+    FRAME_SAMPLES,
+    MAX_CHUNK_FRAMES,
+    SAMPLE_RATE_HZ,
+)
 from .entropy import ChunkCoder, CodingModel, LayerLayout
 from .errors import BitstreamError, ConfigError
 from .plc import CONCEAL_MODES, conceal_base
@@ -50,7 +56,7 @@ class TransceiverConfig:
 
     bitrate_kbps: float = 6.0
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
-    context_frames: int = 15
+    context_frames: int = DEFAULT_CONTEXT_FRAMES
     progressive: bool = False
     check_bits: int = 8
     precision_bits: int = 16

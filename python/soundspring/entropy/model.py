@@ -21,13 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..config import CODEBOOK_SIZE
+from ..config import MASK, MASK_UPPER
 
-MASK = CODEBOOK_SIZE
-"""Token id of an unknown token that the model should predict."""
-
-MASK_UPPER = CODEBOOK_SIZE + 1
-"""Token id of a level above the current bitrate or not yet revealed."""
+__all__ = ["MASK", "MASK_UPPER", "CodingModel"]
 
 
 @runtime_checkable

@@ -60,98 +60,19 @@ import torch.nn.functional as F_
 from torch import nn
 
 from ..config import (
-    BASE_CODEBOOKS,
-    CODEBOOK_SIZE,
+    DEFAULT_CONTEXT_FRAMES,
+    MASK,
+    MASK_UPPER,
     MAX_CHUNK_FRAMES,
-    MAX_CODEBOOKS,
+    SPRINGLM_PRESETS,
+    SpringLMConfig,
+    springlm_default,
+    springlm_small,
+    springlm_tiny,
 )
 from ..errors import ConfigError
 
-MASK = CODEBOOK_SIZE
-"""Token id of an unknown token that the model predicts."""
-
-MASK_UPPER = CODEBOOK_SIZE + 1
-"""Token id of a level above the bitrate or not yet revealed."""
-
-DEFAULT_CONTEXT_FRAMES = 15
-"""Default entropy-context reach R (300 ms); any R in [0, max_context_frames] works."""
-
 _NEG_INF = float("-inf")
-
-
-# --------------------------------------------------------------------------------------
-# Configuration
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class SpringLMConfig:
-    """Shape of SpringLM.
-
-    Attributes:
-        n_codebooks: K_max, levels the model knows (24).
-        codebook_size: V (1024); the embeddings have V + 2 rows per level.
-        base_codebooks: levels of the base layer (3): the only levels of the memory view.
-        dim: D, transformer width.
-        n_layers: L, pre-LN transformer blocks.
-        n_heads: H; ``dim`` must be a multiple of it.
-        ffn_mult: FFN hidden width = ffn_mult * D.
-        max_context_frames: largest entropy-context reach R (frames) the model supports.
-        max_rel_distance: frame distances are clipped to [-M, M] for the position bias;
-            must cover ``max_context_frames + MAX_CHUNK_FRAMES``.
-        dropout: residual dropout while training (0 at inference).
-        tie_embeddings: output heads reuse the first V rows of each level's embedding.
-    """
-
-    n_codebooks: int = MAX_CODEBOOKS
-    codebook_size: int = CODEBOOK_SIZE
-    base_codebooks: int = BASE_CODEBOOKS
-    dim: int = 256
-    n_layers: int = 6
-    n_heads: int = 4
-    ffn_mult: int = 4
-    max_context_frames: int = 50
-    max_rel_distance: int = 64
-    dropout: float = 0.1
-    tie_embeddings: bool = True
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.base_codebooks <= self.n_codebooks <= 64:
-            raise ConfigError("need 1 <= base_codebooks <= n_codebooks <= 64, got "
-                              f"{self.base_codebooks}, {self.n_codebooks}")
-        if self.codebook_size < 2:
-            raise ConfigError(f"codebook_size must be >= 2, got {self.codebook_size}")
-        if self.dim < 1 or self.n_heads < 1 or self.dim % self.n_heads:
-            raise ConfigError(f"dim ({self.dim}) must be a positive multiple of n_heads "
-                              f"({self.n_heads})")
-        if self.n_layers < 1 or self.ffn_mult < 1:
-            raise ConfigError("n_layers and ffn_mult must be >= 1")
-        if self.max_context_frames < 0:
-            raise ConfigError("max_context_frames must be >= 0")
-        if self.max_rel_distance < self.max_context_frames + MAX_CHUNK_FRAMES:
-            raise ConfigError(f"max_rel_distance must be >= max_context_frames + "
-                              f"{MAX_CHUNK_FRAMES}, got {self.max_rel_distance}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-def springlm_default() -> SpringLMConfig:
-    """The shipped size: D=256, L=6, H=4, FFN 1024, tied heads (about 11 M parameters)."""
-    return SpringLMConfig()
-
-
-def springlm_small() -> SpringLMConfig:
-    """A CPU-trainable small model: D=192, L=4, H=4 (about 6.6 M parameters)."""
-    return SpringLMConfig(dim=192, n_layers=4, n_heads=4)
-
-
-def springlm_tiny() -> SpringLMConfig:
-    """A tiny model for tests and smoke runs: D=64, L=2, H=2."""
-    return SpringLMConfig(dim=64, n_layers=2, n_heads=2, ffn_mult=2, dropout=0.0)
-
-
-SPRINGLM_PRESETS = {"default": springlm_default, "small": springlm_small,
-                    "tiny": springlm_tiny}
 
 
 def context_chunks(context_frames: int, chunk_frames: int) -> int:
