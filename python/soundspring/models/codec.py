@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,7 @@ from ..errors import ConfigError, ModelMismatchError
 from .rvq import ResidualVQ, RVQOutput
 from .seanet import SEANetEncoder
 from .vocos import VocosDecoder
-from .weights_io import content_hash
+from .weights_io import content_hash, read_weights_file, write_weights_file
 
 WEIGHTS_FORMAT = "soundspring-codec"
 WEIGHTS_VERSION = 1
@@ -244,19 +242,9 @@ def save_weights(codec: Codec, path: str | Path, meta: dict | None = None) -> Pa
     A plain dict of str / int / tensors (no pickled classes), loadable with
     ``torch.load(..., weights_only=True)``; written atomically.
     """
-    cfg_json = to_json(codec.cfg)
-    state = inference_state_dict(codec)
-    blob = {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "config": cfg_json,
-            "meta": json.dumps(meta or {}, sort_keys=True), "state_dict": state,
-            "sha256": content_hash(cfg_json, state)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
-    return path
+    return write_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, to_json(codec.cfg),
+                              inference_state_dict(codec),
+                              meta=json.dumps(meta or {}, sort_keys=True))
 
 
 def read_weights(path: str | Path) -> tuple[CodecConfig, dict[str, torch.Tensor], dict]:
@@ -266,19 +254,9 @@ def read_weights(path: str | Path) -> tuple[CodecConfig, dict[str, torch.Tensor]
         ConfigError: missing file or wrong format/version.
         ModelMismatchError: the content hash does not match.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"codec weights {str(path)!r} not found")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise ConfigError(f"{path} is not a {WEIGHTS_FORMAT} weights file")
-    if blob.get("version") != WEIGHTS_VERSION:
-        raise ConfigError(f"{path}: weights version {blob.get('version')} unsupported "
-                          f"(this build reads {WEIGHTS_VERSION})")
-    state = blob["state_dict"]
-    if content_hash(blob["config"], state) != blob["sha256"]:
-        raise ModelMismatchError(f"{path}: sha256 content hash mismatch (corrupt file?)")
-    return from_json(CodecConfig, blob["config"]), state, json.loads(blob.get("meta", "{}"))
+    blob = read_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, "codec")
+    return (from_json(CodecConfig, blob["config"]), blob["state_dict"],
+            json.loads(blob.get("meta", "{}")))
 
 
 def codec_from_weights(path: str | Path) -> Codec:

@@ -21,9 +21,7 @@ Example:
 
 from __future__ import annotations
 
-import io
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -31,7 +29,7 @@ import torch
 from ..config import from_json, to_json
 from ..errors import ConfigError, ModelMismatchError
 from .masked_lm import SpringLM, SpringLMConfig
-from .weights_io import content_hash
+from .weights_io import content_hash, read_weights_file, write_weights_file
 
 WEIGHTS_FORMAT = "soundspring-springlm"
 WEIGHTS_VERSION = 1
@@ -60,19 +58,9 @@ def save_lm_weights(model: SpringLM, path: str | Path, codec_sha256: str,
     """
     if not isinstance(codec_sha256, str) or not codec_sha256:
         raise ConfigError("codec_sha256 must be a non-empty hex string")
-    cfg_json = to_json(model.cfg)
-    state = inference_state_dict(model)
-    blob = {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "config": cfg_json,
-            "codec_sha256": codec_sha256, "meta": json.dumps(meta or {}, sort_keys=True),
-            "state_dict": state, "sha256": content_hash(cfg_json, state)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
-    return path
+    return write_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, to_json(model.cfg),
+                              inference_state_dict(model), codec_sha256=codec_sha256,
+                              meta=json.dumps(meta or {}, sort_keys=True))
 
 
 def read_lm_weights(path: str | Path) -> tuple[SpringLMConfig, dict[str, torch.Tensor], str,
@@ -86,20 +74,9 @@ def read_lm_weights(path: str | Path) -> tuple[SpringLMConfig, dict[str, torch.T
         ConfigError: missing file, wrong format or version.
         ModelMismatchError: the content hash does not match (corrupt file).
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"SpringLM weights {str(path)!r} not found")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise ConfigError(f"{path} is not a {WEIGHTS_FORMAT} weights file")
-    if blob.get("version") != WEIGHTS_VERSION:
-        raise ConfigError(f"{path}: weights version {blob.get('version')} unsupported "
-                          f"(this build reads {WEIGHTS_VERSION})")
-    state = blob["state_dict"]
-    if content_hash(blob["config"], state) != blob["sha256"]:
-        raise ModelMismatchError(f"{path}: sha256 content hash mismatch (corrupt file?)")
-    return (from_json(SpringLMConfig, blob["config"]), state, str(blob["codec_sha256"]),
-            str(blob["sha256"]), json.loads(blob.get("meta", "{}")))
+    blob = read_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, "SpringLM")
+    return (from_json(SpringLMConfig, blob["config"]), blob["state_dict"],
+            str(blob["codec_sha256"]), str(blob["sha256"]), json.loads(blob.get("meta", "{}")))
 
 
 def load_lm(path: str | Path, codec_sha256: str | None = None) -> SpringLM:
