@@ -110,15 +110,13 @@ class ChunkCoder:
         self.progressive = progressive
         self._scale = float(1 << logit_step_log2)
         base = self._quantise(model.base_logits()[: layout.base_levels])
-        self._base_cdfs = coding.cdf_from_logits(base, precision_bits)  # [3, V+1]
+        base_cdfs = coding.cdf_from_logits(base, precision_bits)  # [3, V+1]
+        # frame-major rows: frame 0 levels 0..2, frame 1 levels 0..2, ...
+        self._base_rows = np.ascontiguousarray(np.tile(base_cdfs, (chunk_frames, 1)))
 
     # -------------------------------------------------------------------------- helpers
     def _quantise(self, logits: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.round(logits * self._scale) / self._scale, dtype=np.float32)
-
-    def _base_rows(self) -> np.ndarray:
-        # frame-major: frame 0 levels 0..2, frame 1 levels 0..2, ...
-        return np.ascontiguousarray(np.tile(self._base_cdfs, (self.chunk_frames, 1)))
 
     def _view(self, tokens: np.ndarray, revealed: int) -> np.ndarray:
         """int64 [K_max, C]: levels < revealed visible, then MASK up to K, MASK_UPPER above."""
@@ -166,11 +164,11 @@ class ChunkCoder:
         """Payload of the base layer of tokens int [K, C] (static PMFs, no context)."""
         t = self._check_tokens(tokens)
         sym = np.ascontiguousarray(t[: self.layout.base_levels].T.reshape(-1), dtype=np.int32)
-        return coding.encode(sym, self._base_rows(), self.precision_bits)
+        return coding.encode(sym, self._base_rows, self.precision_bits)
 
     def decode_base(self, payload: bytes) -> np.ndarray:
         """int64 [3, C] base tokens of a base payload. Raises BitstreamError if corrupt."""
-        sym = coding.decode(payload, self._base_rows(), self.precision_bits)
+        sym = coding.decode(payload, self._base_rows, self.precision_bits)
         return sym.reshape(self.chunk_frames, self.layout.base_levels).T.astype(np.int64)
 
     # -------------------------------------------------------------------------- fine

@@ -395,6 +395,20 @@ class SpringLM(nn.Module):
         return self._heads(x, lo, hi)
 
     # ---- cached coding mode (streaming) -----------------------------------------------------
+    def _check_chunk(self, tokens: Any, state: SpringLMState, name: str,
+                     levels_name: str) -> torch.Tensor:
+        """Validates a state and one chunk of tokens [B, levels, C] that must match it."""
+        if not isinstance(state, SpringLMState):
+            raise TypeError(f"state must be a SpringLMState from init_state, got "
+                            f"{type(state).__name__}")
+        x_tok = self._check_tokens(tokens, name)
+        b, _, c = x_tok.shape
+        if b != state.batch or c != state.chunk_frames:
+            raise ConfigError(f"{name} must be [B={state.batch}, {levels_name}, "
+                              f"C={state.chunk_frames}] to match the state, got "
+                              f"{tuple(x_tok.shape)}")
+        return x_tok
+
     def init_state(self, batch: int, context_frames: int = DEFAULT_CONTEXT_FRAMES,
                    chunk_frames: int = 2) -> SpringLMState:
         """An empty, preallocated coding memory.
@@ -444,14 +458,8 @@ class SpringLM(nn.Module):
             TypeError / ConfigError: bad tokens, levels, or a chunk that does not match the
                 state's batch or chunk size.
         """
-        if not isinstance(state, SpringLMState):
-            raise TypeError(f"state must be a SpringLMState from init_state, got "
-                            f"{type(state).__name__}")
-        x_tok = self._check_tokens(chunk_tokens, "chunk_tokens")
-        b, _, c = x_tok.shape
-        if b != state.batch or c != state.chunk_frames:
-            raise ConfigError(f"chunk_tokens must be [B={state.batch}, K, C={state.chunk_frames}] "
-                              f"to match the state, got {tuple(x_tok.shape)}")
+        x_tok = self._check_chunk(chunk_tokens, state, "chunk_tokens", "K")
+        c = x_tok.shape[2]
         lo, hi = self._check_levels(levels, x_tok.shape[1])
         cap = state.capacity_frames
         tq = state.frames + torch.arange(c)
@@ -499,14 +507,8 @@ class SpringLM(nn.Module):
             base_tokens: int64 [B, k, C] with k >= 1 levels; levels >= 3 are ignored.
             state: updated in place and returned.
         """
-        if not isinstance(state, SpringLMState):
-            raise TypeError(f"state must be a SpringLMState from init_state, got "
-                            f"{type(state).__name__}")
-        x_tok = self._check_tokens(base_tokens, "base_tokens")
-        b, _, c = x_tok.shape
-        if b != state.batch or c != state.chunk_frames:
-            raise ConfigError(f"base_tokens must be [B={state.batch}, k, C={state.chunk_frames}] "
-                              f"to match the state, got {tuple(x_tok.shape)}")
+        x_tok = self._check_chunk(base_tokens, state, "base_tokens", "k")
+        c = x_tok.shape[2]
         cap = state.capacity_frames
         if cap:
             tq = state.frames + torch.arange(c)
