@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -240,6 +241,20 @@ def test_train_smoke_and_resume(tmp_path) -> None:
     t3 = Trainer(tmp_path / "run2", codec_tiny(), train_smoke(), manifest=manifest,
                  init_from=str(tmp_path / "w.pt"), progress=False)
     assert not t3.resumed and t3.run()["step"] == 3
+    # --freeze-tokenizer: the decoder learns, the tokens (encoder + quantizer) stay put.
+    from soundspring.models.codec import (codec_content_hash, codec_from_weights,
+                                          codec_tokenizer_hash)
+
+    before = codec_from_weights(tmp_path / "w.pt")
+    frozen = dataclasses.replace(train_smoke(), freeze_tokenizer=True)
+    with pytest.raises(ConfigError, match="init-from"):
+        Trainer(tmp_path / "run3", codec_tiny(), frozen, manifest=manifest, progress=False)
+    assert main(["train", "codec", "--run-dir", str(tmp_path / "run4"), "--preset", "smoke",
+                 "--codec-preset", "tiny", "--manifest", str(manifest), "--init-from",
+                 str(tmp_path / "w.pt"), "--freeze-tokenizer", "--no-progress"]) == 0
+    after = codec_from_weights(tmp_path / "run4" / "codec_latest.pt")
+    assert codec_tokenizer_hash(after) == codec_tokenizer_hash(before)
+    assert codec_content_hash(after) != codec_content_hash(before)
     # soundspring eval codec on the same synthetic corpus.
     out_json = tmp_path / "eval.json"
     assert main(["eval", "codec", "--weights", str(tmp_path / "w.pt"), "--manifest",

@@ -96,14 +96,34 @@ def test_precompute_with_tiny_codec(tmp_path, rng) -> None:
     (corpus / "manifest.jsonl").write_text("\n".join(rows) + "\n")
     paths = precompute_tokens(wpath, corpus / "manifest.jsonl", tmp_path / "tok",
                               progress=False)
-    _, h = load_codec_for_tokens(wpath)
-    from soundspring.models.codec import read_weights  # the hash the weights file records
+    codec, h = load_codec_for_tokens(wpath)
+    from soundspring.models.codec import (codec_content_hash, codec_from_weights,
+                                          codec_tokenizer_hash)
 
-    assert h == torch.load(wpath, weights_only=True)["sha256"]
-    read_weights(wpath)
+    # a checkpoint's codec is rounded to fp16 first: same hashes as its weights file
+    assert codec_content_hash(codec) == torch.load(wpath, weights_only=True)["sha256"]
+    assert h == codec_tokenizer_hash(codec_from_weights(wpath))
     tr = load_tokens(paths["train"], h)
     assert len(tr) == 2 and tr.clip(1).shape == (24, 51) and tr.names == ("c0.wav", "c1.wav")
     assert load_tokens(paths["heldout"], h).clip(0).shape == (24, 52)
+
+
+def test_tokenizer_hash_ignores_the_decoder_only() -> None:
+    from soundspring.models.codec import Codec, codec_content_hash, codec_tokenizer_hash
+
+    torch.manual_seed(0)
+    codec = Codec(codec_tiny())
+    full, tok = codec_content_hash(codec), codec_tokenizer_hash(codec)
+    with torch.no_grad():
+        next(codec.decoder.parameters()).add_(0.5)
+    assert codec_tokenizer_hash(codec) == tok and codec_content_hash(codec) != full
+    with torch.no_grad():
+        next(codec.encoder.parameters()).add_(0.5)
+    after_encoder = codec_tokenizer_hash(codec)
+    assert after_encoder != tok
+    with torch.no_grad():
+        codec.quantizer.codebooks[0, 0, 0] += 1.0
+    assert codec_tokenizer_hash(codec) != after_encoder
 
 
 def test_conceal_mask_bursts_and_ratio(rng) -> None:
@@ -178,7 +198,7 @@ def test_train_resume_and_init_from(tmp_path, tokens_dir) -> None:
 
 
 def test_codec_mismatch_refused(tmp_path, tokens_dir, rng) -> None:
-    p = save_lm_weights(SpringLM(springlm_tiny()), tmp_path / "lm.pt", codec_sha256="ff" * 32)
+    p = save_lm_weights(SpringLM(springlm_tiny()), tmp_path / "lm.pt", tokenizer_sha256="ff" * 32)
     with pytest.raises(ModelMismatchError, match="codec"):
         train_lm(tmp_path / "r", tokens_dir, None, _cfg(), init_from=p, progress=False)
     other = tmp_path / "other"

@@ -226,11 +226,11 @@ def test_conceal_shapes_and_locality(lm: SpringLM, rng) -> None:
 
 def test_weights_round_trip(lm: SpringLM, tmp_path) -> None:
     lm.set_unigram(torch.arange(24 * V).reshape(24, V) % 7)
-    p = save_lm_weights(lm, tmp_path / "lm.pt", codec_sha256="ab" * 32, meta={"step": 3})
+    p = save_lm_weights(lm, tmp_path / "lm.pt", tokenizer_sha256="ab" * 32, meta={"step": 3})
     cfg, state, codec_h, sha, meta = read_lm_weights(p)
     assert cfg == lm.cfg and codec_h == "ab" * 32 and meta == {"step": 3}
     assert all(v.dtype == torch.float16 for v in state.values())
-    back = load_lm(p, codec_sha256="ab" * 32)
+    back = load_lm(p, tokenizer_sha256="ab" * 32)
     assert back.model_id == sha == model_id(back)
     x = _view(torch.randint(0, V, (1, 24, 4), generator=torch.Generator().manual_seed(0)), 24)
     ref = SpringLM(lm.cfg).eval()
@@ -238,7 +238,7 @@ def test_weights_round_trip(lm: SpringLM, tmp_path) -> None:
     assert torch.equal(back.forward_coding(x, 4, 2), ref.forward_coding(x, 4, 2))
     assert torch.allclose(back.unigram_logprobs, lm.unigram_logprobs, atol=1e-2)
     with pytest.raises(ModelMismatchError, match="codec"):
-        load_lm(p, codec_sha256="cd" * 32)
+        load_lm(p, tokenizer_sha256="cd" * 32)
     blob = torch.load(p, weights_only=True)
     blob["state_dict"]["head_bias"][0, 0] += 1
     torch.save(blob, tmp_path / "bad.pt")

@@ -41,15 +41,18 @@ def _send(codec, cfg, seconds=1.0, model=None):
 
 @pytest.mark.parametrize("bitrate", [1.5, 3, 6, 12])
 @pytest.mark.parametrize(
-    "chunk_frames,context_frames,progressive",
-    [(2, 15, False), (1, 4, True), (3, 50, False), (5, 1, True)],
+    "chunk_frames,context_frames,progressive,layered",
+    [(2, 15, False, False), (1, 4, True, False), (3, 50, False, True), (5, 1, True, True),
+     (2, 15, False, True)],
 )
-def test_no_loss_tokens_exact(codec, bitrate, chunk_frames, context_frames, progressive):
+def test_no_loss_tokens_exact(codec, bitrate, chunk_frames, context_frames, progressive,
+                              layered):
     cfg = TransceiverConfig(
         bitrate_kbps=bitrate,
         chunk_frames=chunk_frames,
         context_frames=context_frames,
         progressive=progressive,
+        layered=layered,
     )
     tx, packets = _send(codec, cfg)
     rx = Receiver(codec, SyntheticLM(), cfg)
@@ -60,7 +63,9 @@ def test_no_loss_tokens_exact(codec, bitrate, chunk_frames, context_frames, prog
     for sent, got in zip(tx.sent_tokens, rx.history):
         np.testing.assert_array_equal(got.tokens, sent)
     assert rx.stats.fine_packets_undecodable == 0 and rx.stats.chunks_concealed == 0
-    assert len(packets) == tx.chunks_sent * cfg.layout.n_layers
+    n_per_chunk = cfg.layout.n_layers if layered else 1
+    assert len(packets) == tx.chunks_sent * n_per_chunk
+    assert [p.seq for p in packets] == list(range(len(packets)))
 
 
 def test_no_loss_audio_equals_offline_decode(codec):
@@ -78,8 +83,10 @@ def test_no_loss_audio_equals_offline_decode(codec):
     )
 
 
-def test_base_loss_conceals_and_taints_the_reach(codec):
-    cfg = TransceiverConfig(bitrate_kbps=6, chunk_frames=2, context_frames=4)  # reach 2 chunks
+@pytest.mark.parametrize("layered", [False, True])
+def test_base_loss_conceals_and_taints_the_reach(codec, layered):
+    cfg = TransceiverConfig(bitrate_kbps=6, chunk_frames=2, context_frames=4,  # reach 2 chunks
+                            layered=layered)
     tx, packets = _send(codec, cfg, seconds=0.8)
     rx = Receiver(codec, SyntheticLM(), cfg)
     for p in packets:
@@ -96,11 +103,15 @@ def test_base_loss_conceals_and_taints_the_reach(codec):
         np.testing.assert_array_equal(hist[c].tokens, tx.sent_tokens[c][:3])
     # the synthetic model conceals by copying the nearest received frame
     np.testing.assert_array_equal(hist[3].tokens[:, 0], tx.sent_tokens[2][:3, -1])
-    assert rx.stats.chunks_concealed == 1 and rx.stats.fine_packets_undecodable == 2 + 2 * 2
+    # layered: chunk 3's two fine packets arrive but cannot be used, then 2 per tainted
+    # chunk; combined: the lost packet held chunk 3's fine part, then 1 per tainted chunk
+    expected = 2 + 2 * 2 if layered else 2
+    assert rx.stats.chunks_concealed == 1 and rx.stats.fine_packets_undecodable == expected
 
 
-def test_fec_recovers_a_lost_base(codec):
-    cfg = TransceiverConfig(bitrate_kbps=3, fec=True)
+@pytest.mark.parametrize("layered", [False, True])
+def test_fec_recovers_a_lost_base(codec, layered):
+    cfg = TransceiverConfig(bitrate_kbps=3, fec=True, layered=layered)
     tx, packets = _send(codec, cfg, seconds=0.6)
     rx = Receiver(codec, SyntheticLM(), cfg)
     for p in packets:
@@ -108,13 +119,15 @@ def test_fec_recovers_a_lost_base(codec):
             rx.push(p.data, p.seq, p.chunk)
     rx.decode_until(tx.chunks_sent)
     assert rx.history[2].base == "fec"
-    for sent, got in zip(tx.sent_tokens, rx.history):
-        np.testing.assert_array_equal(got.tokens, sent)
+    for c, (sent, got) in enumerate(zip(tx.sent_tokens, rx.history)):
+        # combined packets: the FEC copy restores the base; the lost fine part is dropped
+        np.testing.assert_array_equal(got.tokens, sent if layered or c != 2 else sent[:3])
     assert rx.stats.chunks_from_fec == 1
 
 
-def test_perturbed_receiver_model_loses_packets_never_garbage(codec):
-    cfg = TransceiverConfig(bitrate_kbps=12, check_bits=12)
+@pytest.mark.parametrize("layered", [False, True])
+def test_perturbed_receiver_model_loses_packets_never_garbage(codec, layered):
+    cfg = TransceiverConfig(bitrate_kbps=12, check_bits=12, layered=layered)
     tx, packets = _send(codec, cfg, seconds=1.0)
     rx = Receiver(codec, SyntheticLM(perturb=3.0), cfg)
     for p in packets:

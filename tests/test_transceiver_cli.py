@@ -125,8 +125,9 @@ def test_other_sample_rate_is_resampled(tmp_path, weights):
     assert len(sf.read(out)[0]) == 8000
 
 
-@pytest.mark.parametrize("channel", ["bernoulli", "gilbert", "wlan"])
-def test_simulate_json(tmp_path, wav_path, weights, capsys, channel):
+@pytest.mark.parametrize("channel,layered", [("bernoulli", False), ("gilbert", True),
+                                             ("wlan", False)])
+def test_simulate_json(tmp_path, wav_path, weights, capsys, channel, layered):
     a, _ = weights
     out = tmp_path / "o.wav"
     assert (
@@ -146,7 +147,7 @@ def test_simulate_json(tmp_path, wav_path, weights, capsys, channel):
                 "--json",
                 "-q",
                 "--fec",
-            ]
+            ] + (["--layered"] if layered else [])
         )
         == 0
     )
@@ -162,7 +163,8 @@ def test_simulate_json(tmp_path, wav_path, weights, capsys, channel):
         "stoi",
     ):
         assert key in report
-    assert report["packets_sent"] == 25 * 3 and report["packets_lost"] > 0
+    # one packet per chunk, or base + 2 fine groups per chunk at 6 kbps when layered
+    assert report["packets_sent"] == 25 * (3 if layered else 1) and report["packets_lost"] > 0
     assert report["raw_bitrate_bps"] == 6000
 
 

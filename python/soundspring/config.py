@@ -179,7 +179,11 @@ class CodecConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Codec training hyperparameters (CPU-sized by default; see ``train_cpu_long``)."""
+    """Codec training hyperparameters (CPU-sized by default; see ``train_cpu_long``).
+
+    ``freeze_tokenizer`` trains the decoder alone (encoder and quantizer frozen, no EMA
+    updates): the tokens, and so a SpringLM trained on them, stay valid.
+    """
 
     batch_size: int = 8
     crop_s: float = 1.0
@@ -195,6 +199,7 @@ class TrainConfig:
     w_l1: float = 0.1
     w_commit: float = 0.25
     adversarial: bool = False
+    freeze_tokenizer: bool = False
     gain_db_range: tuple[float, float] = (-9.0, 0.0)
     log_every_steps: int = 25
     checkpoint_every_min: float = 5.0

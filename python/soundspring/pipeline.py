@@ -3,15 +3,19 @@
 
 Stream rules (DESIGN.md sections 5-7):
 
-- Chunks of C frames (default 2 = 40 ms). Per chunk one base packet (levels 0-2, static
-  PMFs: decodable on its own) and one packet per fine group present at the bitrate.
-  Sequence numbers are ``(chunk * n_layers + layer) mod 2^16``; the chunk index is the
-  RTP-style timestamp. Both travel outside the packet (transport / container).
+- Chunks of C frames (default 2 = 40 ms). By default one packet per chunk (layer 0)
+  whose single range-coder stream holds the base levels 0-2 (static PMFs: a prefix that
+  decodes on its own), then every fine level, then one integrity check. With
+  ``layered=True``: one base packet and one packet per fine group present at the
+  bitrate (each its own stream and check), for networks that prioritise the base.
+  Sequence numbers are ``(chunk * packets_per_chunk + layer) mod 2^16``; the chunk index
+  is the RTP-style timestamp. Both travel outside the packet (transport / container).
 - Fine PMFs come from the model's memory: the base tokens of the chunks within the
   entropy-context reach ``context_frames``. A fine packet is decodable only when every
   chunk in that reach had its base received (or recovered by FEC); a concealed base
   "taints" the memory for the following ``context_frames // C`` chunks.
-- Optional FEC: the base packet of chunk c also carries a copy of chunk c-1's base payload.
+- Optional FEC: the base packet of chunk c also carries a copy of chunk c-1's base
+  (its base-only payload, as a layered base packet would carry it).
 - A lost base is concealed (``lm``: masked-LM infilling from the frames around the gap,
   using later base packets already received; ``repeat``; ``zero``); its fine levels are
   dropped (the codec decodes that chunk at the base bitrate).
@@ -47,8 +51,11 @@ class TransceiverConfig:
         chunk_frames: C, frames per packet interval (1..5; 20..100 ms).
         context_frames: entropy-context reach R in frames (1..model max).
         progressive: fine group g coded given the lower fine groups of its chunk.
-        check_bits: integrity-check bits per fine packet (0..16).
+        check_bits: integrity-check bits per fine packet (combined: per chunk), 0..16.
         precision_bits: range-coder CDF precision (10..16).
+        layered: one packet per layer instead of one packet per chunk. Costs a TOC byte
+            and a check per extra packet; only worth it where the network treats the
+            base packet better than the fine ones.
         fec: carry a copy of the previous chunk's base payload in each base packet.
         conceal: receiver concealment: "lm", "repeat" or "zero" (receiver only).
         conceal_context_frames: past frames the concealment window shows the model.
@@ -61,6 +68,7 @@ class TransceiverConfig:
     check_bits: int = 8
     precision_bits: int = 16
     fec: bool = False
+    layered: bool = False
     conceal: str = "lm"
     conceal_context_frames: int = 15
 
@@ -80,6 +88,10 @@ class TransceiverConfig:
     @property
     def layout(self) -> LayerLayout:
         return LayerLayout.for_bitrate(self.bitrate_kbps)
+
+    @property
+    def packets_per_chunk(self) -> int:
+        return self.layout.n_layers if self.layered else 1
 
     @property
     def chunk_samples(self) -> int:
@@ -172,18 +184,21 @@ class Transmitter(_Endpoint):
         wav = torch.from_numpy(pcm.copy()).view(1, 1, -1)
         codes, self._enc_state = self.codec.encode_step(wav, self._enc_state, cfg.bitrate_kbps)
         tokens = codes[0].numpy().astype(np.int64)  # [K, C]
-        base = self.coder.encode_base(tokens)
-        fine = self.coder.encode_fine(self._memory, tokens)
+        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
+        base = self.coder.encode_base(tokens) if cfg.layered or cfg.fec else b""
+        if cfg.layered:
+            fine = self.coder.encode_fine(self._memory, tokens)
+            packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
+        else:
+            packets = [Packet(0, self.coder.encode_chunk(self._memory, tokens), fec)]
         self._memory = self.model.commit(self._memory, tokens[:3])
         c = self.chunks_sent
-        n_layers = cfg.layout.n_layers
-        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
-        packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
         self._prev_base = base if base else None
         self.chunks_sent += 1
         self.sent_tokens.append(tokens)
+        n = cfg.packets_per_chunk
         return [
-            SentPacket((c * n_layers + layer) & 0xFFFF, c, layer, pkt.to_bytes())
+            SentPacket((c * n + layer) & 0xFFFF, c, layer, pkt.to_bytes())
             for layer, pkt in enumerate(packets)
         ]
 
@@ -262,7 +277,7 @@ class Receiver(_Endpoint):
         except BitstreamError:
             self.stats.packets_corrupt += 1
             return
-        if pkt.layer >= self.config.layout.n_layers:
+        if pkt.layer >= self.config.packets_per_chunk:
             self.stats.packets_corrupt += 1
             return
         self.stats.packets_received += 1
@@ -347,7 +362,10 @@ class Receiver(_Endpoint):
         c = self.next_chunk
         base, how = self._try_base(c)
         slot = self._slots.pop(c, _Slot())
-        n_fine_arrived = sum(1 for layer in slot.payloads if layer > 0)
+        if cfg.layered:
+            n_fine_arrived = sum(1 for layer in slot.payloads if layer > 0)
+        else:  # the fine part rides in the chunk's own packet (not in FEC copies)
+            n_fine_arrived = int(how == "received" and cfg.layout.n_layers > 1)
         if base is None:
             self.stats.chunks_concealed += 1
             if cfg.conceal == "repeat" and self._last_full is not None:
@@ -363,10 +381,15 @@ class Receiver(_Endpoint):
                 if self.model.uses_memory and any(self._tainted):
                     self.stats.fine_packets_undecodable += n_fine_arrived
                 else:
-                    payloads = [slot.payloads.get(layer) for layer in range(1, cfg.layout.n_layers)]
-                    res = self.coder.decode_fine(self._memory, base, payloads)
+                    if cfg.layered:
+                        payloads = [slot.payloads.get(layer)
+                                    for layer in range(1, cfg.layout.n_layers)]
+                        res = self.coder.decode_fine(self._memory, base, payloads)
+                        n_ok = sum(1 for _, hi in cfg.layout.layers[1:] if hi <= res.n_levels)
+                    else:
+                        res = self.coder.decode_chunk_fine(self._memory, base, slot.payloads[0])
+                        n_ok = int(res.n_levels > base.shape[0])
                     tokens = res.tokens
-                    n_ok = sum(1 for _, hi in cfg.layout.layers[1:] if hi <= res.n_levels)
                     n_failed = len(res.failed_layers)
                     self.stats.fine_packets_decoded += n_ok
                     self.stats.fine_packets_failed_check += n_failed
@@ -438,6 +461,7 @@ def stream_header(codec, model: CodingModel, cfg: TransceiverConfig, n_samples: 
         "check_bits": cfg.check_bits,
         "precision_bits": cfg.precision_bits,
         "fec": cfg.fec,
+        "layered": cfg.layered,
     }
 
 
@@ -452,6 +476,7 @@ def config_from_header(header: dict, conceal: str = "lm") -> TransceiverConfig:
             check_bits=int(header["check_bits"]),
             precision_bits=int(header["precision_bits"]),
             fec=bool(header["fec"]),
+            layered=bool(header.get("layered", True)),  # streams before the flag were layered
             conceal=conceal,
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -38,13 +38,22 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CHUNK_FRAMES,
         help="frames (20 ms) per packet interval, 1-5",
     )
+    from ..pipeline import TransceiverConfig
+
+    defaults = TransceiverConfig()
     parser.add_argument(
-        "--context-frames", type=int, default=15, help="entropy-context reach of the LM in frames"
+        "--context-frames", type=int, default=defaults.context_frames,
+        help=f"entropy-context reach of the LM in frames (default {defaults.context_frames})",
     )
     parser.add_argument("--progressive", action="store_true", help="progressive fine coding")
-    parser.add_argument("--check-bits", type=int, default=8, help="integrity bits per fine packet")
+    parser.add_argument("--check-bits", type=int, default=defaults.check_bits,
+                        help="integrity bits per chunk (per fine packet with --layered)")
     parser.add_argument(
         "--fec", action="store_true", help="copy each base payload into the next chunk"
+    )
+    parser.add_argument(
+        "--layered", action="store_true",
+        help="one packet per layer (base, fine groups) instead of one packet per chunk",
     )
 
 

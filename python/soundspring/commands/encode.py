@@ -35,6 +35,7 @@ def config_from_args(args: argparse.Namespace, conceal: str = "lm") -> Transceiv
         progressive=args.progressive,
         check_bits=args.check_bits,
         fec=args.fec,
+        layered=args.layered,
         conceal=conceal,
     )
 

@@ -1,7 +1,8 @@
 """``soundspring simulate in.wav out.wav``: the transceiver over a simulated lossy channel.
 
-Losses are drawn per packet in send order (the layers of a chunk are sent back to back, so
-a burst hits neighbouring layers and chunks). Prints bitrate (packet bytes, FEC included),
+Losses are drawn per packet in send order (one packet per chunk by default; with
+``--layered`` the layers of a chunk are sent back to back, so a burst hits neighbouring
+layers and chunks). Prints bitrate (packet bytes, FEC included),
 packets sent / lost / concealed / undecodable, and PESQ-WB / STOI against the input.
 """
 

@@ -3,19 +3,19 @@
 Every clip of the manifest is encoded at the full depth (24 codebooks, 12 kbps) and the
 tokens of one split are stored in one ``.npz`` file::
 
-    <cache>/tokens/<codec hash[:16]>/train.npz
-    <cache>/tokens/<codec hash[:16]>/heldout.npz
+    <cache>/tokens/<tokenizer hash[:16]>/train.npz
+    <cache>/tokens/<tokenizer hash[:16]>/heldout.npz
 
 with ``<cache>`` = ``$SOUNDSPRING_CACHE`` or ``~/.cache/soundspring``. A file holds
 
     tokens      int16 [K, N]   the clips' tokens [K, F_i] concatenated along frames
     offsets     int64 [n + 1]  clip i is tokens[:, offsets[i]:offsets[i + 1]]
     names       str [n]        manifest paths relative to the corpus directory
-    codec_sha256 str []        content hash of the codec that produced the tokens
+    tokenizer_sha256 str []    codec_tokenizer_hash of the codec that produced the tokens
 
-so an LM trained on one codec is refused with another (``ModelMismatchError``). The codec
-hash is the one the shipped weights file of that codec records (sha256 over its config
-and fp16 inference tensors); a codec loaded from a training checkpoint is rounded to
+so an LM trained on one codec is refused with another (``ModelMismatchError``). The
+tokenizer hash covers the codec's config and its fp16 encoder and quantizer tensors (not
+the decoder: a decoder-only fine-tune keeps the tokens and the LM); a codec loaded from a training checkpoint is rounded to
 fp16 first, so its tokens equal those of its exported weights.
 
 Example (needs a codec and the prepared corpus)::
@@ -52,13 +52,13 @@ class TokenSet:
         tokens: int16 [K, N], every clip's frames concatenated.
         offsets: int64 [n + 1] clip boundaries.
         names: clip names (manifest paths relative to the corpus directory).
-        codec_sha256: content hash of the codec that made them.
+        tokenizer_sha256: tokenizer hash (encoder + quantizer) of the codec that made them.
     """
 
     tokens: np.ndarray
     offsets: np.ndarray
     names: tuple[str, ...]
-    codec_sha256: str
+    tokenizer_sha256: str
 
     def __len__(self) -> int:
         return len(self.names)
@@ -72,9 +72,9 @@ class TokenSet:
         return self.tokens[:, self.offsets[i]:self.offsets[i + 1]]
 
 
-def codec_content_hash(codec: torch.nn.Module) -> str:
-    """sha256 of a codec as its shipped weights file would record it."""
-    from ..models.codec import codec_content_hash as _hash
+def codec_tokenizer_hash(codec: torch.nn.Module) -> str:
+    """sha256 of the codec's encoder + quantizer (what decides its tokens)."""
+    from ..models.codec import codec_tokenizer_hash as _hash
 
     return _hash(codec)
 
@@ -83,7 +83,7 @@ def load_codec_for_tokens(path: str | Path) -> tuple[torch.nn.Module, str]:
     """Loads a codec (weights file, ``checkpoint.pt`` or run dir) for token precompute.
 
     Returns:
-        (codec in eval mode with fp16-rounded weights, its content hash).
+        (codec in eval mode with fp16-rounded weights, its tokenizer hash).
     """
     from ..models.codec import load_codec
 
@@ -96,16 +96,16 @@ def load_codec_for_tokens(path: str | Path) -> tuple[torch.nn.Module, str]:
             t = sd[k]
             if t.is_floating_point():
                 t.copy_(t.to(torch.float16).to(t.dtype))
-    return codec.eval(), codec_content_hash(codec)
+    return codec.eval(), codec_tokenizer_hash(codec)
 
 
-def token_dir(codec_sha256: str, cache_dir: str | Path | None = None) -> Path:
+def token_dir(tokenizer_sha256: str, cache_dir: str | Path | None = None) -> Path:
     """``<cache>/tokens/<hash[:16]>``."""
-    return Path(cache_dir or default_cache_dir()) / "tokens" / codec_sha256[:16]
+    return Path(cache_dir or default_cache_dir()) / "tokens" / tokenizer_sha256[:16]
 
 
 def save_tokens(path: str | Path, clips: list[np.ndarray], names: list[str],
-                codec_sha256: str) -> Path:
+                tokenizer_sha256: str) -> Path:
     """Writes one split's tokens (clips int [K, F_i]) atomically as ``.npz``."""
     path = Path(path)
     if len(clips) != len(names) or not clips:
@@ -119,17 +119,17 @@ def save_tokens(path: str | Path, clips: list[np.ndarray], names: list[str],
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.part.npz")
     np.savez(tmp, tokens=tokens, offsets=offsets, names=np.array(names, dtype=str),
-             codec_sha256=np.array(codec_sha256))
+             tokenizer_sha256=np.array(tokenizer_sha256))
     tmp.replace(path)
     return path
 
 
-def load_tokens(path: str | Path, codec_sha256: str | None = None) -> TokenSet:
+def load_tokens(path: str | Path, tokenizer_sha256: str | None = None) -> TokenSet:
     """Reads a split written by ``save_tokens``.
 
     Args:
         path: the ``.npz`` file.
-        codec_sha256: when given, the hash the tokens must come from.
+        tokenizer_sha256: when given, the hash the tokens must come from.
 
     Raises:
         ConfigError: missing or malformed file.
@@ -142,14 +142,14 @@ def load_tokens(path: str | Path, codec_sha256: str | None = None) -> TokenSet:
     with np.load(path, allow_pickle=False) as z:
         try:
             ts = TokenSet(z["tokens"], z["offsets"], tuple(str(n) for n in z["names"]),
-                          str(z["codec_sha256"]))
+                          str(z["tokenizer_sha256"]))
         except KeyError as exc:
             raise ConfigError(f"{path} is not a token file: missing {exc}") from exc
     if ts.tokens.ndim != 2 or ts.offsets[-1] != ts.tokens.shape[1]:
         raise ConfigError(f"{path}: inconsistent tokens/offsets")
-    if codec_sha256 is not None and ts.codec_sha256 != codec_sha256:
-        raise ModelMismatchError(f"{path}: tokens come from codec {ts.codec_sha256[:16]}, "
-                                 f"expected {codec_sha256[:16]}")
+    if tokenizer_sha256 is not None and ts.tokenizer_sha256 != tokenizer_sha256:
+        raise ModelMismatchError(f"{path}: tokens come from codec {ts.tokenizer_sha256[:16]}, "
+                                 f"expected {tokenizer_sha256[:16]}")
     return ts
 
 
@@ -225,7 +225,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="codec weights file, checkpoint.pt or run directory")
     parser.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
     parser.add_argument("--out-dir", default=None,
-                        help="output directory (default <cache>/tokens/<codec hash[:16]>)")
+                        help="output directory (default <cache>/tokens/<tokenizer hash[:16]>)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--max-clips", type=int, default=None,
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
                               max_clips=args.max_clips)
     for split, p in paths.items():
         ts = load_tokens(p)
-        print(f"{split}: {p} ({len(ts)} clips, {ts.frames} frames, codec {ts.codec_sha256[:16]})")
+        print(f"{split}: {p} ({len(ts)} clips, {ts.frames} frames, codec {ts.tokenizer_sha256[:16]})")
     return 0
 
 
@@ -259,7 +259,7 @@ __all__ = [
     "SPLITS",
     "TokenSet",
     "add_arguments",
-    "codec_content_hash",
+    "codec_tokenizer_hash",
     "encode_clip",
     "load_codec_for_tokens",
     "load_tokens",

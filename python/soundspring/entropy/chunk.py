@@ -1,9 +1,15 @@
 """Coding one chunk's layers: base with static PMFs, fine groups with model PMFs.
 
-Payload of a layer (one range-coder stream, docs/bitstream.md "Range-coded payloads"):
-the layer's tokens in frame-major order (frame 0 levels lo..hi-1, then frame 1, ...),
-then, in fine layers, the integrity check: the low ``check_bits`` bits of a CRC-32 over
-the chunk's base tokens and the layer's tokens, coded as uniform symbols of <= 8 bits.
+Layered packets (one payload per layer, each its own range-coder stream; docs/bitstream.md
+"Range-coded payloads"): the layer's tokens in frame-major order (frame 0 levels lo..hi-1,
+then frame 1, ...), then, in fine layers, the integrity check: the low ``check_bits`` bits
+of a CRC-32 over the chunk's base tokens and the layer's tokens, coded as uniform symbols
+of <= 8 bits.
+
+Combined packets (``encode_chunk``; the default): one stream per chunk holding the base
+tokens, then every fine layer's tokens, then one integrity check over the fine levels.
+The base is a prefix of the stream coded with static PMFs, so it decodes on its own; the
+fine part decodes only when the model memory matches the transmitter's.
 
 Determinism: model logits are rounded to multiples of 2^-``logit_step_log2`` before
 ``cdf_from_logits``, so tiny float differences between two machines rarely change a CDF;
@@ -47,6 +53,26 @@ def integrity_value(base: np.ndarray, tokens: np.ndarray, layer: int, check_bits
 def _check_pieces(check_bits: int) -> list[int]:
     pieces = [8] * (check_bits // 8)
     return pieces + ([check_bits % 8] if check_bits % 8 else [])
+
+
+def _encode_check(enc: "coding.Encoder", value: int, check_bits: int, precision_bits: int) -> None:
+    shift = check_bits
+    for bits in _check_pieces(check_bits):
+        shift -= bits
+        piece = np.array([(value >> shift) & ((1 << bits) - 1)], dtype=np.int32)
+        enc.encode(piece, _uniform_cdf(bits, precision_bits))
+
+
+def _decode_check(dec: "coding.Decoder", check_bits: int, precision_bits: int) -> int:
+    value = 0
+    for bits in _check_pieces(check_bits):
+        value = (value << bits) | int(dec.decode(_uniform_cdf(bits, precision_bits))[0])
+    return value
+
+
+# The integrity check of a combined payload covers every fine level; its CRC is salted
+# with this value where a layered payload's uses its layer index (1..3).
+COMBINED_CHECK_SALT = 0xFF
 
 
 @dataclass(frozen=True)
@@ -186,11 +212,7 @@ class ChunkCoder:
                 value = integrity_value(
                     t[: self.layout.base_levels], t[lo:hi], layer, self.check_bits
                 )
-                shift = self.check_bits
-                for bits in _check_pieces(self.check_bits):
-                    shift -= bits
-                    piece = np.array([(value >> shift) & ((1 << bits) - 1)], dtype=np.int32)
-                    enc.encode(piece, _uniform_cdf(bits, self.precision_bits))
+                _encode_check(enc, value, self.check_bits, self.precision_bits)
             payloads.append(enc.finish())
         return payloads
 
@@ -223,11 +245,7 @@ class ChunkCoder:
                 sym = dec.decode_logits(self._fine_logits(state, tokens, layer, cache))
                 got = sym.reshape(self.chunk_frames, hi - lo).T.astype(np.int64)
                 if self.check_bits:
-                    value = 0
-                    for bits in _check_pieces(self.check_bits):
-                        value = (value << bits) | int(
-                            dec.decode(_uniform_cdf(bits, self.precision_bits))[0]
-                        )
+                    value = _decode_check(dec, self.check_bits, self.precision_bits)
                     if value != integrity_value(base, got, layer, self.check_bits):
                         raise BitstreamError("integrity check failed")
             except BitstreamError:
@@ -236,3 +254,48 @@ class ChunkCoder:
             tokens[lo:hi] = got
             n_levels = hi
         return FineDecodeResult(tokens[:n_levels].copy(), n_levels, tuple(failed))
+
+    # -------------------------------------------------------------------------- combined
+    def encode_chunk(self, state: Any, tokens: np.ndarray) -> bytes:
+        """One payload for every level of tokens int [K, C]: base (static PMFs), then the
+        fine layers in order (model PMFs given ``state``), then one integrity check."""
+        t = self._check_tokens(tokens)
+        nb = self.layout.base_levels
+        enc = coding.Encoder(self.precision_bits)
+        enc.encode(np.ascontiguousarray(t[:nb].T.reshape(-1), dtype=np.int32), self._base_rows)
+        if self.layout.n_layers > 1:
+            cache: dict[int, np.ndarray] = {}
+            for layer in range(1, self.layout.n_layers):
+                lo, hi = self.layout.layers[layer]
+                sym = np.ascontiguousarray(t[lo:hi].T.reshape(-1), dtype=np.int32)
+                enc.encode_logits(sym, self._fine_logits(state, t, layer, cache))
+            if self.check_bits:
+                value = integrity_value(t[:nb], t[nb:], COMBINED_CHECK_SALT, self.check_bits)
+                _encode_check(enc, value, self.check_bits, self.precision_bits)
+        return enc.finish()
+
+    def decode_chunk_fine(self, state: Any, base: np.ndarray, payload: bytes) -> FineDecodeResult:
+        """Decodes the fine levels of a combined payload whose base (``decode_base`` of
+        the same payload) is ``base`` int64 [3, C]. All or nothing: a payload that fails
+        to decode or to check yields the base alone, with ``failed_layers == (1,)``."""
+        nb = self.layout.base_levels
+        tokens = np.zeros((self.layout.n_codebooks, self.chunk_frames), dtype=np.int64)
+        tokens[:nb] = base
+        if self.layout.n_layers == 1:
+            return FineDecodeResult(tokens, nb, ())
+        cache: dict[int, np.ndarray] = {}
+        try:
+            dec = coding.Decoder(payload, self.precision_bits)
+            dec.decode(self._base_rows)
+            for layer in range(1, self.layout.n_layers):
+                lo, hi = self.layout.layers[layer]
+                sym = dec.decode_logits(self._fine_logits(state, tokens, layer, cache))
+                tokens[lo:hi] = sym.reshape(self.chunk_frames, hi - lo).T
+            if self.check_bits:
+                value = _decode_check(dec, self.check_bits, self.precision_bits)
+                if value != integrity_value(base, tokens[nb:], COMBINED_CHECK_SALT,
+                                            self.check_bits):
+                    raise BitstreamError("integrity check failed")
+        except BitstreamError:
+            return FineDecodeResult(tokens[:nb].copy(), nb, (1,))
+        return FineDecodeResult(tokens, self.layout.n_codebooks, ())

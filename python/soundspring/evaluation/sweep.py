@@ -49,7 +49,8 @@ from ..config import BITRATES_KBPS, DEFAULT_CHUNK_FRAMES, SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from . import metrics as _metrics
 from .conditions import DEFAULT_CONDITIONS, LOSS_MAPPINGS, parse_condition, slot_losses
-from .systems import SYSTEM_NAMES, System, build_systems
+from .systems import (DEFAULT_SYSTEM_NAMES, PIPELINE_SYSTEM_NAMES, SYSTEM_NAMES, System,
+                      build_systems)
 
 SETTINGS_VERSION = 1
 _REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -327,7 +328,8 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
     Args:
         clips: the clips (ids must be unique).
         out_dir: created if missing; holds ``items.jsonl`` for resuming.
-        systems: names from ``SYSTEM_NAMES`` (default all) or ready ``System`` objects by name.
+        systems: names from ``SYSTEM_NAMES`` (default ``DEFAULT_SYSTEM_NAMES``) or ready
+            ``System`` objects by name.
         conditions: condition ids (default :data:`DEFAULT_CONDITIONS`).
         bitrates: nominal kbps classes (default 1.5 / 3 / 6 / 12).
         codec: the codec for ``codec_nolm``/SoundSpring (None: those are skipped with
@@ -578,7 +580,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "split); default: the corpus cache's manifest")
     parser.add_argument("--out", required=True, help="output directory (resumable)")
     parser.add_argument("--systems", nargs="+", default=None, choices=SYSTEM_NAMES,
-                        metavar="SYSTEM", help=f"default: all of {' '.join(SYSTEM_NAMES)}")
+                        metavar="SYSTEM", help=f"default: {' '.join(DEFAULT_SYSTEM_NAMES)}; "
+                        f"also: {' '.join(sorted(set(SYSTEM_NAMES) - set(DEFAULT_SYSTEM_NAMES)))}")
     parser.add_argument("--conditions", nargs="+", default=None, metavar="COND",
                         help=f"default: {' '.join(DEFAULT_CONDITIONS)}")
     parser.add_argument("--bitrates", nargs="+", type=float, default=None, metavar="KBPS",
@@ -607,9 +610,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def run_sweep_cli(args: argparse.Namespace) -> int:
     """Runs ``soundspring eval sweep`` from parsed arguments; returns the exit code."""
     clips = load_sweep_clips(args.clips, args.max_clips, args.seconds_per_clip)
-    want = args.systems or list(SYSTEM_NAMES)
+    want = args.systems or list(DEFAULT_SYSTEM_NAMES)
     codec, codec_id, reason = None, "none", "not needed"
-    if any(s in want for s in ("codec_nolm", "soundspring", "soundspring_fec")):
+    if any(s in want for s in PIPELINE_SYSTEM_NAMES):
         codec, codec_id, reason = resolve_codec(args.codec)
     res = run_sweep(clips, args.out, want, args.conditions, args.bitrates, codec=codec,
                     codec_id=codec_id, codec_missing_reason=reason or "",

@@ -391,11 +391,22 @@ def _springlm_factory(codec: Any, lm_path: str | None) -> Any:
 
 # ---- registry -----------------------------------------------------------------------------
 
-SYSTEM_NAMES: tuple[str, ...] = (
+DEFAULT_SYSTEM_NAMES: tuple[str, ...] = (
     "opus13_plc", "opus13_fec", "opus15_deep_plc", "opus15_fec", "opus15_dred",
     "codec_nolm", "soundspring", "soundspring_fec",
 )
+"""The systems a sweep runs by default, in report order."""
+
+CONCEAL_CONTROL_NAMES: tuple[str, ...] = ("soundspring_repeat", "soundspring_zero")
+"""SoundSpring with its LM coding but control concealment (repeat the last received frame's
+tokens, or zero tokens): they isolate what LM concealment adds. Opt-in (``--systems``)."""
+
+SYSTEM_NAMES: tuple[str, ...] = DEFAULT_SYSTEM_NAMES + CONCEAL_CONTROL_NAMES
 """Every registered system, in report order."""
+
+PIPELINE_SYSTEM_NAMES: tuple[str, ...] = ("codec_nolm", "soundspring", "soundspring_fec",
+                                          *CONCEAL_CONTROL_NAMES)
+"""Systems that need our codec."""
 
 _OPUS = {
     "opus13_plc": ("1.3", "plc", "Opus 1.3.1, classic PLC"),
@@ -410,14 +421,15 @@ def build_systems(names: list[str] | tuple[str, ...] | None = None, codec: Any =
                   codec_missing_reason: str = "no codec weights found",
                   chunk_frames: int = DEFAULT_CHUNK_FRAMES, pmfs: np.ndarray | None = None,
                   lm_path: str | None = None) -> dict[str, System]:
-    """Instantiates systems by name (default: all of :data:`SYSTEM_NAMES`), in that order.
+    """Instantiates systems by name (default: :data:`DEFAULT_SYSTEM_NAMES`), in
+    :data:`SYSTEM_NAMES` order.
 
     Availability is not checked here; call ``unavailable_reason()``.
 
     Raises:
         ConfigError: an unknown name.
     """
-    names = list(SYSTEM_NAMES if names is None else names)
+    names = list(DEFAULT_SYSTEM_NAMES if names is None else names)
     unknown = [n for n in names if n not in SYSTEM_NAMES]
     if unknown:
         raise ConfigError(f"unknown systems {unknown}; known: {', '.join(SYSTEM_NAMES)}")
@@ -429,6 +441,12 @@ def build_systems(names: list[str] | tuple[str, ...] | None = None, codec: Any =
             out[n] = OpusSystem(n, *_OPUS[n])
         elif n == "codec_nolm":
             out[n] = CodecNoLM(codec, chunk_frames, pmfs, missing_reason=codec_missing_reason)
+        elif n in CONCEAL_CONTROL_NAMES:
+            mode = n.rsplit("_", 1)[1]
+            out[n] = PipelineSystem(
+                n, _springlm_factory(codec, lm_path), codec, mode, False, chunk_frames,
+                f"SpringLM transceiver (LM PMFs) with {mode} concealment (control)",
+                codec_missing_reason)
         else:
             fec = n == "soundspring_fec"
             out[n] = PipelineSystem(
@@ -439,6 +457,9 @@ def build_systems(names: list[str] | tuple[str, ...] | None = None, codec: Any =
 
 
 __all__ = [
+    "CONCEAL_CONTROL_NAMES",
+    "DEFAULT_SYSTEM_NAMES",
+    "PIPELINE_SYSTEM_NAMES",
     "SYSTEM_NAMES",
     "CodecNoLM",
     "OpusSystem",

@@ -236,6 +236,21 @@ def codec_content_hash(codec: Codec) -> str:
     return content_hash(to_json(codec.cfg), inference_state_dict(codec))
 
 
+TOKENIZER_PREFIXES = ("encoder.", "quantizer.")
+
+
+def codec_tokenizer_hash(codec: Codec) -> str:
+    """sha256 of the part of a codec that decides its tokens: config + encoder + quantizer.
+
+    SpringLM weights and token caches bind to this hash, not to the full content hash:
+    a codec whose decoder alone was retrained produces the same tokens, so its LM still
+    fits (and the LM's coding is unchanged bit for bit).
+    """
+    state = {k: v for k, v in inference_state_dict(codec).items()
+             if k.startswith(TOKENIZER_PREFIXES)}
+    return content_hash(to_json(codec.cfg), state)
+
+
 def save_weights(codec: Codec, path: str | Path, meta: dict | None = None) -> Path:
     """Writes the versioned weights file: config JSON + fp16 state dict + sha256.
 
@@ -304,6 +319,7 @@ __all__ = [
     "DecoderState",
     "EncoderState",
     "codec_content_hash",
+    "codec_tokenizer_hash",
     "codec_from_weights",
     "inference_state_dict",
     "load_codec",

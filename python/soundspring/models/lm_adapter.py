@@ -74,7 +74,7 @@ def load_coding_model(path: str | Path | None, codec) -> SpringLMCodingModel:
         ConfigError: no weights at ``path`` (or none shipped yet).
         ModelMismatchError: the LM was trained on the tokens of another codec.
     """
-    from .codec import codec_content_hash
+    from .codec import codec_tokenizer_hash
     from .lm_weights import load_lm
 
     p = Path(path) if path is not None else DEFAULT_LM_WEIGHTS
@@ -87,4 +87,4 @@ def load_coding_model(path: str | Path | None, codec) -> SpringLMCodingModel:
                 else ""
             )
         )
-    return SpringLMCodingModel(load_lm(p, codec_sha256=codec_content_hash(codec)))
+    return SpringLMCodingModel(load_lm(p, tokenizer_sha256=codec_tokenizer_hash(codec)))

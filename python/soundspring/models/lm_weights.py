@@ -1,10 +1,10 @@
-"""SpringLM shipped weights: config JSON + fp16 state dict + sha256, plus the codec hash.
+"""SpringLM shipped weights: config JSON + fp16 state dict + sha256, plus the codec's tokenizer hash.
 
 The file is a plain dict (str / int / tensors, no pickled classes) loadable with
 ``torch.load(..., weights_only=True)``, written atomically::
 
     {"format": "soundspring-springlm", "version": 1, "config": <SpringLMConfig JSON>,
-     "codec_sha256": <hash of the codec whose tokens it models>, "meta": <JSON>,
+     "tokenizer_sha256": <codec_tokenizer_hash of the codec whose tokens it models>, "meta": <JSON>,
      "state_dict": {name: fp16 tensor}, "sha256": <content hash of config + tensors>}
 
 The content hash doubles as the model id that stream headers record.
@@ -14,8 +14,8 @@ Example:
     >>> from soundspring.models.masked_lm import SpringLM, springlm_tiny
     >>> from soundspring.models.lm_weights import load_lm, save_lm_weights
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "lm.pt"
-    >>> _ = save_lm_weights(SpringLM(springlm_tiny()), p, codec_sha256="0" * 64)
-    >>> load_lm(p, codec_sha256="0" * 64).cfg.dim
+    >>> _ = save_lm_weights(SpringLM(springlm_tiny()), p, tokenizer_sha256="0" * 64)
+    >>> load_lm(p, tokenizer_sha256="0" * 64).cfg.dim
     64
 """
 
@@ -46,20 +46,21 @@ def model_id(model: SpringLM) -> str:
     return content_hash(to_json(model.cfg), inference_state_dict(model))
 
 
-def save_lm_weights(model: SpringLM, path: str | Path, codec_sha256: str,
+def save_lm_weights(model: SpringLM, path: str | Path, tokenizer_sha256: str,
                     meta: dict | None = None) -> Path:
     """Writes the shipped weights file (atomically); returns its path.
 
     Args:
         model: the LM (its fp32 tensors are stored as fp16).
         path: output file.
-        codec_sha256: content hash of the codec whose tokens the LM was trained on.
+        tokenizer_sha256: ``codec_tokenizer_hash`` (encoder + quantizer) of the codec whose
+            tokens the LM was trained on.
         meta: JSON-able training metadata (step, held-out numbers).
     """
-    if not isinstance(codec_sha256, str) or not codec_sha256:
-        raise ConfigError("codec_sha256 must be a non-empty hex string")
+    if not isinstance(tokenizer_sha256, str) or not tokenizer_sha256:
+        raise ConfigError("tokenizer_sha256 must be a non-empty hex string")
     return write_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, to_json(model.cfg),
-                              inference_state_dict(model), codec_sha256=codec_sha256,
+                              inference_state_dict(model), tokenizer_sha256=tokenizer_sha256,
                               meta=json.dumps(meta or {}, sort_keys=True))
 
 
@@ -68,7 +69,7 @@ def read_lm_weights(path: str | Path) -> tuple[SpringLMConfig, dict[str, torch.T
     """Reads and verifies a weights file.
 
     Returns:
-        (config, fp16 state dict, codec_sha256, content sha256 (model id), meta).
+        (config, fp16 state dict, tokenizer_sha256, content sha256 (model id), meta).
 
     Raises:
         ConfigError: missing file, wrong format or version.
@@ -76,27 +77,27 @@ def read_lm_weights(path: str | Path) -> tuple[SpringLMConfig, dict[str, torch.T
     """
     blob = read_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, "SpringLM")
     return (from_json(SpringLMConfig, blob["config"]), blob["state_dict"],
-            str(blob["codec_sha256"]), str(blob["sha256"]), json.loads(blob.get("meta", "{}")))
+            str(blob["tokenizer_sha256"]), str(blob["sha256"]), json.loads(blob.get("meta", "{}")))
 
 
-def load_lm(path: str | Path, codec_sha256: str | None = None) -> SpringLM:
+def load_lm(path: str | Path, tokenizer_sha256: str | None = None) -> SpringLM:
     """A float32 ``SpringLM`` in eval mode from a weights file.
 
     Args:
         path: a file written by ``save_lm_weights``.
-        codec_sha256: when given, the codec hash the LM must have been trained on.
+        tokenizer_sha256: when given, the codec tokenizer hash the LM must have been trained on.
 
     Raises:
         ConfigError: missing or malformed file.
         ModelMismatchError: corrupt file, tensors that do not fit the config, or an LM
             trained on another codec.
 
-    The loaded model carries ``model_id`` (content hash), ``codec_sha256`` and ``meta``.
+    The loaded model carries ``model_id`` (content hash), ``tokenizer_sha256`` and ``meta``.
     """
     cfg, state, codec_h, sha, meta = read_lm_weights(path)
-    if codec_sha256 is not None and codec_h != codec_sha256:
+    if tokenizer_sha256 is not None and codec_h != tokenizer_sha256:
         raise ModelMismatchError(f"{path}: SpringLM was trained on codec {codec_h[:16]}, "
-                                 f"but the codec in use is {codec_sha256[:16]}")
+                                 f"but the codec in use tokenizes as {tokenizer_sha256[:16]}")
     model = SpringLM(cfg)
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()},
                                                 strict=False)
@@ -104,7 +105,7 @@ def load_lm(path: str | Path, codec_sha256: str | None = None) -> SpringLM:
         raise ModelMismatchError(f"{path}: missing {sorted(missing)}, unexpected "
                                  f"{sorted(unexpected)}")
     model.model_id = sha  # type: ignore[attr-defined]
-    model.codec_sha256 = codec_h  # type: ignore[attr-defined]
+    model.tokenizer_sha256 = codec_h  # type: ignore[attr-defined]
     model.meta = meta  # type: ignore[attr-defined]
     return model.eval()
 

@@ -16,7 +16,7 @@ def content_hash(config_json: str, state: dict[str, torch.Tensor]) -> str:
     """sha256 over the config JSON and every tensor (name, shape, dtype, bytes), sorted by name.
 
     Weights files record it; loaders recompute it to refuse corrupt files, and streams and
-    LMs record a codec's hash to refuse a mismatched codec.
+    LMs record a codec's tokenizer hash to refuse a mismatched codec.
     """
     h = hashlib.sha256(config_json.encode())
     for name in sorted(state):

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every-min", type=float, default=None)
     p.add_argument("--checkpoint-every-min", type=float, default=None)
     p.add_argument("--eval-clips", type=int, default=None)
+    p.add_argument("--freeze-tokenizer", action="store_true", default=None,
+                   help="train the decoder only (encoder, quantizer and so the tokens and any "
+                        "SpringLM trained on them stay unchanged); needs --init-from")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     e = sub.add_parser("export", help="write shipped-format fp16 weights from a run's checkpoint")
     e.add_argument("--run-dir", default="runs/codec")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     cfg: TrainConfig = TRAIN_PRESETS[args.preset]()
     overrides = {k: getattr(args, k) for k in ("threads", "max_steps", "max_hours", "batch_size",
                                                "lr", "eval_every_min", "checkpoint_every_min",
-                                               "eval_clips")
+                                               "eval_clips", "freeze_tokenizer")
                  if getattr(args, k) is not None}
     cfg = dataclasses.replace(cfg, **overrides)
     trainer = Trainer(Path(args.run_dir), CODEC_PRESETS[args.codec_preset](), cfg,

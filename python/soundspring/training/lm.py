@@ -16,7 +16,7 @@ levels there is no fine token to model; the concealment loss never sees fine lev
 
 Run directory layout::
 
-    config.json      model + train configs, codec hash, token files
+    config.json      model + train configs, codec tokenizer hash, token files
     checkpoint.pt    full state (model, optimizer, step, clock, RNGs), atomic
     lm_latest.pt     shipped-format fp16 weights of the latest checkpoint
     train.jsonl      losses every ``log_every_steps`` steps
@@ -368,7 +368,7 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
     ckpt_path = run_dir / "checkpoint.pt"
     tokens_dir = Path(tokens_dir)
     train_tokens = load_tokens(tokens_dir / "train.npz")
-    codec_h = train_tokens.codec_sha256
+    codec_h = train_tokens.tokenizer_sha256
     held_tokens = load_tokens(tokens_dir / "heldout.npz", codec_h)
 
     resumed = None
@@ -376,9 +376,9 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
         resumed = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if not isinstance(resumed, dict) or "lm_config" not in resumed:
             raise ConfigError(f"{ckpt_path} is not a SpringLM training checkpoint")
-        if resumed["codec_sha256"] != codec_h:
+        if resumed["tokenizer_sha256"] != codec_h:
             raise ModelMismatchError(f"{ckpt_path} was trained on codec "
-                                     f"{resumed['codec_sha256'][:16]}, tokens are from "
+                                     f"{resumed['tokenizer_sha256'][:16]}, tokens are from "
                                      f"{codec_h[:16]}")
         model_cfg = from_json(SpringLMConfig, resumed["lm_config"])
         saved = from_json(LMTrainConfig, resumed["train_config"])
@@ -423,13 +423,13 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
     windows = eval_windows(held_tokens, train_cfg.eval_windows, train_cfg.eval_frames)
     (run_dir / "config.json").write_text(json.dumps(
         {"lm": json.loads(to_json(model_cfg)), "train": json.loads(to_json(train_cfg)),
-         "codec_sha256": codec_h, "tokens_dir": str(tokens_dir), "init_from":
+         "tokenizer_sha256": codec_h, "tokens_dir": str(tokens_dir), "init_from":
          str(init_from) if init_from else None, "init_sha256": init_meta},
         indent=1, sort_keys=True))
 
     def save() -> None:
         atomic_save({"lm_config": to_json(model_cfg), "train_config": to_json(train_cfg),
-                     "codec_sha256": codec_h, "model": model.state_dict(),
+                     "tokenizer_sha256": codec_h, "model": model.state_dict(),
                      "optimizer": opt.state_dict(), "step": step,
                      "train_seconds": train_seconds, "last_eval": json.dumps(last_eval),
                      "torch_rng": torch.get_rng_state(),
@@ -454,7 +454,7 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
     log_path = run_dir / "train.jsonl"
     _append(log_path, {"event": "start", "step": step, "resumed": resumed is not None,
                        "params": model.num_parameters(), "train_frames": train_tokens.frames,
-                       "codec_sha256": codec_h, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                       "tokenizer_sha256": codec_h, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
     cfg = train_cfg
     last_ckpt = train_seconds
     last_eval_t = last_eval.get("train_minutes", 0.0) * 60 if last_eval else 0.0
@@ -535,7 +535,7 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
                      help="directory with train.npz / heldout.npz (soundspring.data.tokens)")
     src.add_argument("--codec", default=None,
                      help="codec weights / checkpoint whose cached tokens to use "
-                          "(<cache>/tokens/<hash[:16]>)")
+                          "(<cache>/tokens/<tokenizer hash[:16]>)")
     parser.add_argument("--preset", default="default", choices=sorted(LM_TRAIN_PRESETS))
     parser.add_argument("--model-preset", default="default", choices=sorted(SPRINGLM_PRESETS))
     parser.add_argument("--init-from", default=None,

@@ -23,7 +23,9 @@ import torch
 from ..config import CodecConfig, TrainConfig, from_json, to_json
 from ..data.corpus import read_manifest
 from ..evaluation.codec_eval import evaluate_codec, fixed_heldout_subset
-from ..models.codec import DEFAULT_WEIGHTS, Codec, codec_from_weights, save_weights
+from ..errors import ConfigError
+from ..models.codec import (DEFAULT_WEIGHTS, Codec, codec_from_weights, codec_tokenizer_hash,
+                            save_weights)
 from .checkpoint import atomic_save, load_checkpoint
 from .dataset import load_clips, train_sampler
 from .losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
@@ -65,13 +67,20 @@ class Trainer:
         else:
             self.model = Codec(self.ccfg)
         self.model.train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train_cfg.lr,
+        if train_cfg.freeze_tokenizer:
+            if not (init_from or resumed is not None):
+                raise ConfigError("freeze_tokenizer needs a trained codec: pass --init-from")
+            for mod in (self.model.encoder, self.model.quantizer):
+                mod.requires_grad_(False)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(trainable, lr=train_cfg.lr,
                                      betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
         self.mel = MultiScaleMelLoss()
         self.stft = MultiResolutionSTFTLoss()
         self.step = 0
         self.train_seconds = 0.0
         self.last_eval: dict = {}
+        self.tokenizer_hash = None
         if resumed is not None:
             self.model.load_state_dict(resumed["model"])
             self.opt.load_state_dict(resumed["optimizer"])
@@ -83,6 +92,8 @@ class Trainer:
             {"codec": json.loads(to_json(self.ccfg)), "train": json.loads(to_json(self.cfg)),
              "init_from": init_from}, indent=1, sort_keys=True))
         self.resumed = resumed is not None
+        if train_cfg.freeze_tokenizer:
+            self.tokenizer_hash = codec_tokenizer_hash(self.model)
         self.manifest = manifest
         seed = train_cfg.seed + self.step  # a resumed run continues with fresh crops
         self.sampler, self.train_minutes = train_sampler(manifest, train_cfg.crop_s,
@@ -94,6 +105,8 @@ class Trainer:
 
     # ---- persistence -------------------------------------------------------------------
     def save(self) -> None:
+        if self.tokenizer_hash is not None and codec_tokenizer_hash(self.model) != self.tokenizer_hash:
+            raise RuntimeError("freeze_tokenizer run changed the encoder or quantizer")
         atomic_save({
             "codec_config": to_json(self.ccfg), "train_config": to_json(self.cfg),
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -118,15 +131,24 @@ class Trainer:
         x = torch.from_numpy(self.sampler.batch(self.cfg.batch_size))
         for g in self.opt.param_groups:
             g["lr"] = _lr(self.cfg, self.step)
-        y, q = self.model(x)
+        if self.cfg.freeze_tokenizer:
+            m = self.model
+            m.encoder.eval()
+            m.quantizer.eval()  # eval: no EMA codebook updates
+            with torch.no_grad():
+                q = m.quantizer(m.encoder(x), m.quantizer.sample_n_q(x.shape[0]))
+            y = m.decoder(q.quantized)
+        else:
+            y, q = self.model(x)
         l_mel = self.mel(y, x)
         l_stft = self.stft(y, x)
         l_l1 = torch.mean(torch.abs(y - x))
-        loss = (self.cfg.w_mel * l_mel + self.cfg.w_stft * l_stft + self.cfg.w_l1 * l_l1
-                + self.cfg.w_commit * q.commit_loss)
+        loss = self.cfg.w_mel * l_mel + self.cfg.w_stft * l_stft + self.cfg.w_l1 * l_l1
+        if not self.cfg.freeze_tokenizer:
+            loss = loss + self.cfg.w_commit * q.commit_loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        gn = torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], self.cfg.grad_clip)
         self.opt.step()
         return {"loss": loss.item(), "mel": l_mel.item(), "stft": l_stft.item(),
                 "l1": l_l1.item(), "commit": q.commit_loss.item(), "grad_norm": float(gn),
