@@ -1,4 +1,5 @@
-"""The command line: dispatch, exit codes, the demo and the coder benchmark as JSON."""
+"""The command line: dispatch, exit codes, the synthetic link test and the coder benchmark
+as JSON."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ def test_usage_and_unknown_command(capsys):
 
 
 def test_bad_option_is_a_usage_error(capsys):
-    assert main(["demo", "--no-such-option"]) == 2
+    assert main(["linktest", "--no-such-option"]) == 2
 
 
 @pytest.mark.parametrize("channel", ["none", "bernoulli", "gilbert", "wlan"])
-def test_demo_round_trip(capsys, channel):
-    assert main(["demo", "--seconds", "2", "--channel", channel, "--loss", "0.2", "--json"]) == 0
+def test_linktest_round_trip(capsys, channel):
+    assert main(["linktest", "--seconds", "2", "--channel", channel, "--loss", "0.2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["decoded_tokens_exact"] and report["container_round_trip_ok"]
     assert report["packets_sent"] == 50 * 3
@@ -37,8 +38,8 @@ def test_demo_round_trip(capsys, channel):
         )
 
 
-def test_demo_config_error_exits_1(capsys):
-    assert main(["demo", "--seconds", "-1"]) == 1
+def test_linktest_config_error_exits_1(capsys):
+    assert main(["linktest", "--seconds", "-1"]) == 1
     assert "seconds must be" in capsys.readouterr().err
 
 

@@ -187,3 +187,32 @@ def test_simulate_trace_needs_file(tmp_path, wav_path, weights, capsys):
         == 1
     )
     assert "--trace" in capsys.readouterr().err
+
+
+def test_demo_compares_lm_concealment_with_the_controls(tmp_path, wav_path, weights, capsys):
+    from soundspring.models.codec import codec_from_weights, codec_tokenizer_hash
+    from soundspring.models.lm_weights import save_lm_weights
+    from soundspring.models.masked_lm import SpringLM, springlm_tiny
+
+    a, _ = weights
+    torch.manual_seed(0)
+    lm = save_lm_weights(SpringLM(springlm_tiny()), tmp_path / "lm.pt",
+                         tokenizer_sha256=codec_tokenizer_hash(codec_from_weights(a)))
+    out = tmp_path / "demo"
+    args = ["demo", "--input", str(wav_path), "--out-dir", str(out), "--codec", str(a),
+            "--lm", str(lm), "--channel", "bernoulli", "--loss", "0.3", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    ways = report["ways"]
+    assert set(ways) == {"no_loss", "lm", "repeat", "zero"}
+    assert ways["no_loss"]["packets_lost"] == 0 and ways["no_loss"]["packets_concealed"] == 0
+    lost = {ways[w]["packets_lost"] for w in ("lm", "repeat", "zero")}
+    assert len(lost) == 1 and lost.pop() > 0  # one loss pattern for every receiver
+    for w in ways:
+        assert (out / f"{w}.wav").exists() and -0.5 <= ways[w]["pesq_wb"] <= 4.7
+    assert (out / "spectrograms.png").stat().st_size > 1000
+    assert json.loads((out / "report.json").read_text())["ways"].keys() == ways.keys()
+    # an LM trained on another codec's tokens is refused with a typed error (exit 1)
+    b_args = [x if x != str(a) else str(weights[1]) for x in args]
+    assert main(b_args) == 1
+    assert "tokenizer" in capsys.readouterr().err.lower()

@@ -19,12 +19,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("soundspring.commands.decode", "decode a .spring file into audio"),
     "simulate": ("soundspring.commands.simulate", "run the transceiver over a simulated lossy channel"),
     "demo": (
-        "soundspring.demo",
-        "push synthetic tokens through coder, packets and a lossy channel",
+        "soundspring.commands.demo",
+        "the transceiver on the shipped models: loss, LM concealment vs controls",
+    ),
+    "linktest": (
+        "soundspring.linktest",
+        "push synthetic tokens through coder, packets, jitter buffer and container",
     ),
     "bench": ("soundspring.bench", "throughput benchmarks (coder) as JSON"),
     "data": ("soundspring.data.cli", "fetch and prepare the speech corpus"),
-    "train": ("soundspring.training.cli", "train the codec (and later the LM)"),
+    "train": ("soundspring.training.cli", "train the codec or SpringLM"),
     "eval": ("soundspring.evaluation.cli", "evaluate models against baselines"),
 }
 

@@ -73,8 +73,15 @@ def simulate(
     """Runs transmit -> channel -> receive on float32 [T]; returns (decoded [T], report)."""
     packets, tx = transmit(codec, model, pcm, cfg, progress)
     lost = channel.losses(len(packets)) if channel is not None else np.zeros(len(packets), bool)
+    return receive_lossy(codec, model, cfg, packets, tx, lost, len(pcm), progress)
+
+
+def receive_lossy(codec, model, cfg, packets, tx, lost: np.ndarray, n_samples: int,
+                  progress: bool = False) -> tuple[np.ndarray, dict]:
+    """Receives ``packets`` minus those flagged in ``lost`` (bool [n_packets]); returns
+    (decoded float32 [n_samples], report)."""
     received = [p for p, gone in zip(packets, lost) if not gone]
-    decoded, rx = receive(codec, model, cfg, received, tx.chunks_sent, len(pcm), progress)
+    decoded, rx = receive(codec, model, cfg, received, tx.chunks_sent, n_samples, progress)
     duration_s = tx.chunks_sent * cfg.chunk_samples / SAMPLE_RATE_HZ
     n_bytes = sum(len(p.data) for p in packets)
     n_tokens = tx.chunks_sent * cfg.chunk_frames * cfg.layout.n_codebooks

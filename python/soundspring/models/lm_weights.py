@@ -96,8 +96,9 @@ def load_lm(path: str | Path, tokenizer_sha256: str | None = None) -> SpringLM:
     """
     cfg, state, codec_h, sha, meta = read_lm_weights(path)
     if tokenizer_sha256 is not None and codec_h != tokenizer_sha256:
-        raise ModelMismatchError(f"{path}: SpringLM was trained on codec {codec_h[:16]}, "
-                                 f"but the codec in use tokenizes as {tokenizer_sha256[:16]}")
+        raise ModelMismatchError(f"{path}: SpringLM was trained on the tokens of codec "
+                                 f"tokenizer {codec_h[:16]}, but the codec in use has tokenizer "
+                                 f"{tokenizer_sha256[:16]} (train or pick the LM of this codec)")
     model = SpringLM(cfg)
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()},
                                                 strict=False)

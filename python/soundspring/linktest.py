@@ -1,4 +1,4 @@
-"""``soundspring demo``: synthetic tokens through the coder, packets, a lossy channel, the
+"""``soundspring linktest``: synthetic tokens through the coder, packets, a lossy channel, the
 jitter buffer and back; prints a report.
 
 The token source stands in for the codec + SpringLM until those ship: per level k a
