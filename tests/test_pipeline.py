@@ -3,6 +3,8 @@ integrity checks against a perturbed receiver model, and robustness to bad packe
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -138,7 +140,40 @@ def test_perturbed_receiver_model_loses_packets_never_garbage(codec, layered):
         np.testing.assert_array_equal(got.tokens, sent[: got.n_levels])  # a prefix, exact
 
 
-@pytest.mark.parametrize("mode", ["repeat", "zero", "lm"])
+def test_soft_latents_of_certain_pmfs_are_the_tokens_latents(codec, rng):
+    from soundspring.plc import soft_latents
+
+    v = codec.cfg.codebook_size
+    tokens = rng.integers(0, v, size=(3, 5))
+    probs = np.zeros((3, 5, v), dtype=np.float32)
+    np.put_along_axis(probs, tokens[..., None], 1.0, axis=-1)
+    books = codec.quantizer.codebooks.detach().numpy()
+    want = codec.quantizer.decode(torch.from_numpy(tokens)[None])[0].numpy()
+    np.testing.assert_allclose(soft_latents(probs, books), want, rtol=1e-5, atol=1e-6)
+    flat = np.full((3, 1, v), 1.0 / v, dtype=np.float32)  # no idea: the codebooks' mean
+    np.testing.assert_allclose(soft_latents(flat, books)[:, 0], books[:3].mean(axis=1).sum(0),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_soft_and_greedy_lm_concealment_differ_only_from_the_loss_on(codec):
+    cfg = TransceiverConfig(bitrate_kbps=6)
+    tx, packets = _send(codec, cfg, seconds=0.6)
+    outs = {}
+    for mode in ("lm", "lm_greedy"):
+        rx = Receiver(codec, SyntheticLM(), dataclasses.replace(cfg, conceal=mode))
+        for p in packets:
+            if p.chunk != 4:
+                rx.push(p.data, p.seq, p.chunk)
+        outs[mode] = (rx.pull(tx.chunks_sent * cfg.chunk_samples), rx.history)
+    (soft, h_soft), (greedy, h_greedy) = outs["lm"], outs["lm_greedy"]
+    for a, b in zip(h_soft, h_greedy):  # the same tokens (greedy) go to history and memory
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+    start = 4 * cfg.chunk_samples  # the streaming output lags; before chunk 4 all equal
+    np.testing.assert_array_equal(soft[:start], greedy[:start])
+    assert np.abs(soft[start:] - greedy[start:]).max() > 0
+
+
+@pytest.mark.parametrize("mode", ["repeat", "zero", "lm", "lm_greedy"])
 def test_concealment_controls(codec, mode):
     cfg = TransceiverConfig(bitrate_kbps=6, conceal=mode)
     tx, packets = _send(codec, cfg, seconds=0.6)

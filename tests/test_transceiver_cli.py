@@ -204,9 +204,9 @@ def test_demo_compares_lm_concealment_with_the_controls(tmp_path, wav_path, weig
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     ways = report["ways"]
-    assert set(ways) == {"no_loss", "lm", "repeat", "zero"}
+    assert set(ways) == {"no_loss", "lm", "lm_greedy", "repeat", "zero"}
     assert ways["no_loss"]["packets_lost"] == 0 and ways["no_loss"]["packets_concealed"] == 0
-    lost = {ways[w]["packets_lost"] for w in ("lm", "repeat", "zero")}
+    lost = {ways[w]["packets_lost"] for w in ("lm", "lm_greedy", "repeat", "zero")}
     assert len(lost) == 1 and lost.pop() > 0  # one loss pattern for every receiver
     for w in ways:
         assert (out / f"{w}.wav").exists() and -0.5 <= ways[w]["pesq_wb"] <= 4.7

@@ -17,8 +17,9 @@ Stream rules (DESIGN.md sections 5-7):
 - Optional FEC: the base packet of chunk c also carries a copy of chunk c-1's base
   (its base-only payload, as a layered base packet would carry it).
 - A lost base is concealed (``lm``: masked-LM infilling from the frames around the gap,
-  using later base packets already received; ``repeat``; ``zero``); its fine levels are
-  dropped (the codec decodes that chunk at the base bitrate).
+  using later base packets already received, decoded from the expected latent under the
+  LM's PMFs; ``lm_greedy``: its most likely tokens; ``repeat``; ``zero``); its fine levels
+  are dropped (the codec decodes that chunk at the base bitrate).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .config import (
 )
 from .entropy import ChunkCoder, CodingModel, LayerLayout
 from .errors import BitstreamError, ConfigError
-from .plc import CONCEAL_MODES, conceal_base
+from .plc import CONCEAL_MODES, conceal_base, soft_latents
 from .transport import FecCopy, Packet, parse_packet
 
 
@@ -57,7 +58,8 @@ class TransceiverConfig:
             and a check per extra packet; only worth it where the network treats the
             base packet better than the fine ones.
         fec: carry a copy of the previous chunk's base payload in each base packet.
-        conceal: receiver concealment: "lm", "repeat" or "zero" (receiver only).
+        conceal: receiver concealment: "lm", "lm_greedy", "repeat" or "zero" (receiver
+            only; see ``soundspring.plc``).
         conceal_context_frames: past frames the concealment window shows the model.
     """
 
@@ -251,6 +253,7 @@ class Receiver(_Endpoint):
         cfg = self.config
         self._dec_state = codec.init_decoder_state(1)
         self._vocab = int(codec.cfg.codebook_size)
+        self._codebooks = codec.quantizer.codebooks.detach().to(torch.float32).numpy()
         self._slots: dict[int, _Slot] = {}
         self._tainted: deque[bool] = deque(maxlen=cfg.reach_chunks)
         self._past = np.zeros((model.max_codebooks, 0), dtype=np.int64)  # recent base frames
@@ -333,7 +336,7 @@ class Receiver(_Endpoint):
                 self.stats.packets_corrupt += 1
         return None, "concealed"
 
-    def _conceal(self, c: int) -> np.ndarray:
+    def _conceal(self, c: int) -> tuple[np.ndarray, np.ndarray | None]:
         cfg = self.config
         k_max = self.model.max_codebooks
         cf = cfg.chunk_frames
@@ -355,7 +358,8 @@ class Receiver(_Endpoint):
         window = np.concatenate(cols, axis=1)
         lost = np.zeros(window.shape[1], dtype=bool)
         lost[past.shape[1] : past.shape[1] + cf] = True
-        return conceal_base(cfg.conceal, window, lost, self._last_frame, self.model, self._vocab)
+        return conceal_base(cfg.conceal, window, lost, self._last_frame, self.model, self._vocab,
+                            return_probs=True)
 
     def _decode_next(self) -> None:
         cfg = self.config
@@ -366,12 +370,15 @@ class Receiver(_Endpoint):
             n_fine_arrived = sum(1 for layer in slot.payloads if layer > 0)
         else:  # the fine part rides in the chunk's own packet (not in FEC copies)
             n_fine_arrived = int(how == "received" and cfg.layout.n_layers > 1)
+        latents = None  # soft concealment: decode expected latents instead of tokens
         if base is None:
             self.stats.chunks_concealed += 1
             if cfg.conceal == "repeat" and self._last_full is not None:
                 tokens = np.repeat(self._last_full[:, -1:], cfg.chunk_frames, axis=1)
             else:
-                tokens = self._conceal(c)
+                tokens, probs = self._conceal(c)
+                if probs is not None:
+                    latents = torch.from_numpy(soft_latents(probs, self._codebooks))[None]
             base = tokens[:3]
             self.stats.fine_packets_undecodable += n_fine_arrived
         else:
@@ -403,9 +410,12 @@ class Receiver(_Endpoint):
         self._past = np.concatenate([self._past, padded], axis=1)[:, -keep:]
         self._last_frame = base[:, -1].copy()
         self._last_full = tokens.copy()
-        wav, self._dec_state = self.codec.decode_step(
-            torch.from_numpy(tokens)[None], self._dec_state
-        )
+        if latents is not None:
+            wav, self._dec_state = self.codec.decode_latent_step(latents, self._dec_state)
+        else:
+            wav, self._dec_state = self.codec.decode_step(
+                torch.from_numpy(tokens)[None], self._dec_state
+            )
         self._out = np.concatenate([self._out, wav[0, 0].numpy()])
         self.stats.chunks_decoded += 1
         if self.history is not None:

@@ -3,8 +3,9 @@
 Speech (``--input``, else held-out corpus clips when the corpus is prepared, else speech
 synthesised with espeak-ng: a voice the codec never heard) is sent once through the
 transmitter; one loss pattern (``--channel``, ``--loss``, ``--burst``, ``--seed``) drops
-packets; the receiver decodes the same received packets four ways: without loss, with LM
-concealment, and with the repeat-last-frame and zero-token controls. Prints bitrate
+packets; the receiver decodes the same received packets five ways: without loss, with LM
+concealment (expected latents, and greedy tokens), and with the repeat-last-frame and
+zero-token controls. Prints bitrate
 against raw tokens and PESQ-WB / STOI per way, and writes the input, every output, a
 report.json and a spectrogram figure to ``--out-dir``.
 """
@@ -32,7 +33,8 @@ ESPEAK_TEXT = (
     "Packets may be lost on the way, but the receiver fills the gaps. "
     "The quick brown fox jumps over the lazy dog."
 )
-WAYS = (("no_loss", "lm"), ("lm", "lm"), ("repeat", "repeat"), ("zero", "zero"))
+WAYS = (("no_loss", "lm"), ("lm", "lm"), ("lm_greedy", "lm_greedy"), ("repeat", "repeat"),
+        ("zero", "zero"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -213,9 +213,19 @@ class Codec(nn.Module):
         the remaining partial tail.
         """
         codes = self._check_codes(codes)
-        z = self.quantizer.decode(codes)
-        y, convs = self.decoder.step(z, state.convs, at_start=state.frames == 0)
-        return y, DecoderState(convs, state.frames + codes.shape[-1])
+        return self.decode_latent_step(self.quantizer.decode(codes), state)
+
+    @torch.inference_mode()
+    def decode_latent_step(self, latents: torch.Tensor,
+                           state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """``decode_step`` from quantised latents float32 [B, D, n] (e.g. the expected
+        latents of concealed frames) instead of codes."""
+        d = self.quantizer.dim
+        if latents.ndim != 3 or latents.shape[1] != d or not latents.is_floating_point():
+            raise ConfigError(f"latents must be float [B, {d}, n], got {latents.dtype} "
+                              f"{tuple(latents.shape)}")
+        y, convs = self.decoder.step(latents, state.convs, at_start=state.frames == 0)
+        return y, DecoderState(convs, state.frames + latents.shape[-1])
 
     def decode_flush(self, state: DecoderState) -> torch.Tensor:
         """The unfinished last ``lookahead_samples`` samples [B, 1, lookahead] of a stream."""

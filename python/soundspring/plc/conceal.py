@@ -1,8 +1,16 @@
 """Filling lost base tokens: masked-LM infilling, or the repeat / zero controls.
 
-Concealment works on tokens only: it knows nothing about packets and never touches the
-range coder or the model's coding memory (the receiver commits concealed tokens to the
-memory itself and marks them, see ``soundspring.pipeline.Receiver``).
+Modes:
+
+- ``lm`` (default): the LM's PMFs over each lost base token; the codec decodes the
+  *expected* latent, sum over levels of sum_v p(v) * codebook[v] (``soft_latents``), the
+  minimum-mean-square-error guess where the LM is unsure, instead of betting on one token.
+- ``lm_greedy``: the LM's most likely tokens.
+- ``repeat`` / ``zero``: the controls (the last received frame's tokens; token 0).
+
+Concealment knows nothing about packets and never touches the range coder or the model's
+coding memory (the receiver commits the greedy tokens of a concealed chunk to the memory
+itself and marks them, see ``soundspring.pipeline.Receiver``).
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import numpy as np
 from ..entropy.model import MASK, MASK_UPPER, CodingModel
 from ..errors import ConfigError
 
-CONCEAL_MODES = ("lm", "repeat", "zero")
+CONCEAL_MODES = ("lm", "lm_greedy", "repeat", "zero")
 
 
 def conceal_base(
@@ -22,12 +30,13 @@ def conceal_base(
     last_frame: np.ndarray | None,
     model: CodingModel | None = None,
     vocab: int | None = None,
-) -> np.ndarray:
+    return_probs: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray | None]:
     """Base tokens for the lost frames of ``window``.
 
     Args:
-        mode: "lm" (greedy masked-LM infilling from the visible frames around the gap),
-            "repeat" (the last received frame's tokens), "zero" (token 0).
+        mode: "lm" / "lm_greedy" (masked-LM infilling from the visible frames around the
+            gap; both return the greedy tokens), "repeat", "zero" (see the module doc).
         window: int64 [K_max, W]: base levels of known frames (received, or concealed
             earlier), anything at the lost frames; fine levels are ignored.
         lost: bool [W], True at the frames to fill.
@@ -36,22 +45,38 @@ def conceal_base(
         model: the coding model, required for "lm".
         vocab: the codec's codebook size when smaller than the model's (tokens >= vocab
             are never predicted).
+        return_probs: also return the LM's float32 PMFs [3, n_lost, vocab] (mode "lm";
+            None otherwise).
 
     Returns:
-        int64 [3, n_lost] base tokens of the lost frames, in window order.
+        int64 [3, n_lost] base tokens of the lost frames, in window order (and the PMFs).
     """
     if mode not in CONCEAL_MODES:
         raise ConfigError(f"conceal mode must be one of {CONCEAL_MODES}, got {mode!r}")
     n_lost = int(lost.sum())
     base_levels = 3
+    probs = None
     if mode == "zero" or (mode == "repeat" and last_frame is None):
-        return np.zeros((base_levels, n_lost), dtype=np.int64)
-    if mode == "repeat":
-        return np.repeat(np.asarray(last_frame, dtype=np.int64)[:, None], n_lost, axis=1)
-    if model is None:
-        raise ConfigError("conceal mode 'lm' needs a model")
-    view = np.full_like(window, MASK_UPPER)
-    view[:base_levels] = window[:base_levels]
-    view[:base_levels, lost] = MASK
-    logits = model.conceal_logits(view)  # [3, W, V]
-    return np.argmax(logits[:, lost, :vocab], axis=-1).astype(np.int64)
+        tokens = np.zeros((base_levels, n_lost), dtype=np.int64)
+    elif mode == "repeat":
+        tokens = np.repeat(np.asarray(last_frame, dtype=np.int64)[:, None], n_lost, axis=1)
+    else:
+        if model is None:
+            raise ConfigError(f"conceal mode {mode!r} needs a model")
+        view = np.full_like(window, MASK_UPPER)
+        view[:base_levels] = window[:base_levels]
+        view[:base_levels, lost] = MASK
+        logits = np.asarray(model.conceal_logits(view))[:, lost, :vocab]  # [3, n_lost, V]
+        tokens = np.argmax(logits, axis=-1).astype(np.int64)
+        if mode == "lm":
+            z = logits - logits.max(axis=-1, keepdims=True)
+            e = np.exp(z, dtype=np.float64)
+            probs = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return (tokens, probs) if return_probs else tokens
+
+
+def soft_latents(probs: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+    """Expected quantised latent of lost frames: float32 [D, n] from PMFs [L, n, V] and the
+    codec's codebooks [>= L, V, D] (sum over levels of probability-weighted codewords)."""
+    levels, _, v = probs.shape
+    return np.einsum("lnv,lvd->dn", probs, codebooks[:levels, :v]).astype(np.float32)
