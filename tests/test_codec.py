@@ -242,8 +242,11 @@ def test_train_smoke_and_resume(tmp_path) -> None:
                  init_from=str(tmp_path / "w.pt"), progress=False)
     assert not t3.resumed and t3.run()["step"] == 3
     # --freeze-tokenizer: the decoder learns, the tokens (encoder + quantizer) stay put.
-    from soundspring.models.codec import (codec_content_hash, codec_from_weights,
-                                          codec_tokenizer_hash)
+    from soundspring.models.codec import (
+        codec_content_hash,
+        codec_from_weights,
+        codec_tokenizer_hash,
+    )
 
     before = codec_from_weights(tmp_path / "w.pt")
     frozen = dataclasses.replace(train_smoke(), freeze_tokenizer=True)

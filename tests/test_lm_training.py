@@ -97,8 +97,11 @@ def test_precompute_with_tiny_codec(tmp_path, rng) -> None:
     paths = precompute_tokens(wpath, corpus / "manifest.jsonl", tmp_path / "tok",
                               progress=False)
     codec, h = load_codec_for_tokens(wpath)
-    from soundspring.models.codec import (codec_content_hash, codec_from_weights,
-                                          codec_tokenizer_hash)
+    from soundspring.models.codec import (
+        codec_content_hash,
+        codec_from_weights,
+        codec_tokenizer_hash,
+    )
 
     # a checkpoint's codec is rounded to fp16 first: same hashes as its weights file
     assert codec_content_hash(codec) == torch.load(wpath, weights_only=True)["sha256"]
@@ -246,3 +249,40 @@ def test_masked_true_values_never_reach_the_model(rng) -> None:
     cv2 = torch.where(lost[:, None], (codes + 5) % V, codes)  # other lost values, fine too
     cv2[:, :3] = torch.where(lost[:, None], MASK, cv2[:, :3])
     assert torch.equal(model.forward_conceal(cv), model.forward_conceal(cv2))
+
+
+def test_eval_lm_reports_model_and_packet_bits(tmp_path, rng, capsys) -> None:
+    from soundspring.audio import write_wav
+    from soundspring.cli import main
+    from soundspring.models.codec import Codec, save_weights
+
+    torch.manual_seed(0)
+    wpath = save_weights(Codec(codec_tiny()), tmp_path / "codec.pt")
+    corpus = tmp_path / "corpus"
+    rows = []
+    for i, (split, seconds) in enumerate([("train", 1.0), ("heldout", 2.5), ("heldout", 1.5)]):
+        write_wav(corpus / f"c{i}.wav", (0.1 * rng.standard_normal(int(16000 * seconds))).astype(
+            np.float32))
+        rows.append(json.dumps({"path": f"c{i}.wav", "language": "en", "duration_s": seconds,
+                                "split": split}))
+    manifest = corpus / "manifest.jsonl"
+    manifest.write_text("\n".join(rows) + "\n")
+    precompute_tokens(wpath, manifest, tmp_path / "tok", progress=False)
+    _, h = load_codec_for_tokens(wpath)
+    lm = save_lm_weights(SpringLM(springlm_tiny()), tmp_path / "lm.pt", tokenizer_sha256=h)
+    out = tmp_path / "lm_eval.json"
+    assert main(["eval", "lm", "--codec", str(wpath), "--lm", str(lm), "--tokens-dir",
+                 str(tmp_path / "tok"), "--manifest", str(manifest), "--reach", "0", "4",
+                 "--windows", "2", "--max-clips", "2", "--bitrates", "3", "--json",
+                 str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["model_bits"]) == {"0", "4"} and res["clips"] == 2
+    for r in res["model_bits"].values():
+        assert len(r["bits_lm"]) == 24 and r["bits_lm"][:3] == r["bits_unigram"][:3]
+    row = res["packet_bits"]["3"]
+    assert row["raw_bps"] == 3000
+    # an untrained LM is near-uniform: both codings pay about 10 bits/token plus packet
+    # overhead (TOC byte, 8 check bits, termination), so both land a little above raw
+    for name in ("springlm", "static"):
+        assert -0.2 < row[name]["saving_vs_raw"] < 0.05
+    assert "Packets on 2 held-out clips" in capsys.readouterr().out

@@ -45,7 +45,7 @@ def _send(codec, cfg, seconds=1.0, model=None):
 @pytest.mark.parametrize(
     "chunk_frames,context_frames,progressive,layered",
     [(2, 15, False, False), (1, 4, True, False), (3, 50, False, True), (5, 1, True, True),
-     (2, 15, False, True)],
+     (2, 15, False, True), (2, 0, False, False)],
 )
 def test_no_loss_tokens_exact(codec, bitrate, chunk_frames, context_frames, progressive,
                               layered):
@@ -248,3 +248,18 @@ def test_springlm_round_trip_and_loss(codec, tiny_lm, progressive):
         if c not in (2, 3, 4):
             np.testing.assert_array_equal(outcome.tokens, tx.sent_tokens[c])
     assert rx.stats.fine_packets_failed_check == 0
+
+
+def test_reach_zero_loses_nothing_beyond_the_lost_chunk(codec, tiny_lm):
+    cfg = TransceiverConfig(bitrate_kbps=6, context_frames=0)
+    tx, packets = _send(codec, cfg, seconds=0.6, model=tiny_lm)
+    rx = Receiver(codec, tiny_lm, cfg)
+    for p in packets:
+        if p.chunk != 2:
+            rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    assert rx.history[2].base == "concealed"
+    for c, outcome in enumerate(rx.history):
+        if c != 2:  # fine PMFs depend on the chunk's own base only: no taint
+            np.testing.assert_array_equal(outcome.tokens, tx.sent_tokens[c])
+    assert rx.stats.fine_packets_undecodable == 0

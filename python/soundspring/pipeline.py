@@ -50,7 +50,8 @@ class TransceiverConfig:
     Attributes:
         bitrate_kbps: raw token bitrate: 1.5 / 3 / 6 / 12.
         chunk_frames: C, frames per packet interval (1..5; 20..100 ms).
-        context_frames: entropy-context reach R in frames (1..model max).
+        context_frames: entropy-context reach R in frames (0..model max; below C: fine
+            PMFs depend on the chunk's own base only, so a lost packet taints nothing).
         progressive: fine group g coded given the lower fine groups of its chunk.
         check_bits: integrity-check bits per fine packet (combined: per chunk), 0..16.
         precision_bits: range-coder CDF precision (10..16).
@@ -80,8 +81,8 @@ class TransceiverConfig:
             raise ConfigError(
                 f"chunk_frames must be in [1, {MAX_CHUNK_FRAMES}], got {self.chunk_frames}"
             )
-        if not 1 <= self.context_frames <= 50:
-            raise ConfigError(f"context_frames must be in [1, 50], got {self.context_frames}")
+        if not 0 <= self.context_frames <= 50:
+            raise ConfigError(f"context_frames must be in [0, 50], got {self.context_frames}")
         if self.conceal not in CONCEAL_MODES:
             raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {self.conceal!r}")
         if not 0 <= self.conceal_context_frames <= 50:

@@ -55,7 +55,7 @@ def _check_pieces(check_bits: int) -> list[int]:
     return pieces + ([check_bits % 8] if check_bits % 8 else [])
 
 
-def _encode_check(enc: "coding.Encoder", value: int, check_bits: int, precision_bits: int) -> None:
+def _encode_check(enc: coding.Encoder, value: int, check_bits: int, precision_bits: int) -> None:
     shift = check_bits
     for bits in _check_pieces(check_bits):
         shift -= bits
@@ -63,7 +63,7 @@ def _encode_check(enc: "coding.Encoder", value: int, check_bits: int, precision_
         enc.encode(piece, _uniform_cdf(bits, precision_bits))
 
 
-def _decode_check(dec: "coding.Decoder", check_bits: int, precision_bits: int) -> int:
+def _decode_check(dec: coding.Decoder, check_bits: int, precision_bits: int) -> int:
     value = 0
     for bits in _check_pieces(check_bits):
         value = (value << bits) | int(dec.decode(_uniform_cdf(bits, precision_bits))[0])

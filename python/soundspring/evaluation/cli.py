@@ -1,4 +1,5 @@
-"""``soundspring eval codec``: codec quality per bitrate on held-out clips, plus RTF.
+"""``soundspring eval codec`` (codec quality per bitrate on held-out clips, plus RTF),
+``soundspring eval lm`` (``lm_eval``) and ``soundspring eval sweep`` (``sweep``).
 
 Example::
 
@@ -21,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_sweep_arguments(sub.add_parser(
         "sweep", help="loss sweep: systems x conditions x bitrates x clips, with report and plots"))
+    from .lm_eval import add_lm_eval_arguments
+
+    add_lm_eval_arguments(sub.add_parser(
+        "lm", help="SpringLM bits/token per level vs context reach, and measured packet bitrates"))
     p = sub.add_parser("codec", help="PESQ-WB / STOI / SI-SDR / log-mel per bitrate, and RTF")
     p.add_argument("--weights", default=None,
                    help="weights file, checkpoint.pt or run dir (default: shipped weights)")
@@ -78,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         from .sweep import run_sweep_cli
 
         return run_sweep_cli(args)
+    if args.what == "lm":
+        from .lm_eval import run_lm_eval
+
+        return run_lm_eval(args)
     from ..data.corpus import read_manifest
     from ..models.codec import load_codec
     from ..training.dataset import load_clips

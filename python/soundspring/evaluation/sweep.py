@@ -49,8 +49,13 @@ from ..config import BITRATES_KBPS, DEFAULT_CHUNK_FRAMES, SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from . import metrics as _metrics
 from .conditions import DEFAULT_CONDITIONS, LOSS_MAPPINGS, parse_condition, slot_losses
-from .systems import (DEFAULT_SYSTEM_NAMES, PIPELINE_SYSTEM_NAMES, SYSTEM_NAMES, System,
-                      build_systems)
+from .systems import (
+    DEFAULT_SYSTEM_NAMES,
+    PIPELINE_SYSTEM_NAMES,
+    SYSTEM_NAMES,
+    System,
+    build_systems,
+)
 
 SETTINGS_VERSION = 1
 _REPO_ROOT = Path(__file__).resolve().parents[3]

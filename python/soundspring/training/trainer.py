@@ -22,10 +22,15 @@ import torch
 
 from ..config import CodecConfig, TrainConfig, from_json, to_json
 from ..data.corpus import read_manifest
-from ..evaluation.codec_eval import evaluate_codec, fixed_heldout_subset
 from ..errors import ConfigError
-from ..models.codec import (DEFAULT_WEIGHTS, Codec, codec_from_weights, codec_tokenizer_hash,
-                            save_weights)
+from ..evaluation.codec_eval import evaluate_codec, fixed_heldout_subset
+from ..models.codec import (
+    DEFAULT_WEIGHTS,
+    Codec,
+    codec_from_weights,
+    codec_tokenizer_hash,
+    save_weights,
+)
 from .checkpoint import atomic_save, load_checkpoint
 from .dataset import load_clips, train_sampler
 from .losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
