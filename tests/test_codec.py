@@ -266,3 +266,17 @@ def test_train_smoke_and_resume(tmp_path) -> None:
     res = json.loads(out_json.read_text())
     assert set(res["codec"]) == {"1.5", "12"} and res["clips"] == 2
     assert set(res["codec"]["12"]) >= {"pesq_wb", "stoi", "si_sdr_db", "log_mel_dist"}
+
+
+def test_codebook_norm_cache_follows_codebook_changes(codec: Codec) -> None:
+    import copy
+
+    c = copy.deepcopy(codec)
+    x = _speechlike(4 * HOP, seed=7)
+    before = c.encode(x, 12.0)
+    with torch.no_grad():
+        c.quantizer.codebooks[:, ::2] *= -1.5  # in place: the cached norms must not be reused
+    fresh = copy.deepcopy(c)  # a new module has no cache
+    fresh.quantizer.__dict__.pop("_norm_cache", None)
+    after = c.encode(x, 12.0)
+    assert torch.equal(after, fresh.encode(x, 12.0)) and not torch.equal(after, before)

@@ -69,19 +69,36 @@ class ResidualVQ(nn.Module):
         self.initialized.fill_(True)
 
     @staticmethod
-    def _nearest(x: torch.Tensor, cb: torch.Tensor) -> torch.Tensor:
-        """x [N, D], cb [V, D] -> argmin index [N]."""
-        d = (cb * cb).sum(1)[None, :] - 2.0 * (x @ cb.t())
+    def _nearest(x: torch.Tensor, cb: torch.Tensor,
+                 cb_norm: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, D], cb [V, D] (squared norms [V] if known) -> argmin index [N]."""
+        if cb_norm is None:
+            cb_norm = (cb * cb).sum(1)
+        d = cb_norm[None, :] - 2.0 * (x @ cb.t())
         return d.argmin(dim=1)
+
+    def _codebook_norms(self) -> torch.Tensor:
+        """Squared codeword norms [K, V], cached while the codebooks are unchanged (the
+        streaming encoder calls ``encode`` every chunk); same ops as ``_nearest``."""
+        key = (self.codebooks.data_ptr(), self.codebooks._version)
+        cache = getattr(self, "_norm_cache", None)
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                norms = torch.stack([(cb * cb).sum(1) for cb in self.codebooks])
+            cache = (key, norms)
+            self._norm_cache = cache
+        return cache[1]
 
     def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
         """z [B, D, F] -> codes int64 [B, n_q, F] (greedy residual search)."""
         b, d, f = z.shape
         r = z.transpose(1, 2).reshape(b * f, d)
+        inference = torch.is_inference_mode_enabled() or not torch.is_grad_enabled()
+        norms = self._codebook_norms() if inference else None
         codes = []
         for k in range(n_q):
             cb = self.codebooks[k]
-            idx = self._nearest(r, cb)
+            idx = self._nearest(r, cb, None if norms is None else norms[k])
             r = r - cb[idx]
             codes.append(idx)
         return torch.stack(codes, dim=1).reshape(b, f, n_q).transpose(1, 2)
