@@ -263,3 +263,26 @@ def test_reach_zero_loses_nothing_beyond_the_lost_chunk(codec, tiny_lm):
         if c != 2:  # fine PMFs depend on the chunk's own base only: no taint
             np.testing.assert_array_equal(outcome.tokens, tx.sent_tokens[c])
     assert rx.stats.fine_packets_undecodable == 0
+
+
+@pytest.mark.parametrize("layered", [False, True])
+def test_mark_lost_makes_a_late_copy_late(codec, layered):
+    cfg = TransceiverConfig(bitrate_kbps=6, layered=layered)
+    tx, packets = _send(codec, cfg, seconds=0.6)
+    rx = Receiver(codec, SyntheticLM(), cfg)
+    victim = next(p for p in packets if p.chunk == 3 and p.layer == 0)
+    rx.mark_lost(victim.seq)
+    for p in packets:  # the declared packet arrives anyway: dropped as late
+        rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    assert rx.history[3].base == "concealed" and rx.stats.packets_late == 1
+    assert rx.stats.chunks_concealed == 1
+    rx.mark_lost(0)  # behind the decoding point: ignored
+    with pytest.raises(ConfigError):
+        rx.mark_lost(-1)
+    # seq wraps mod 2^16: chunk 40000's base has seq (40000 * ppc) mod 2^16
+    rx2 = Receiver(codec, SyntheticLM(), cfg)
+    rx2.next_chunk = 40000
+    ppc = cfg.layout.n_layers if layered else 1
+    rx2.mark_lost((40001 * ppc) % 0x10000)
+    assert 0 in rx2._slots[40001].given_up

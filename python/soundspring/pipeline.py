@@ -233,6 +233,7 @@ class ChunkOutcome:
 class _Slot:
     payloads: dict[int, bytes] = field(default_factory=dict)
     fec_base: bytes | None = None
+    given_up: set[int] = field(default_factory=set)  # layers declared lost (mark_lost)
 
 
 class Receiver(_Endpoint):
@@ -284,17 +285,38 @@ class Receiver(_Endpoint):
         if pkt.layer >= self.config.packets_per_chunk:
             self.stats.packets_corrupt += 1
             return
-        self.stats.packets_received += 1
         slot = self._slots.setdefault(chunk, _Slot())
-        slot.payloads.setdefault(pkt.layer, pkt.payload)
+        if pkt.layer in slot.given_up:  # declared lost by the transport: it is late
+            self.stats.packets_late += 1
+        else:
+            self.stats.packets_received += 1
+            slot.payloads.setdefault(pkt.layer, pkt.payload)
         if pkt.fec is not None and pkt.layer == 0:
             target = chunk - pkt.fec.offset
             if target >= self.next_chunk:
                 self._slots.setdefault(target, _Slot()).fec_base = pkt.fec.payload
 
     def mark_lost(self, seq: int) -> None:
-        """Declares a packet lost (optional: a missing base at decode time is lost anyway)."""
-        del seq  # nothing to release early: decoding waits for pull()
+        """Declares the packet with transport sequence number ``seq`` lost (the transport
+        gave up on it, e.g. its playout deadline passed).
+
+        Optional: a packet missing when its chunk is decoded is lost anyway. Declaring it
+        makes the outcome independent of arrival timing: a copy that still arrives is
+        dropped as late, and a payload already held for it is discarded. ``seq`` is
+        unwrapped (mod 2^16) to the nearest packet at or after the next chunk to decode;
+        numbers behind it are ignored.
+        """
+        if isinstance(seq, bool) or not isinstance(seq, (int, np.integer)) or seq < 0:
+            raise ConfigError(f"seq must be a non-negative int, got {seq!r}")
+        ppc = self.config.packets_per_chunk
+        first = self.next_chunk * ppc
+        delta = (int(seq) - first) % 0x10000
+        if delta >= 0x8000:  # behind the decoding point: already decided
+            return
+        chunk, layer = divmod(first + delta, ppc)
+        slot = self._slots.setdefault(chunk, _Slot())
+        slot.given_up.add(layer)
+        slot.payloads.pop(layer, None)
 
     # --------------------------------------------------------------------- output
     def pull(self, n_samples: int) -> np.ndarray:
