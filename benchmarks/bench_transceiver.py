@@ -1,7 +1,7 @@
 """Transmitter + receiver real-time factor at 6 kbps on one CPU thread, with the codec.
 
-Models are the default-size codec and SpringLM (random weights: timing does not depend
-on training). One round = 2 s of audio through ``transmit`` and ``receive`` without loss;
+Models are the shipped-size codec and SpringLM (random weights: timing does not depend
+on training), at the default transceiver settings. One round = 2 s of audio through ``transmit`` and ``receive`` without loss;
 ``extra_info['rtf']`` is seconds of compute per second of audio. The no-LM control
 (static PMFs) runs beside it so the LM's share is visible as a ratio.
 """
@@ -13,11 +13,10 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from soundspring.entropy.static import StaticModel
 from soundspring.models.codec import Codec
 from soundspring.models.lm_adapter import SpringLMCodingModel
-from soundspring.models.masked_lm import SpringLM
+from soundspring.models.masked_lm import SpringLM, springlm_default
 from soundspring.pipeline import TransceiverConfig, receive, transmit
 
 SECONDS = 2.0
@@ -26,7 +25,7 @@ SECONDS = 2.0
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    return Codec().eval(), SpringLMCodingModel(SpringLM().eval())
+    return Codec().eval(), SpringLMCodingModel(SpringLM(springlm_default()).eval())
 
 
 @pytest.mark.parametrize("lm", ["springlm", "static"])

@@ -67,7 +67,7 @@ from ..config import (
     SPRINGLM_PRESETS,
     SpringLMConfig,
     springlm_default,
-    springlm_small,
+    springlm_large,
     springlm_tiny,
 )
 from ..errors import ConfigError
@@ -539,6 +539,6 @@ __all__ = [
     "SpringLMState",
     "context_chunks",
     "springlm_default",
-    "springlm_small",
+    "springlm_large",
     "springlm_tiny",
 ]
