@@ -107,6 +107,17 @@ class TransceiverConfig:
         return self.context_frames // self.chunk_frames
 
 
+def algorithmic_latency_ms(codec, cfg: TransceiverConfig) -> float:
+    """Input-to-output algorithmic latency of the transceiver, in ms (no network, no jitter
+    buffer, no compute): the transmitter waits for a whole chunk (C frames) before it
+    codes it, and the codec decoder's overlap-add lookahead delays the output; the entropy
+    coder adds none. 55 ms at the defaults (C = 2: 40 ms, plus the codec's 15 ms). A
+    receiver's jitter buffer comes on top: ``receive`` holds one chunk (C frames) so that
+    concealment can interpolate from the next chunk's base, 95 ms in all by default."""
+    chunk_ms = 1000.0 * cfg.chunk_samples / SAMPLE_RATE_HZ
+    return chunk_ms + 1000.0 * codec.lookahead_samples / SAMPLE_RATE_HZ
+
+
 @dataclass(frozen=True)
 class SentPacket:
     """A packet with its transport fields (seq and chunk travel outside the packet)."""

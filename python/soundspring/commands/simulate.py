@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import FRAME_SAMPLES, SAMPLE_RATE_HZ
 from ..errors import ConfigError
-from ..pipeline import load_models, receive, transmit
+from ..pipeline import algorithmic_latency_ms, load_models, receive, transmit
 from ..plc import CONCEAL_MODES
 from ..transport import Bernoulli, GilbertElliott, Trace, WlanMarkov
 from ._common import (
@@ -98,6 +98,7 @@ def receive_lossy(codec, model, cfg, packets, tx, lost: np.ndarray, n_samples: i
         + rx.stats.fine_packets_failed_check,
         "packets_failed_check": rx.stats.fine_packets_failed_check,
         "packets_from_fec": rx.stats.chunks_from_fec,
+        "algorithmic_latency_ms": algorithmic_latency_ms(codec, cfg),
     }
     return decoded, report
 
