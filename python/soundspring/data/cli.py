@@ -1,4 +1,9 @@
-"""``soundspring data fetch|prepare|info``: the speech corpus commands."""
+"""``soundspring data fetch|prepare|info|tokens|synth``: the speech corpus commands.
+
+``synth`` writes the out-of-domain TTS test set (``synth.synth_speech_set``)::
+
+    soundspring data synth --out-dir runs/ood --per-voice 4
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from . import tokens
 
     tokens.add_arguments(sub.add_parser("tokens", help="precompute codec tokens for SpringLM training"))
+    from . import synth
+
+    p = sub.add_parser("synth", help="write an out-of-domain TTS speech test set (espeak-ng, piper)")
+    p.add_argument("--out-dir", required=True, help="directory for wav/, manifest.jsonl")
+    p.add_argument("--per-voice", type=int, default=4,
+                   help="sentences per voice (1..8; English-only voices up to 12)")
+    p.add_argument("--seed", type=int, default=0, help="which sentences each voice speaks")
+    p.add_argument("--espeak-voices", nargs="*", default=None, choices=sorted(synth.ESPEAK_VOICES),
+                   help="eSpeak NG voices (default: all; none: Piper only)")
+    p.add_argument("--no-piper", action="store_true", help="skip the Piper 'joe' voice")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    """``soundspring data synth``: writes the set, prints clips and minutes per source."""
+    from . import synth
+
+    manifest = synth.synth_speech_set(args.out_dir, n_per_voice=args.per_voice, seed=args.seed,
+                                      progress=True, espeak_voices=args.espeak_voices,
+                                      piper=not args.no_piper)
+    per_source = synth.summary_by_source(manifest)
+    info = json.loads((manifest.parent / "synth_info.json").read_text())
+    print(f"manifest {manifest}: {sum(int(d['clips']) for d in per_source.values())} clips, "
+          f"{sum(d['minutes'] for d in per_source.values()):.2f} minutes")
+    print("| source | clips | minutes |\n|---|---|---|")
+    for source, d in per_source.items():
+        print(f"| {source} | {int(d['clips'])} | {d['minutes']:.2f} |")
+    for source, why in info["skipped"].items():
+        print(f"skipped {source}: {why}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         from . import tokens
 
         return tokens.run(args)
+    if args.action == "synth":
+        return _run_synth(args)
     if args.action == "fetch":
         out = corpus.fetch(args.cache_dir, args.languages, update=True if args.update else None)
         print(f"extracted to {out}")

@@ -4,6 +4,13 @@
 Example::
 
     soundspring eval codec --bitrates 1.5 3 6 12 --max-clips 40 --json runs/eval/codec.json
+
+``eval codec`` also reports PESQ-WB and STOI per manifest ``"source"`` (JSON ``"by_source"``;
+clips without a source field group by language, and ``"group_by"`` says which), so an out-of-domain set from ``soundspring data synth`` shows
+which voices the codec generalises to::
+
+    soundspring data synth --out-dir runs/ood
+    soundspring eval codec --manifest runs/ood/manifest.jsonl --split heldout --max-clips 0
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("codec", help="PESQ-WB / STOI / SI-SDR / log-mel per bitrate, and RTF")
     p.add_argument("--weights", default=None,
                    help="weights file, checkpoint.pt or run dir (default: shipped weights)")
-    p.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
+    p.add_argument("--manifest", default=None,
+                   help="corpus manifest, e.g. DIR/manifest.jsonl from `soundspring data synth` "
+                        "(default: the cache's); paths resolve against its directory")
     p.add_argument("--split", default="heldout", choices=["heldout", "train"])
     p.add_argument("--bitrates", type=float, nargs="+", default=[1.5, 3.0, 6.0, 12.0])
     p.add_argument("--max-clips", type=int, default=40,
@@ -78,6 +87,15 @@ def _table(codec_rows: dict, opus_rows: dict) -> str:
     return "\n".join(lines)
 
 
+def _group_table(by_group: dict, group_by: str) -> str:
+    """Markdown table of PESQ-WB / STOI per group and bitrate (``breakdown_by_group`` output)."""
+    lines = [f"| {group_by} | kbps | PESQ-WB | STOI | n |", "|---|---|---|---|---|"]
+    for group, per_br in by_group.items():
+        for br, r in per_br.items():
+            lines.append(f"| {group} | {br} | {r['pesq_wb']:.3f} | {r['stoi']:.3f} | {r['n']} |")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.what == "sweep":
         from .sweep import run_sweep_cli
@@ -87,17 +105,33 @@ def run(args: argparse.Namespace) -> int:
         from .lm_eval import run_lm_eval
 
         return run_lm_eval(args)
-    from ..data.corpus import read_manifest
+    from ..data.corpus import default_manifest, read_manifest
+    from ..data.synth import read_sources
     from ..models.codec import load_codec
     from ..training.dataset import load_clips
-    from .codec_eval import evaluate_codec, fixed_heldout_subset, real_time_factor
+    from .codec_eval import (
+        aggregate_rows,
+        breakdown_by_group,
+        evaluate_codec_per_clip,
+        fixed_heldout_subset,
+        real_time_factor,
+    )
 
-    clips = read_manifest(args.manifest, split=args.split)
+    manifest = Path(args.manifest) if args.manifest else default_manifest()
+    clips = read_manifest(manifest, split=args.split)
     if args.max_clips:
         if args.split == "heldout":
             clips = fixed_heldout_subset(clips, args.max_clips, min_s=0.0, max_s=1e9)
         else:
             clips = clips[: args.max_clips]
+    if not clips:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"manifest {manifest} has no {args.split!r} clips; expected at least one"
+                          " (a `soundspring data synth` set is all 'heldout')")
+    sources = [read_sources(manifest).get(str(c.path)) for c in clips]
+    group_by = "source" if any(sources) else "language"
+    groups = [s or c.language for s, c in zip(sources, clips)]
     wavs = load_clips(clips)
     codec = load_codec(args.weights)
     t0 = time.time()
@@ -108,14 +142,18 @@ def run(args: argparse.Namespace) -> int:
         "algorithmic_latency_ms": codec.algorithmic_latency_ms,
         "split": args.split, "clips": len(wavs),
         "audio_minutes": round(sum(w.size for w in wavs) / 16000 / 60, 2),
-        "codec": evaluate_codec(codec, wavs, args.bitrates, progress=True),
     }
+    rows = evaluate_codec_per_clip(codec, wavs, args.bitrates, progress=True)
+    result["codec"] = aggregate_rows(rows)
+    result["group_by"] = group_by
+    result["by_source"] = breakdown_by_group(rows, groups)
     result["opus_1.3"] = {"unavailable": "--no-opus"} if args.no_opus else _opus_rows(
         wavs, args.bitrates)
     if not args.no_rtf:
         result["rtf"] = [real_time_factor(codec, t) for t in (1, 2)]
     result["eval_seconds"] = round(time.time() - t0, 1)
     print(_table(result["codec"], result["opus_1.3"]))
+    print(_group_table(result["by_source"], group_by))
     if "unavailable" in result["opus_1.3"]:
         print(f"Opus columns left out: {result['opus_1.3']['unavailable']}")
     if "rtf" in result:

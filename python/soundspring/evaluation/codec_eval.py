@@ -12,6 +12,7 @@ import torch
 
 from ..config import SAMPLE_RATE_HZ
 from ..data.corpus import Clip
+from ..errors import ConfigError
 from . import metrics
 
 
@@ -37,6 +38,92 @@ def _mean(xs: list[float]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def evaluate_codec_per_clip(codec, wavs: list[np.ndarray], bitrates_kbps,
+                            progress: bool = False) -> list[dict]:
+    """PESQ-WB, STOI, SI-SDR and log-mel distance of every clip at every bitrate.
+
+    Args:
+        codec: a ``Codec`` (any mode; evaluated under inference mode).
+        wavs: float32 [T] clips at 16 kHz.
+        bitrates_kbps: iterable of raw bitrates.
+
+    Returns:
+        One row per (bitrate, clip), bitrate-major: ``{"kbps": "<kbps>", "clip": index into
+        wavs, "pesq_wb", "stoi", "si_sdr_db", "log_mel_dist"}`` (unrounded; PESQ may be NaN).
+        A bitrate given twice is evaluated once.
+    """
+    from tqdm import tqdm
+
+    was_training = codec.training
+    codec.eval()
+    out: list[dict] = []
+    seen: set[str] = set()
+    try:
+        for br in bitrates_kbps:
+            kbps = f"{float(br):g}"
+            if kbps in seen:
+                continue
+            seen.add(kbps)
+            for i, w in enumerate(tqdm(wavs, desc=f"eval {br} kbps", disable=not progress,
+                                       leave=False)):
+                x = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))[None, None]
+                y = codec.decode(codec.encode(x, br))[0, 0, : w.size].numpy()
+                out.append({"kbps": kbps, "clip": i} | metrics.all_metrics(w, y))
+    finally:
+        codec.train(was_training)
+    return out
+
+
+def aggregate_rows(rows: list[dict]) -> dict:
+    """Means (NaN skipped) of per-clip rows per bitrate, in ``evaluate_codec``'s format.
+
+    Args:
+        rows: rows of ``evaluate_codec_per_clip``.
+
+    Returns:
+        {"<kbps>": {"pesq_wb", "stoi", "si_sdr_db", "log_mel_dist", "n"}}, metrics rounded to
+        4 decimals, ``n`` the number of clips.
+    """
+    by_br: dict[str, dict[str, list[float]]] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        d = by_br.setdefault(r["kbps"], defaultdict(list))
+        counts[r["kbps"]] += 1
+        for k, v in r.items():
+            if k not in ("kbps", "clip"):
+                d[k].append(v)
+    return {br: {k: round(_mean(v), 4) for k, v in d.items()} | {"n": counts[br]}
+            for br, d in by_br.items()}
+
+
+def breakdown_by_group(rows: list[dict], groups: list[str],
+                       keys: tuple[str, ...] = ("pesq_wb", "stoi")) -> dict:
+    """Per-group means of per-clip rows at each bitrate.
+
+    Args:
+        rows: rows of ``evaluate_codec_per_clip``.
+        groups: group name of each clip (a source like ``"espeak-ng:de"`` or a language),
+            indexed like the ``wavs`` the rows were computed on.
+        keys: the metrics to average.
+
+    Returns:
+        {group: {"<kbps>": {key: mean, ..., "n": clips}}}, groups sorted by name.
+
+    Raises:
+        ConfigError: a row's clip index has no group.
+    """
+    picked: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for r in rows:
+        if not 0 <= r["clip"] < len(groups):
+            raise ConfigError(f"clip index {r['clip']} has no group; expected < {len(groups)}")
+        d = picked.setdefault(groups[r["clip"]], {}).setdefault(r["kbps"], defaultdict(list))
+        for k in keys:
+            d[k].append(r[k])
+    return {g: {br: {k: round(_mean(d[k]), 4) for k in keys} | {"n": len(d[keys[0]])}
+                for br, d in per_br.items()}
+            for g, per_br in sorted(picked.items())}
+
+
 def evaluate_codec(codec, wavs: list[np.ndarray], bitrates_kbps, progress: bool = False) -> dict:
     """Mean PESQ-WB, STOI, SI-SDR and log-mel distance per bitrate.
 
@@ -48,24 +135,9 @@ def evaluate_codec(codec, wavs: list[np.ndarray], bitrates_kbps, progress: bool 
     Returns:
         {"<kbps>": {"pesq_wb", "stoi", "si_sdr_db", "log_mel_dist", "n"}}.
     """
-    from tqdm import tqdm
-
-    was_training = codec.training
-    codec.eval()
-    out = {}
-    try:
-        for br in bitrates_kbps:
-            rows = defaultdict(list)
-            for w in tqdm(wavs, desc=f"eval {br} kbps", disable=not progress, leave=False):
-                x = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))[None, None]
-                y = codec.decode(codec.encode(x, br))[0, 0, : w.size].numpy()
-                for k, v in metrics.all_metrics(w, y).items():
-                    rows[k].append(v)
-            out[f"{float(br):g}"] = {k: round(_mean(v), 4) for k, v in rows.items()} | {
-                "n": len(wavs)}
-    finally:
-        codec.train(was_training)
-    return out
+    bitrates = list(bitrates_kbps)
+    agg = aggregate_rows(evaluate_codec_per_clip(codec, wavs, bitrates, progress))
+    return {f"{float(br):g}": agg.get(f"{float(br):g}", {"n": 0}) for br in bitrates}
 
 
 def real_time_factor(codec, threads: int, seconds: float = 4.0, bitrate_kbps: float = 12.0,
