@@ -52,6 +52,11 @@ def _export(args: argparse.Namespace) -> int:
     codec = load_checkpoint_codec(ckpt_path)
     meta = {"step": int(ckpt["step"]), "train_minutes": round(float(ckpt["train_seconds"]) / 60, 1),
             "heldout": _json.loads(ckpt.get("last_eval", "{}"))}
+    run_cfg = Path(args.run_dir) / "config.json"
+    if run_cfg.exists():  # provenance: what the run started from, what it trained
+        rc = _json.loads(run_cfg.read_text())
+        meta["init_from_meta"] = rc.get("init_meta")
+        meta["freeze_tokenizer"] = bool(rc.get("train", {}).get("freeze_tokenizer", False))
     out = save_weights(codec, Path(args.out) if args.out else DEFAULT_WEIGHTS, meta=meta)
     _, _, meta_back = read_weights(out)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), step {meta_back['step']}")

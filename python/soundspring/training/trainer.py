@@ -93,9 +93,12 @@ class Trainer:
             self.train_seconds = float(resumed["train_seconds"])
             self.last_eval = json.loads(resumed.get("last_eval", "{}"))
             torch.set_rng_state(resumed["torch_rng"])
+        old = self.run_dir / "config.json"
+        init_meta = (json.loads(old.read_text()).get("init_meta") if old.exists() and resumed
+                     else getattr(self.model, "meta", None) if init_from else None)
         (self.run_dir / "config.json").write_text(json.dumps(
             {"codec": json.loads(to_json(self.ccfg)), "train": json.loads(to_json(self.cfg)),
-             "init_from": init_from}, indent=1, sort_keys=True))
+             "init_from": init_from, "init_meta": init_meta}, indent=1, sort_keys=True))
         self.resumed = resumed is not None
         if train_cfg.freeze_tokenizer:
             self.tokenizer_hash = codec_tokenizer_hash(self.model)
