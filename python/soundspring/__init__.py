@@ -17,6 +17,10 @@ _LAZY = {
     "errors": "soundspring.errors",
     "config": "soundspring.config",
     "load_codec": "soundspring.models.codec:load_codec",
+    "load_models": "soundspring.pipeline:load_models",
+    "Transmitter": "soundspring.pipeline:Transmitter",
+    "Receiver": "soundspring.pipeline:Receiver",
+    "TransceiverConfig": "soundspring.pipeline:TransceiverConfig",
 }
 
 
@@ -29,4 +33,5 @@ def __getattr__(name: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "coding", "transport", "errors", "config", "load_codec",
+           "load_models", "Transmitter", "Receiver", "TransceiverConfig"]
