@@ -264,9 +264,10 @@ MASK_UPPER = CODEBOOK_SIZE + 1
 
 DEFAULT_CONTEXT_FRAMES = 0
 """Default entropy-context reach R: fine PMFs see the chunk's own base only. Any R in
-[0, max_context_frames] works; measured (``soundspring eval lm``), past base tokens buy
-under 0.2% of the fine bits while every lost packet would make the next R // C chunks'
-fine levels undecodable, so the default reaches nowhere (DESIGN.md proposed 15)."""
+[0, max_context_frames] works; measured with the shipped LM (``soundspring eval lm``, 256
+held-out windows), past base tokens buy 0.4% of the fine bits (R = 2: 9.236 bits/token,
+R = 15: 9.230, R = 0: 9.273) while every lost packet makes the next R // C chunks' fine
+levels undecodable, so the default reaches nowhere (DESIGN.md proposed 15)."""
 
 
 
