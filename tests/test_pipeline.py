@@ -286,3 +286,21 @@ def test_mark_lost_makes_a_late_copy_late(codec, layered):
     ppc = cfg.layout.n_layers if layered else 1
     rx2.mark_lost((40001 * ppc) % 0x10000)
     assert 0 in rx2._slots[40001].given_up
+
+
+def test_soft_concealment_pmfs_are_sharpened_towards_the_greedy_token(rng):
+    from soundspring.plc.conceal import SOFT_CONCEAL_ARGMAX_WEIGHT, conceal_base
+
+    class Flat:
+        def conceal_logits(self, window):
+            return rng.normal(size=(3, window.shape[1], 1024)).astype(np.float32)
+
+    window = np.zeros((24, 6), dtype=np.int64)
+    lost = np.array([False, False, True, True, False, False])
+    tokens, probs = conceal_base("lm", window, lost, None, Flat(), 1024, return_probs=True)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    assert (probs.argmax(-1) == tokens).all()
+    assert (probs.max(-1) >= SOFT_CONCEAL_ARGMAX_WEIGHT).all()
+    greedy, none = conceal_base("lm_greedy", window, lost, None, Flat(), 1024,
+                                return_probs=True)
+    assert none is None and greedy.shape == (3, 2)

@@ -2,9 +2,13 @@
 
 Modes:
 
-- ``lm`` (default): the LM's PMFs over each lost base token; the codec decodes the
-  *expected* latent, sum over levels of sum_v p(v) * codebook[v] (``soft_latents``), the
-  minimum-mean-square-error guess where the LM is unsure, instead of betting on one token.
+- ``lm`` (default): the LM's PMFs over each lost base token, sharpened towards the most
+  likely token (q = (1 - a) p + a onehot(argmax p), ``a = SOFT_CONCEAL_ARGMAX_WEIGHT``);
+  the codec decodes the *expected* latent under q, sum over levels of
+  sum_v q(v) * codebook[v] (``soft_latents``). a = 0 is the minimum-mean-square-error
+  latent, safest for intelligibility but muffled; a = 1 is greedy. Measured on 8 held-out
+  clips at 10 % and 30 % loss: a = 0.5 keeps PESQ-WB and STOI above repeat-last-frame and
+  lifts PLCMOS above it too (a = 0 lost PLCMOS to repeat).
 - ``lm_greedy``: the LM's most likely tokens.
 - ``repeat`` / ``zero``: the controls (the last received frame's tokens; token 0).
 
@@ -21,6 +25,8 @@ from ..entropy.model import MASK, MASK_UPPER, CodingModel
 from ..errors import ConfigError
 
 CONCEAL_MODES = ("lm", "lm_greedy", "repeat", "zero")
+SOFT_CONCEAL_ARGMAX_WEIGHT = 0.5
+"""Weight a of the most likely token in the PMF whose expected latent ``lm`` decodes."""
 
 
 def conceal_base(
@@ -45,8 +51,8 @@ def conceal_base(
         model: the coding model, required for "lm".
         vocab: the codec's codebook size when smaller than the model's (tokens >= vocab
             are never predicted).
-        return_probs: also return the LM's float32 PMFs [3, n_lost, vocab] (mode "lm";
-            None otherwise).
+        return_probs: also return the sharpened float32 PMFs [3, n_lost, vocab] whose
+            expected latent mode "lm" decodes (None otherwise).
 
     Returns:
         int64 [3, n_lost] base tokens of the lost frames, in window order (and the PMFs).
@@ -71,7 +77,12 @@ def conceal_base(
         if mode == "lm":
             z = logits - logits.max(axis=-1, keepdims=True)
             e = np.exp(z, dtype=np.float64)
-            probs = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+            p = e / e.sum(axis=-1, keepdims=True)
+            a = SOFT_CONCEAL_ARGMAX_WEIGHT
+            p *= 1.0 - a
+            np.put_along_axis(p, tokens[..., None],
+                              np.take_along_axis(p, tokens[..., None], axis=-1) + a, axis=-1)
+            probs = p.astype(np.float32)
     return (tokens, probs) if return_probs else tokens
 
 
