@@ -35,6 +35,7 @@ from .config import (
     DEFAULT_CONTEXT_FRAMES,
     FRAME_SAMPLES,
     MAX_CHUNK_FRAMES,
+    RAW_BPS_PER_CODEBOOK,
     SAMPLE_RATE_HZ,
 )
 from .entropy import ChunkCoder, CodingModel, LayerLayout
@@ -91,6 +92,11 @@ class TransceiverConfig:
     @property
     def layout(self) -> LayerLayout:
         return LayerLayout.for_bitrate(self.bitrate_kbps)
+
+    @property
+    def raw_bitrate_bps(self) -> float:
+        """Bitrate of the raw tokens (10 bits each) at this operating point."""
+        return float(self.layout.n_codebooks * RAW_BPS_PER_CODEBOOK)
 
     @property
     def packets_per_chunk(self) -> int:

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from ..config import FRAME_SAMPLES, SAMPLE_RATE_HZ
+from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from ..pipeline import algorithmic_latency_ms, load_models, receive, transmit
 from ..plc import CONCEAL_MODES
@@ -85,7 +85,7 @@ def receive_lossy(codec, model, cfg, packets, tx, lost: np.ndarray, n_samples: i
     duration_s = tx.chunks_sent * cfg.chunk_samples / SAMPLE_RATE_HZ
     n_bytes = sum(len(p.data) for p in packets)
     n_tokens = tx.chunks_sent * cfg.chunk_frames * cfg.layout.n_codebooks
-    raw_bps = cfg.layout.n_codebooks * 10 * SAMPLE_RATE_HZ / FRAME_SAMPLES
+    raw_bps = cfg.raw_bitrate_bps
     report = {
         "bitrate_bps": n_bytes * 8 / duration_s,
         "raw_bitrate_bps": raw_bps,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import FRAME_SAMPLES, SAMPLE_RATE_HZ
+from ..config import SAMPLE_RATE_HZ
 
 
 def add_lm_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,8 +76,8 @@ def packet_bits(codec, coding_model, wavs: list[np.ndarray], bitrates: list[floa
                 packets, tx = transmit(codec, model, w, cfg)
                 n_bytes += sum(len(p.data) for p in packets)
                 n_chunks += tx.chunks_sent
-            seconds = n_chunks * cfg.chunk_frames * FRAME_SAMPLES / SAMPLE_RATE_HZ
-            raw = cfg.layout.n_codebooks * 10 * SAMPLE_RATE_HZ / FRAME_SAMPLES
+            seconds = n_chunks * cfg.chunk_samples / SAMPLE_RATE_HZ
+            raw = cfg.raw_bitrate_bps
             row[name] = {"bitrate_bps": round(n_bytes * 8 / seconds, 1),
                          "saving_vs_raw": round(1 - n_bytes * 8 / seconds / raw, 4)}
         row["raw_bps"] = raw
