@@ -3,7 +3,9 @@
 Models are the shipped-size codec and SpringLM (random weights: timing does not depend
 on training), at the default transceiver settings. One round = 2 s of audio through ``transmit`` and ``receive`` without loss;
 ``extra_info['rtf']`` is seconds of compute per second of audio. The no-LM control
-(static PMFs) runs beside it so the LM's share is visible as a ratio.
+(static PMFs) runs beside it so the LM's share is visible as a ratio, and the
+rate-distortion token choice (``rd``: ``TransceiverConfig.rd_lambda``) beside the nearest
+codewords (``nearest``) so its transmitter cost is too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from soundspring.models.masked_lm import SpringLM, springlm_default
 from soundspring.pipeline import TransceiverConfig, receive, transmit
 
 SECONDS = 2.0
+RD_LAMBDA = 0.5  # any positive weight costs the same search
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +33,12 @@ def models():
 
 @pytest.mark.parametrize("lm", ["springlm", "static"])
 @pytest.mark.parametrize("progressive", [False, True], ids=["oneshot", "progressive"])
-def test_transceiver_rtf_6kbps(benchmark, models, lm, progressive):
+@pytest.mark.parametrize("rd_lambda", [0.0, RD_LAMBDA], ids=["nearest", "rd"])
+def test_transceiver_rtf_6kbps(benchmark, models, lm, progressive, rd_lambda):
     torch.set_num_threads(1)
     codec, springlm = models
     model = springlm if lm == "springlm" else StaticModel()
-    cfg = TransceiverConfig(bitrate_kbps=6, progressive=progressive,
+    cfg = TransceiverConfig(bitrate_kbps=6, progressive=progressive, rd_lambda=rd_lambda,
                             conceal="lm" if lm == "springlm" else "repeat")
     pcm = (np.random.default_rng(0).normal(size=int(SECONDS * 16000)) * 0.1).astype(np.float32)
 

@@ -280,3 +280,25 @@ def test_codebook_norm_cache_follows_codebook_changes(codec: Codec) -> None:
     fresh.quantizer.__dict__.pop("_norm_cache", None)
     after = c.encode(x, 12.0)
     assert torch.equal(after, fresh.encode(x, 12.0)) and not torch.equal(after, before)
+
+
+def test_speed_perturbation_moves_pitch_and_keeps_crop_length() -> None:
+    from soundspring.training.dataset import CropSampler, perturb_factors
+
+    assert perturb_factors((0.8, 1.25)) == [16, 17, 18, 19, 21, 22, 23, 24, 25]
+    assert perturb_factors((1.0, 1.0)) == []
+    t = np.arange(3 * 16000) / 16000
+    tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    plain = CropSampler([tone], 16000, seed=0).batch(4)
+    assert plain.shape == (4, 1, 16000)
+    peaks = {int(np.argmax(np.abs(np.fft.rfft(x[0] * np.hanning(16000))))) for x in plain}
+    assert peaks == {1000}  # 1 Hz bins: untouched crops keep the tone
+    moved = CropSampler([tone], 16000, seed=0, speed_range=(0.8, 1.25), perturb_prob=1.0)
+    for x in moved.batch(8):
+        peak = int(np.argmax(np.abs(np.fft.rfft(x[0] * np.hanning(16000)))))
+        assert peak != 1000 and any(abs(peak - 50 * n) <= 1 for n in range(16, 26))
+        assert abs(float(np.abs(x[0]).max()) - 1.0) < 0.05  # no edge transients or fades
+    with pytest.raises(ConfigError, match="perturb_prob"):
+        CropSampler([tone], 16000, perturb_prob=1.5)
+    with pytest.raises(ConfigError, match="speed perturbation"):
+        CropSampler([tone], 16000, speed_range=(0.3, 1.0), perturb_prob=0.5)

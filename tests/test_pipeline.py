@@ -304,3 +304,63 @@ def test_soft_concealment_pmfs_are_sharpened_towards_the_greedy_token(rng):
     greedy, none = conceal_base("lm_greedy", window, lost, None, Flat(), 1024,
                                 return_probs=True)
     assert none is None and greedy.shape == (3, 2)
+
+
+# ---- rate-distortion quantisation (transmitter only) --------------------------------------
+@pytest.mark.parametrize("layered,progressive", [(False, False), (True, True), (False, True)])
+def test_rd_quantisation_round_trips_and_costs_fewer_bytes(codec, tiny_lm, layered, progressive):
+    base = TransceiverConfig(bitrate_kbps=12, context_frames=4, layered=layered,
+                             progressive=progressive)
+    sizes = {}
+    for lam in (0.0, 1e6):
+        cfg = dataclasses.replace(base, rd_lambda=lam)
+        tx, packets = _send(codec, cfg, seconds=0.6, model=tiny_lm)
+        rx = Receiver(codec, tiny_lm, dataclasses.replace(base, rd_lambda=0.0))  # needs no λ
+        for p in packets:
+            rx.push(p.data, p.seq, p.chunk)
+        rx.decode_until(tx.chunks_sent)
+        for sent, got in zip(tx.sent_tokens, rx.history):
+            np.testing.assert_array_equal(got.tokens, sent)
+        sizes[lam] = sum(len(p.data) for p in packets)
+        if lam == 0.0:  # the nearest codewords: what the codec's own encoder picks
+            codes = codec.encode(torch.from_numpy(_speechlike(0.6))[None, None], 12)[0].numpy()
+            np.testing.assert_array_equal(np.concatenate(tx.sent_tokens, 1)[:, :codes.shape[1]],
+                                          codes)
+        else:  # a huge weight picks the most probable code: the static base PMFs' mode
+            bits = tx.coder.rate_bits(None, None, 0, {})[0, :, : codec.quantizer.codebook_size]
+            mode = bits.argmin(axis=-1)  # [3]
+            for sent in tx.sent_tokens:
+                np.testing.assert_array_equal(sent[:3], np.repeat(mode[:, None], 2, axis=1))
+    assert sizes[1e6] < 0.8 * sizes[0.0]
+
+
+def test_nearest_rd_is_nearest_without_a_rate_term(codec, rng):
+    q = codec.quantizer
+    r = torch.from_numpy(rng.normal(size=(50, q.dim)).astype(np.float32))
+    nearest = q._nearest(r, q.codebooks[4])
+    flat = torch.full((50, q.codebook_size), 7.0)  # equal cost for every code
+    np.testing.assert_array_equal(q.nearest_rd(r, 4), nearest)
+    np.testing.assert_array_equal(q.nearest_rd(r, 4, flat, 3.0), nearest)
+    bits = torch.zeros(50, q.codebook_size)
+    bits[:, 5] = -1e9  # one code is (absurdly) free: any positive weight picks it
+    assert (q.nearest_rd(r, 4, bits, 1e-3) == 5).all()
+
+
+def test_rate_bits_are_the_coder_pmfs(codec, tiny_lm):
+    cfg = TransceiverConfig(bitrate_kbps=12, context_frames=4)
+    tx, _ = _send(codec, cfg, seconds=0.2, model=tiny_lm)
+    tokens = tx.sent_tokens[-1]
+    cache: dict = {}
+    for layer, (lo, hi) in enumerate(cfg.layout.layers):
+        bits = tx.coder.rate_bits(tx._memory, tokens, layer, cache)
+        assert bits.shape == (cfg.chunk_frames, hi - lo, 1024)
+        np.testing.assert_allclose(np.exp2(-bits.astype(np.float64)).sum(-1), 1.0, rtol=1e-5)
+    # the cache the rate search filled codes the same bytes as a fresh coder call
+    assert tx.coder.encode_chunk(tx._memory, tokens, cache) == \
+        tx.coder.encode_chunk(tx._memory, tokens)
+
+
+@pytest.mark.parametrize("lam", [-0.1, float("nan"), float("inf")])
+def test_rd_lambda_is_validated(lam):
+    with pytest.raises(ConfigError, match="rd_lambda"):
+        TransceiverConfig(rd_lambda=lam)

@@ -183,6 +183,8 @@ class TrainConfig:
 
     ``freeze_tokenizer`` trains the decoder alone (encoder and quantizer frozen, no EMA
     updates): the tokens, and so a SpringLM trained on them, stay valid.
+    ``perturb_prob`` of the crops are played faster by a factor drawn from ``speed_range``
+    (pitch and formants shift together; see ``training.dataset.CropSampler``).
     """
 
     batch_size: int = 8
@@ -201,6 +203,8 @@ class TrainConfig:
     adversarial: bool = False
     freeze_tokenizer: bool = False
     gain_db_range: tuple[float, float] = (-9.0, 0.0)
+    speed_range: tuple[float, float] = (1.0, 1.0)
+    perturb_prob: float = 0.0
     log_every_steps: int = 25
     checkpoint_every_min: float = 5.0
     eval_every_min: float = 30.0
@@ -216,6 +220,10 @@ class TrainConfig:
             raise ConfigError("batch_size, crop_s and lr must be positive")
         if self.crop_s * SAMPLE_RATE_HZ % FRAME_SAMPLES:
             raise ConfigError(f"crop_s must be a whole number of {FRAME_MS} ms frames")
+        if not 0.0 <= self.perturb_prob <= 1.0:
+            raise ConfigError(f"perturb_prob must be in [0, 1], got {self.perturb_prob}")
+        if not 0.5 <= self.speed_range[0] <= self.speed_range[1] <= 2.0:
+            raise ConfigError(f"speed_range must lie in [0.5, 2], got {self.speed_range}")
         if self.adversarial:
             raise ConfigError(
                 "adversarial training is not implemented in this build (too slow on CPU, "
@@ -261,6 +269,15 @@ MASK = CODEBOOK_SIZE
 
 MASK_UPPER = CODEBOOK_SIZE + 1
 """Token id of a level above the bitrate or not yet revealed."""
+
+DEFAULT_RD_LAMBDA = 0.5
+"""Default rate-distortion weight of the transmitter's token choice (latent squared error
+per bit; ``pipeline.TransceiverConfig.rd_lambda``), for the shipped codec's latent scale.
+Measured with ``soundspring eval rd`` on 40 held-out clips (lossless transmission, every
+packet byte): at 12 kbps the packets drop from 11.69 to 10.01 kbps (saving against raw
+tokens 2.6 % -> 16.6 %) while PESQ-WB moves 2.637 -> 2.627 and STOI stays 0.954; at
+6 kbps 6.12 -> 5.86 kbps, PESQ-WB 2.598 -> 2.588. 0.3 saves 15.0 % at 12 kbps, 1.0
+saves 18.7 % at -0.020 PESQ-WB."""
 
 DEFAULT_CONTEXT_FRAMES = 0
 """Default entropy-context reach R: fine PMFs see the chunk's own base only. Any R in

@@ -16,6 +16,10 @@ Stream rules (DESIGN.md sections 5-7):
   "taints" the memory for the following ``context_frames // C`` chunks.
 - Optional FEC: the base packet of chunk c also carries a copy of chunk c-1's base
   (its base-only payload, as a layered base packet would carry it).
+- Rate-distortion token choice (transmitter only; ``rd_lambda``): the transmitter may
+  pick, per token, a codeword a little farther from the residual than the nearest when
+  the coder's PMF makes it much cheaper (the RDO quantisation of video encoders). The
+  bitstream is unchanged: a receiver decodes whatever tokens were sent.
 - A lost base is concealed (``lm``: masked-LM infilling from the frames around the gap,
   using later base packets already received, decoded from the expected latent under the
   LM's PMFs; ``lm_greedy``: its most likely tokens; ``repeat``; ``zero``); its fine levels
@@ -33,6 +37,7 @@ import torch
 from .config import (
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_CONTEXT_FRAMES,
+    DEFAULT_RD_LAMBDA,
     FRAME_SAMPLES,
     MAX_CHUNK_FRAMES,
     RAW_BPS_PER_CODEBOOK,
@@ -63,6 +68,13 @@ class TransceiverConfig:
         conceal: receiver concealment: "lm", "lm_greedy", "repeat" or "zero" (receiver
             only; see ``soundspring.plc``).
         conceal_context_frames: past frames the concealment window shows the model.
+        rd_lambda: transmitter only (no header field: receivers need not know it):
+            rate-distortion quantisation. Each token is the codeword minimising the
+            latent squared error plus ``rd_lambda`` times the bits it would cost under
+            the PMF the coder will use (static for the base, the LM's for fine levels,
+            given the levels already chosen); 0 = the nearest codeword, as
+            ``codec.encode`` picks it. Units: latent squared error per bit; the default
+            (``config.DEFAULT_RD_LAMBDA``) saves 16.6 % at 12 kbps for -0.01 PESQ-WB.
     """
 
     bitrate_kbps: float = 6.0
@@ -75,6 +87,7 @@ class TransceiverConfig:
     layered: bool = False
     conceal: str = "lm"
     conceal_context_frames: int = 15
+    rd_lambda: float = DEFAULT_RD_LAMBDA
 
     def __post_init__(self) -> None:
         LayerLayout.for_bitrate(self.bitrate_kbps)  # validates the bitrate
@@ -88,6 +101,8 @@ class TransceiverConfig:
             raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {self.conceal!r}")
         if not 0 <= self.conceal_context_frames <= 50:
             raise ConfigError("conceal_context_frames must be in [0, 50]")
+        if not (np.isfinite(self.rd_lambda) and self.rd_lambda >= 0):
+            raise ConfigError(f"rd_lambda must be finite and >= 0, got {self.rd_lambda}")
 
     @property
     def layout(self) -> LayerLayout:
@@ -199,18 +214,46 @@ class Transmitter(_Endpoint):
         self._pending = np.zeros(0, dtype=np.float32)
         return self._send_chunk(chunk)
 
-    def _send_chunk(self, pcm: np.ndarray) -> list[SentPacket]:
+    def _rd_tokens(self, z: torch.Tensor, cache: dict) -> np.ndarray:
+        """Rate-distortion quantisation of one chunk's latents z [D, C] -> int64 [K, C]:
+        layer by layer (the PMFs of a layer depend on the levels below it), level by level
+        on the residual, each code minimising squared error + rd_lambda * bits."""
+        quantizer = self.codec.quantizer
+        layout = self.config.layout
+        tokens = np.zeros((layout.n_codebooks, self.config.chunk_frames), dtype=np.int64)
+        r = z.t().to(quantizer.codebooks.dtype)  # [C, D]
+        v = quantizer.codebook_size  # the coder's alphabet may be larger (never smaller)
+        for layer, (lo, hi) in enumerate(layout.layers):
+            bits = self.coder.rate_bits(self._memory, tokens, layer, cache)[..., :v]
+            bits = torch.from_numpy(np.ascontiguousarray(bits))
+            for k in range(lo, hi):
+                idx = quantizer.nearest_rd(r, k, bits[:, k - lo], self.config.rd_lambda)
+                r = r - quantizer.codebooks[k][idx]
+                tokens[k] = idx.numpy()
+        return tokens
+
+    def _chunk_tokens(self, pcm: np.ndarray, cache: dict) -> np.ndarray:
+        """int64 [K, C] tokens of one chunk of audio."""
         cfg = self.config
         wav = torch.from_numpy(pcm.copy()).view(1, 1, -1)
-        codes, self._enc_state = self.codec.encode_step(wav, self._enc_state, cfg.bitrate_kbps)
-        tokens = codes[0].numpy().astype(np.int64)  # [K, C]
+        if cfg.rd_lambda == 0.0:
+            codes, self._enc_state = self.codec.encode_step(wav, self._enc_state, cfg.bitrate_kbps)
+            return codes[0].numpy().astype(np.int64)
+        z, self._enc_state = self.codec.encode_latent_step(wav, self._enc_state)
+        with torch.inference_mode():
+            return self._rd_tokens(z[0], cache)
+
+    def _send_chunk(self, pcm: np.ndarray) -> list[SentPacket]:
+        cfg = self.config
+        cache: dict = {}  # model calls made while choosing the tokens, reused to code them
+        tokens = self._chunk_tokens(pcm, cache)  # [K, C]
         fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
         base = self.coder.encode_base(tokens) if cfg.layered or cfg.fec else b""
         if cfg.layered:
-            fine = self.coder.encode_fine(self._memory, tokens)
+            fine = self.coder.encode_fine(self._memory, tokens, cache)
             packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
         else:
-            packets = [Packet(0, self.coder.encode_chunk(self._memory, tokens), fec)]
+            packets = [Packet(0, self.coder.encode_chunk(self._memory, tokens, cache), fec)]
         self._memory = self.model.commit(self._memory, tokens[:3])
         c = self.chunks_sent
         self._prev_base = base if base else None

@@ -55,6 +55,12 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "--layered", action="store_true",
         help="one packet per layer (base, fine groups) instead of one packet per chunk",
     )
+    parser.add_argument(
+        "--rd-lambda", type=float, default=defaults.rd_lambda,
+        help="rate-distortion weight of the transmitter's token choice (latent squared error "
+             f"per bit; 0 = nearest codewords; default {defaults.rd_lambda:g}); receivers "
+             "need not know it",
+    )
 
 
 def add_io_flags(parser: argparse.ArgumentParser) -> None:

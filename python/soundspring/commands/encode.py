@@ -37,6 +37,7 @@ def config_from_args(args: argparse.Namespace, conceal: str = "lm") -> Transceiv
         fec=args.fec,
         layered=args.layered,
         conceal=conceal,
+        rd_lambda=args.rd_lambda,
     )
 
 

@@ -136,6 +136,7 @@ class ChunkCoder:
         self.progressive = progressive
         self._scale = float(1 << logit_step_log2)
         base = self._quantise(model.base_logits()[: layout.base_levels])
+        self._base_logits = base  # [3, V]
         base_cdfs = coding.cdf_from_logits(base, precision_bits)  # [3, V+1]
         # frame-major rows: frame 0 levels 0..2, frame 1 levels 0..2, ...
         self._base_rows = np.ascontiguousarray(np.tile(base_cdfs, (chunk_frames, 1)))
@@ -152,9 +153,12 @@ class ChunkCoder:
         return view
 
     def _fine_logits(
-        self, state: Any, tokens: np.ndarray, layer: int, cache: dict[int, np.ndarray]
+        self, state: Any, tokens: np.ndarray, layer: int, cache: dict
     ) -> np.ndarray:
-        """Quantised logits [C * L, V] (frame-major rows) of one fine layer."""
+        """Quantised logits [C * L, V] (frame-major rows) of one fine layer, computed once
+        per chunk (``cache``: layers done, and the all-groups model call)."""
+        if layer in cache:
+            return cache[layer]
         lo, hi = self.layout.layers[layer]
         if self.progressive:
             logits = self.model.fine_logits(state, self._view(tokens, lo), (lo, hi))
@@ -172,7 +176,23 @@ class ChunkCoder:
                 f"model returned logits of shape {lv.shape}, expected "
                 f"{(hi - lo, self.chunk_frames, CODEBOOK_SIZE)}"
             )
-        return self._quantise(lv.transpose(1, 0, 2).reshape(-1, CODEBOOK_SIZE))
+        cache[layer] = self._quantise(lv.transpose(1, 0, 2).reshape(-1, CODEBOOK_SIZE))
+        return cache[layer]
+
+    def rate_bits(self, state: Any, tokens: np.ndarray, layer: int, cache: dict) -> np.ndarray:
+        """float32 [C, L, V]: what coding each value of each token of ``layer`` would cost,
+        in bits (-log2 of the quantised PMF; the range coder's CDF floors aside), given the
+        memory and the chunk's levels below the layer in ``tokens`` int [K, C] (levels at
+        and above the layer are not read). Layer 0 is the static base. Passing the same
+        ``cache`` to ``encode_chunk`` / ``encode_fine`` reuses the model calls."""
+        if layer == 0:
+            logits = np.broadcast_to(self._base_logits, (self.chunk_frames,) + self._base_logits.shape)
+        else:
+            lo, hi = self.layout.layers[layer]
+            logits = self._fine_logits(state, tokens, layer, cache).reshape(
+                self.chunk_frames, hi - lo, CODEBOOK_SIZE)
+        lse = np.logaddexp.reduce(logits.astype(np.float64), axis=-1, keepdims=True)
+        return ((lse - logits) / np.log(2.0)).astype(np.float32)
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         t = np.asarray(tokens)
@@ -198,10 +218,11 @@ class ChunkCoder:
         return sym.reshape(self.chunk_frames, self.layout.base_levels).T.astype(np.int64)
 
     # -------------------------------------------------------------------------- fine
-    def encode_fine(self, state: Any, tokens: np.ndarray) -> list[bytes]:
-        """Payloads of fine layers 1..n_layers-1 for tokens int [K, C], given the memory."""
+    def encode_fine(self, state: Any, tokens: np.ndarray, cache: dict | None = None) -> list[bytes]:
+        """Payloads of fine layers 1..n_layers-1 for tokens int [K, C], given the memory
+        (``cache``: from ``rate_bits`` calls on the same tokens, or None)."""
         t = self._check_tokens(tokens)
-        cache: dict[int, np.ndarray] = {}
+        cache = {} if cache is None else cache
         payloads = []
         for layer in range(1, self.layout.n_layers):
             lo, hi = self.layout.layers[layer]
@@ -233,7 +254,7 @@ class ChunkCoder:
         tokens = np.zeros((self.layout.n_codebooks, self.chunk_frames), dtype=np.int64)
         tokens[: self.layout.base_levels] = base
         n_levels = self.layout.base_levels
-        cache: dict[int, np.ndarray] = {}
+        cache: dict = {}
         failed: list[int] = []
         for layer in range(1, self.layout.n_layers):
             payload = payloads[layer - 1] if layer - 1 < len(payloads) else None
@@ -256,15 +277,16 @@ class ChunkCoder:
         return FineDecodeResult(tokens[:n_levels].copy(), n_levels, tuple(failed))
 
     # -------------------------------------------------------------------------- combined
-    def encode_chunk(self, state: Any, tokens: np.ndarray) -> bytes:
+    def encode_chunk(self, state: Any, tokens: np.ndarray, cache: dict | None = None) -> bytes:
         """One payload for every level of tokens int [K, C]: base (static PMFs), then the
-        fine layers in order (model PMFs given ``state``), then one integrity check."""
+        fine layers in order (model PMFs given ``state``), then one integrity check
+        (``cache``: from ``rate_bits`` calls on the same tokens, or None)."""
         t = self._check_tokens(tokens)
         nb = self.layout.base_levels
         enc = coding.Encoder(self.precision_bits)
         enc.encode(np.ascontiguousarray(t[:nb].T.reshape(-1), dtype=np.int32), self._base_rows)
         if self.layout.n_layers > 1:
-            cache: dict[int, np.ndarray] = {}
+            cache = {} if cache is None else cache
             for layer in range(1, self.layout.n_layers):
                 lo, hi = self.layout.layers[layer]
                 sym = np.ascontiguousarray(t[lo:hi].T.reshape(-1), dtype=np.int32)
@@ -283,7 +305,7 @@ class ChunkCoder:
         tokens[:nb] = base
         if self.layout.n_layers == 1:
             return FineDecodeResult(tokens, nb, ())
-        cache: dict[int, np.ndarray] = {}
+        cache: dict = {}
         try:
             dec = coding.Decoder(payload, self.precision_bits)
             dec.decode(self._base_rows)

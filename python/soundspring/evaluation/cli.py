@@ -1,5 +1,6 @@
 """``soundspring eval codec`` (codec quality per bitrate on held-out clips, plus RTF),
-``soundspring eval lm`` (``lm_eval``) and ``soundspring eval sweep`` (``sweep``).
+``soundspring eval lm`` (``lm_eval``), ``soundspring eval rd`` (``rd_eval``) and
+``soundspring eval sweep`` (``sweep``).
 
 Example::
 
@@ -33,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_lm_eval_arguments(sub.add_parser(
         "lm", help="SpringLM bits/token per level vs context reach, and measured packet bitrates"))
+    from .rd_eval import add_rd_eval_arguments
+
+    add_rd_eval_arguments(sub.add_parser(
+        "rd", help="rate-distortion: measured kbps and PESQ-WB / STOI against rd_lambda"))
     p = sub.add_parser("codec", help="PESQ-WB / STOI / SI-SDR / log-mel per bitrate, and RTF")
     p.add_argument("--weights", default=None,
                    help="weights file, checkpoint.pt or run dir (default: shipped weights)")
@@ -105,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         from .lm_eval import run_lm_eval
 
         return run_lm_eval(args)
+    if args.what == "rd":
+        from .rd_eval import run_rd_eval
+
+        return run_rd_eval(args)
     from ..data.corpus import default_manifest, read_manifest
     from ..data.synth import read_sources
     from ..models.codec import load_codec

@@ -40,6 +40,10 @@ def add_lm_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out audio clips for packet bits (0: skip)")
     parser.add_argument("--context-frames", type=int, default=None,
                         help="R for the packet measurement (default: the transceiver's)")
+    parser.add_argument("--rd-lambda", type=float, default=0.0,
+                        help="transmitter rate-distortion weight for the packet measurement "
+                             "(default 0: the nearest codewords, so both codings code the "
+                             "same tokens; `eval rd` measures the token choice)")
     parser.add_argument("--json", default=None, help="also write every number here")
 
 
@@ -54,7 +58,7 @@ def model_bits(lm, windows, reaches: list[int], chunk_frames: int) -> dict:
 
 
 def packet_bits(codec, coding_model, wavs: list[np.ndarray], bitrates: list[float],
-                context_frames: int | None, chunk_frames: int) -> dict:
+                context_frames: int | None, chunk_frames: int, rd_lambda: float = 0.0) -> dict:
     """Measured packet bitrate per raw bitrate for the LM and for static PMFs."""
     from tqdm import tqdm
 
@@ -64,7 +68,8 @@ def packet_bits(codec, coding_model, wavs: list[np.ndarray], bitrates: list[floa
     static = StaticModel(coding_model.base_logits())  # the LM's own static PMFs, every level
     out = {}
     for br in bitrates:
-        base = TransceiverConfig(bitrate_kbps=br, chunk_frames=chunk_frames)
+        base = TransceiverConfig(bitrate_kbps=br, chunk_frames=chunk_frames,
+                                 rd_lambda=rd_lambda)
         if context_frames is not None:
             base = dataclasses.replace(base, context_frames=context_frames)
         row = {}
@@ -113,7 +118,8 @@ def run_lm_eval(args: argparse.Namespace) -> int:
         wavs = [read_wav(c.path) for c in clips]
         result["clips"] = len(wavs)
         result["packet_bits"] = packet_bits(codec, coding_model, wavs, args.bitrates,
-                                            args.context_frames, args.chunk_frames)
+                                            args.context_frames, args.chunk_frames,
+                                            args.rd_lambda)
     print(report_markdown(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -195,13 +195,21 @@ class Codec(nn.Module):
         Concatenated outputs equal ``encode`` of the concatenated input.
         """
         n_q = self._n_q(bitrate_kbps)
+        z, state = self.encode_latent_step(wav, state)
+        return self.quantizer.encode(z, n_q), state
+
+    @torch.inference_mode()
+    def encode_latent_step(self, wav: torch.Tensor,
+                           state: EncoderState) -> tuple[torch.Tensor, EncoderState]:
+        """``encode_step`` before quantisation: wav [B, 1, n * 320] -> (latents float32
+        [B, D, n], new state), for a caller that picks the codes itself (e.g. with a
+        rate term: ``ResidualVQ.nearest_rd``)."""
         wav = self._check_wav(wav)
         if wav.shape[-1] % self.hop:
             raise ConfigError(f"encode_step needs a multiple of {self.hop} samples, got "
                               f"{wav.shape[-1]}")
         z, convs = self.encoder.step(wav, state.convs)
-        codes = self.quantizer.encode(z, n_q)
-        return codes, EncoderState(convs, state.frames + codes.shape[-1])
+        return z, EncoderState(convs, state.frames + z.shape[-1])
 
     @torch.inference_mode()
     def decode_step(self, codes: torch.Tensor,

@@ -89,6 +89,20 @@ class ResidualVQ(nn.Module):
             self._norm_cache = cache
         return cache[1]
 
+    @torch.no_grad()
+    def nearest_rd(self, r: torch.Tensor, level: int, bits: torch.Tensor | None = None,
+                   rd_lambda: float = 0.0) -> torch.Tensor:
+        """Rate-distortion choice of level ``level``'s codes for residuals r [N, D]:
+        argmin over v of ||r - c_v||^2 + rd_lambda * bits[:, v] (bits float [N, V]: what
+        coding v would cost). rd_lambda = 0 (or bits None) is the nearest codeword, as
+        ``encode`` picks it."""
+        cb = self.codebooks[level]
+        norms = self._codebook_norms()[level]
+        if bits is None or rd_lambda == 0.0:
+            return self._nearest(r, cb, norms)
+        d = norms[None, :] - 2.0 * (r @ cb.t())
+        return (d + rd_lambda * bits.to(d.dtype)).argmin(dim=1)
+
     def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
         """z [B, D, F] -> codes int64 [B, n_q, F] (greedy residual search)."""
         b, d, f = z.shape

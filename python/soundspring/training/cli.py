@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-tokenizer", action="store_true", default=None,
                    help="train the decoder only (encoder, quantizer and so the tokens and any "
                         "SpringLM trained on them stay unchanged); needs --init-from")
+    p.add_argument("--perturb", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
+                   help="speed-perturb crops by a factor in [MIN, MAX] (e.g. 0.8 1.25)")
+    p.add_argument("--perturb-prob", type=float, default=None,
+                   help="fraction of crops perturbed when --perturb is given (default 0.5)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     e = sub.add_parser("export", help="write shipped-format fp16 weights from a run's checkpoint")
     e.add_argument("--run-dir", default="runs/codec")
@@ -77,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
                                                "lr", "eval_every_min", "checkpoint_every_min",
                                                "eval_clips", "freeze_tokenizer")
                  if getattr(args, k) is not None}
+    if args.perturb is not None:
+        overrides["speed_range"] = tuple(args.perturb)
+        overrides.setdefault("perturb_prob", 0.5)
+    if args.perturb_prob is not None:
+        overrides["perturb_prob"] = args.perturb_prob
     cfg = dataclasses.replace(cfg, **overrides)
     trainer = Trainer(Path(args.run_dir), CODEC_PRESETS[args.codec_preset](), cfg,
                       manifest=args.manifest, init_from=args.init_from,

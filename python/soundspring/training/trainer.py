@@ -104,8 +104,9 @@ class Trainer:
             self.tokenizer_hash = codec_tokenizer_hash(self.model)
         self.manifest = manifest
         seed = train_cfg.seed + self.step  # a resumed run continues with fresh crops
-        self.sampler, self.train_minutes = train_sampler(manifest, train_cfg.crop_s,
-                                                         train_cfg.gain_db_range, seed)
+        self.sampler, self.train_minutes = train_sampler(
+            manifest, train_cfg.crop_s, train_cfg.gain_db_range, seed, train_cfg.speed_range,
+            train_cfg.perturb_prob)
         held = fixed_heldout_subset(read_manifest(manifest), train_cfg.eval_clips)
         self.eval_names = [c.path.name for c in held]
         self.eval_wavs = load_clips(held, progress=False)

@@ -1,0 +1,181 @@
+"""``soundspring eval rd``: the transceiver's rate-distortion curve on held-out audio.
+
+For each raw bitrate class and each rate-distortion weight ``rd_lambda`` (see
+``TransceiverConfig``), every clip goes through the real transmitter (packets counted to
+the byte) and its sent tokens through the codec decoder (what a lossless receiver plays);
+PESQ-WB and STOI are measured against the input. Optionally the same for static PMFs
+(no LM) and Opus 1.3 at a few bitrates, so the curves show quality per measured kbps.
+
+Example::
+
+    soundspring eval rd --bitrates 6 12 --rd-lambdas 0 0.1 0.3 1 --max-clips 40 \\
+        --json runs/eval/rd.json --plot runs/eval/rd.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..config import SAMPLE_RATE_HZ
+
+
+def add_rd_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lm", default=None, help="SpringLM weights (default: shipped)")
+    parser.add_argument("--codec", default=None, help="codec weights (default: shipped)")
+    parser.add_argument("--bitrates", type=float, nargs="+", default=[6.0, 12.0],
+                        help="raw bitrate classes in kbps")
+    parser.add_argument("--rd-lambdas", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0],
+                        help="rate-distortion weights (latent squared error per bit)")
+    parser.add_argument("--static", action="store_true",
+                        help="also code with static PMFs (no LM) at every weight")
+    parser.add_argument("--opus-bitrates", type=float, nargs="*", default=[6.0, 9.0, 12.0, 16.0],
+                        help="Opus 1.3 target kbps for the comparison curve (none: skip)")
+    parser.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
+    parser.add_argument("--max-clips", type=int, default=40,
+                        help="clips, a fixed language-balanced subset (0 = all)")
+    parser.add_argument("--json", default=None, help="also write every number here")
+    parser.add_argument("--plot", default=None, help="also draw PESQ-WB against kbps here (.png)")
+
+
+def rd_point(codec, model, wavs: list[np.ndarray], cfg) -> dict:
+    """Mean measured bitrate and quality of lossless transmission of ``wavs`` under ``cfg``."""
+    import torch
+
+    from ..pipeline import transmit
+    from . import metrics
+
+    n_bytes, n_chunks, pesq, stoi = 0, 0, [], []
+    for w in wavs:
+        packets, tx = transmit(codec, model, w, cfg)
+        n_bytes += sum(len(p.data) for p in packets)
+        n_chunks += tx.chunks_sent
+        tokens = torch.from_numpy(np.concatenate(tx.sent_tokens, axis=1))[None]
+        y = codec.decode(tokens)[0, 0, : w.size].numpy()
+        pesq.append(metrics.pesq_wb(w, y))
+        stoi.append(metrics.stoi(w, y))
+    seconds = n_chunks * cfg.chunk_samples / SAMPLE_RATE_HZ
+    bps = n_bytes * 8 / seconds
+    return {"bitrate_bps": round(bps, 1), "saving_vs_raw": round(1 - bps / cfg.raw_bitrate_bps, 4),
+            "pesq_wb": round(float(np.mean(pesq)), 4), "stoi": round(float(np.mean(stoi)), 4),
+            "n": len(wavs)}
+
+
+def rd_curves(codec, coding_model, wavs: list[np.ndarray], bitrates: list[float],
+              lambdas: list[float], static: bool) -> dict:
+    """{model name: {bitrate: {lambda: rd_point}}} for the LM (and static PMFs)."""
+    from tqdm import tqdm
+
+    from ..entropy.static import StaticModel
+    from ..pipeline import TransceiverConfig
+
+    models = {"springlm": coding_model}
+    if static:
+        models["static"] = StaticModel(coding_model.base_logits())
+    out: dict = {}
+    todo = [(n, br, lam) for n in models for br in bitrates for lam in lambdas]
+    for name, br, lam in tqdm(todo, desc="rd points", unit="point"):
+        cfg = TransceiverConfig(bitrate_kbps=br, rd_lambda=lam,
+                                conceal="lm" if name == "springlm" else "repeat")
+        point = rd_point(codec, models[name], wavs, cfg)
+        out.setdefault(name, {}).setdefault(f"{br:g}", {})[f"{lam:g}"] = point | {
+            "raw_bps": cfg.raw_bitrate_bps}
+    return out
+
+
+def opus_curve(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
+    """Opus 1.3 (VOIP, no loss) at each target: measured kbps, PESQ-WB, STOI."""
+    from .cli import _opus_rows
+
+    rows = _opus_rows(wavs, bitrates)
+    if "unavailable" in rows:
+        return rows
+    return {br: {"bitrate_bps": round(r["measured_kbps"] * 1000, 1), "pesq_wb": r["pesq_wb"],
+                 "stoi": r["stoi"], "n": r["n"]} for br, r in rows.items()}
+
+
+def report_markdown(result: dict) -> str:
+    lines = [f"Rate-distortion on {result['clips']} held-out clips (lossless transmission; "
+             "kbps = every packet byte):", "",
+             "| PMFs | raw kbps | rd_lambda | kbps | saving vs raw | PESQ-WB | STOI |",
+             "|---|---|---|---|---|---|---|"]
+    for name, per_br in result["curves"].items():
+        for br, per_lam in per_br.items():
+            for lam, p in per_lam.items():
+                lines.append(f"| {name} | {br} | {lam} | {p['bitrate_bps'] / 1000:.3f} | "
+                             f"{100 * p['saving_vs_raw']:.1f}% | {p['pesq_wb']:.3f} | "
+                             f"{p['stoi']:.3f} |")
+    opus = result.get("opus", {})
+    if opus and "unavailable" not in opus:
+        lines += ["", "| Opus 1.3 target kbps | kbps | PESQ-WB | STOI |", "|---|---|---|---|"]
+        for br, p in opus.items():
+            lines.append(f"| {br} | {p['bitrate_bps'] / 1000:.3f} | {p['pesq_wb']:.3f} | "
+                         f"{p['stoi']:.3f} |")
+    elif opus:
+        lines += ["", f"Opus: {opus['unavailable']}"]
+    return "\n".join(lines)
+
+
+def write_plot(result: dict, path: str | Path) -> Path:
+    """PESQ-WB against measured kbps: one line per (PMFs, raw bitrate) over rd_lambda."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, per_br in result["curves"].items():
+        for br, per_lam in per_br.items():
+            pts = sorted((p["bitrate_bps"] / 1000, p["pesq_wb"]) for p in per_lam.values())
+            ax.plot(*zip(*pts), marker="o", linestyle="-" if name == "springlm" else "--",
+                    label=f"SoundSpring {br} kbps class ({name})")
+    opus = result.get("opus", {})
+    if opus and "unavailable" not in opus:
+        pts = sorted((p["bitrate_bps"] / 1000, p["pesq_wb"]) for p in opus.values())
+        ax.plot(*zip(*pts), marker="s", color="k", label="Opus 1.3")
+    ax.set_xlabel("measured bitrate (kbps)")
+    ax.set_ylabel("PESQ-WB")
+    ax.set_title("Lossless rate-distortion (points: rd_lambda)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_rd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..audio import read_wav
+    from ..data.corpus import read_manifest
+    from ..models.codec import load_codec
+    from ..models.lm_adapter import load_coding_model
+    from .codec_eval import fixed_heldout_subset
+
+    torch.set_num_threads(1)
+    codec = load_codec(args.codec)
+    coding_model = load_coding_model(args.lm, codec)
+    clips = fixed_heldout_subset(read_manifest(args.manifest), args.max_clips or 10**9,
+                                 min_s=0.0, max_s=1e9)  # the clips `eval lm` measures
+    wavs = [read_wav(c.path) for c in clips]
+    result: dict = {"lm": coding_model.model_id, "clips": len(wavs),
+                    "curves": rd_curves(codec, coding_model, wavs, args.bitrates,
+                                        args.rd_lambdas, args.static)}
+    if args.opus_bitrates:
+        result["opus"] = opus_curve(wavs, args.opus_bitrates)
+    print(report_markdown(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.plot:
+        print(f"plot: {write_plot(result, args.plot)}")
+    return 0
+
+
+__all__ = ["rd_curves", "rd_point", "report_markdown", "run_rd_eval", "write_plot"]
