@@ -302,3 +302,18 @@ def test_speed_perturbation_moves_pitch_and_keeps_crop_length() -> None:
         CropSampler([tone], 16000, perturb_prob=1.5)
     with pytest.raises(ConfigError, match="speed perturbation"):
         CropSampler([tone], 16000, speed_range=(0.3, 1.0), perturb_prob=0.5)
+
+
+def test_train_sampler_adds_the_train_split_of_extra_manifests(tmp_path) -> None:
+    from soundspring.audio import write_wav
+    from soundspring.training.dataset import train_sampler
+
+    for name, split, n in (("a", "train", 16000), ("b", "heldout", 8000), ("c", "train", 4800)):
+        d = tmp_path / name
+        write_wav(d / "x.wav", np.full(n, 0.1, np.float32))
+        (d / "manifest.jsonl").write_text(json.dumps(
+            {"path": "x.wav", "language": "en", "duration_s": n / 16000, "split": split}) + "\n")
+    sampler, minutes = train_sampler(tmp_path / "a" / "manifest.jsonl", 0.2, (0.0, 0.0), 0,
+                                     extra_manifests=(tmp_path / "b" / "manifest.jsonl",
+                                                      tmp_path / "c" / "manifest.jsonl"))
+    assert len(sampler.wavs) == 2 and minutes == pytest.approx((16000 + 4800) / 16000 / 60)

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from soundspring.data.corpus import read_manifest
 from soundspring.data.synth import (
+    ESPEAK_VOICES,
     PEAK_DBFS,
+    SENTENCES,
+    TRAIN_ESPEAK_VOICES,
     read_sources,
     summary_by_source,
     synth_speech_set,
@@ -140,3 +143,23 @@ def test_piper_unavailable_or_failing_is_skipped(tmp_path: Path,
     assert "onnx exploded" in info["skipped"]["piper"] and info["sources"] == ["espeak-ng:de"]
     assert set(read_sources(m).values()) == {"espeak-ng:de"}
     assert not (tmp_path / "b" / "wav" / "piper").exists()
+
+
+def test_train_role_voices_and_texts_are_disjoint_from_the_test_set(tmp_path: Path) -> None:
+    _need_espeak()
+    assert not set(TRAIN_ESPEAK_VOICES) & set(ESPEAK_VOICES)
+    assert set(TRAIN_ESPEAK_VOICES.values()) <= set(SENTENCES)
+    manifest = synth_speech_set(tmp_path, n_per_voice=2, progress=False, role="train",
+                                espeak_voices=["en-us+m1", "pl+m1"])
+    clips = read_manifest(manifest, split="train")
+    assert len(clips) == 4 and read_manifest(manifest, split="heldout") == []
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    test_sentences = {t for pool in SENTENCES.values() for t in pool}
+    assert all(r["text"] not in test_sentences and 6 <= len(r["text"].split()) <= 14
+               for r in rows)
+    assert {r["source"] for r in rows} == {"espeak-ng:en-us+m1", "espeak-ng:pl+m1"}
+    assert json.loads((tmp_path / "synth_info.json").read_text())["role"] == "train"
+    with pytest.raises(ConfigError, match="train espeak voice must be one of"):
+        synth_speech_set(tmp_path, role="train", espeak_voices=["en-us"], progress=False)
+    with pytest.raises(ConfigError, match="role must be one of"):
+        synth_speech_set(tmp_path, role="dev", progress=False)

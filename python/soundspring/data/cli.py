@@ -32,14 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tokens.add_arguments(sub.add_parser("tokens", help="precompute codec tokens for SpringLM training"))
     from . import synth
 
-    p = sub.add_parser("synth", help="write an out-of-domain TTS speech test set (espeak-ng, piper)")
+    p = sub.add_parser("synth", help="write an out-of-domain TTS speech test set (espeak-ng, piper), or "
+                                  "its training counterpart (--role train)")
     p.add_argument("--out-dir", required=True, help="directory for wav/, manifest.jsonl")
     p.add_argument("--per-voice", type=int, default=4,
                    help="sentences per voice (1..8; English-only voices up to 12)")
     p.add_argument("--seed", type=int, default=0, help="which sentences each voice speaks")
-    p.add_argument("--espeak-voices", nargs="*", default=None, choices=sorted(synth.ESPEAK_VOICES),
-                   help="eSpeak NG voices (default: all; none: Piper only)")
+    p.add_argument("--espeak-voices", nargs="*", default=None,
+                   choices=sorted({**synth.ESPEAK_VOICES, **synth.TRAIN_ESPEAK_VOICES}),
+                   help="eSpeak NG voices of the role (default: all; none: Piper only)")
     p.add_argument("--no-piper", action="store_true", help="skip the Piper 'joe' voice")
+    p.add_argument("--role", default="test", choices=synth.ROLES,
+                   help="test: the out-of-domain test set; train: other voices and texts, "
+                        "split 'train', for codec training (no Piper)")
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -48,7 +53,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     manifest = synth.synth_speech_set(args.out_dir, n_per_voice=args.per_voice, seed=args.seed,
                                       progress=True, espeak_voices=args.espeak_voices,
-                                      piper=not args.no_piper)
+                                      piper=not args.no_piper, role=args.role)
     per_source = synth.summary_by_source(manifest)
     info = json.loads((manifest.parent / "synth_info.json").read_text())
     print(f"manifest {manifest}: {sum(int(d['clips']) for d in per_source.values())} clips, "

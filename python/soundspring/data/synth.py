@@ -155,6 +155,24 @@ ESPEAK_VOICES: dict[str, str] = {
 }
 """eSpeak NG voice (``-v`` argument, ``+fN`` = female variant) -> language of its text."""
 
+TRAIN_ESPEAK_VOICES: dict[str, str] = {
+    "en-us+m1": "en", "en-us+m3": "en", "en-us+f1": "en", "en-us+f5": "en",
+    "en-gb+m2": "en", "en-gb+f4": "en", "en-029+m4": "en", "en-gb-scotland+f3": "en",
+    "de+m3": "de", "de+f1": "de", "de+m6": "de",
+    "es+m5": "es", "es+f3": "es", "es-419+f2": "es", "es-419+m2": "es",
+    "fr-fr+m6": "fr", "fr-fr+f5": "fr", "fr-be+m1": "fr",
+    "it+m2": "it", "it+f3": "it", "it+m7": "it",
+    "ru+m4": "ru", "ru+f1": "ru", "ru+f4": "ru",
+    "pt-br+f2": "pt", "pt-br+m3": "pt", "nl+f1": "nl", "nl+m5": "nl",
+    "pl+m1": "de", "cs+f2": "de", "sv+m3": "en", "hu+f5": "de", "ro+m2": "it",
+    "tr+f3": "en", "el+m4": "en", "fi+f1": "en",
+}
+"""Voices of the *training* synth set (``role="train"``): eSpeak NG voice variants and
+languages none of which is in the test set ``ESPEAK_VOICES``, each with the language of the
+sentence pool its texts are drawn from (a language without a pool reads another's words)."""
+
+ROLES = ("test", "train")
+
 PIPER_VOICE = "joe"
 PIPER_LANGUAGE = "en"
 
@@ -176,6 +194,20 @@ def _pick_sentences(language: str, n: int, seed: int, key: str) -> list[str]:
     key_int = int.from_bytes(key.encode("utf-8"), "big") % (2**63)
     order = np.random.default_rng([seed, key_int]).permutation(len(pool))
     return [pool[i] for i in order[:n]]
+
+
+def _shuffled_sentences(language: str, n: int, seed: int, key: str) -> list[str]:
+    """``n`` word sequences (6-14 words) drawn from the words of ``language``'s pool: texts
+    for training voices that are never one of the test sentences."""
+    words = [w.strip(".,?!¿¡") for t in SENTENCES[language] for w in t.split()]
+    key_int = int.from_bytes(key.encode("utf-8"), "big") % (2**63)
+    rng = np.random.default_rng([seed, key_int, 1])
+    out = []
+    while len(out) < n:
+        text = " ".join(rng.choice(words, int(rng.integers(6, 15)))) + "."
+        if text not in SENTENCES[language]:
+            out.append(text)
+    return out
 
 
 def condition(wav: np.ndarray, sample_rate_hz: int) -> np.ndarray:
@@ -279,8 +311,13 @@ def synth_speech_set(
     progress: bool = True,
     espeak_voices: Sequence[str] | None = None,
     piper: bool = True,
+    role: str = "test",
 ) -> Path:
     """Writes the out-of-domain TTS speech set and its manifest; returns the manifest path.
+
+    ``role="train"`` writes the training counterpart instead: the voices of
+    ``TRAIN_ESPEAK_VOICES`` (no voice of the test set), texts of shuffled pool words (no
+    test sentence), ``split`` "train", no Piper (its one voice stays a test voice).
 
     Args:
         out_dir: directory to write into (created; existing clips of the same name are
@@ -288,8 +325,11 @@ def synth_speech_set(
         n_per_voice: sentences per voice, 1..8 (1..12 for English voices alone).
         seed: picks which sentences each voice speaks, and in which order.
         progress: show a progress bar and print skipped sources to stdout.
-        espeak_voices: eSpeak NG voices, keys of ``ESPEAK_VOICES`` (default: all of them).
-        piper: also synthesise with the Piper "joe" voice when Piper is importable.
+        espeak_voices: eSpeak NG voices, keys of ``ESPEAK_VOICES`` (``TRAIN_ESPEAK_VOICES``
+            for the train role; default: all of them).
+        piper: also synthesise with the Piper "joe" voice when Piper is importable
+            (test role only).
+        role: "test" (the out-of-domain test set) or "train".
 
     Returns:
         ``out_dir/manifest.jsonl``; ``out_dir/synth_info.json`` lists the sources used and
@@ -301,10 +341,16 @@ def synth_speech_set(
     """
     from tqdm import tqdm
 
-    voices = list(ESPEAK_VOICES) if espeak_voices is None else list(espeak_voices)
+    if role not in ROLES:
+        raise ConfigError(f"role must be one of {ROLES}, got {role!r}")
+    table = TRAIN_ESPEAK_VOICES if role == "train" else ESPEAK_VOICES
+    texts = _shuffled_sentences if role == "train" else _pick_sentences
+    split = "train" if role == "train" else SPLIT
+    piper = piper and role == "test"
+    voices = list(table) if espeak_voices is None else list(espeak_voices)
     for v in voices:
-        if v not in ESPEAK_VOICES:
-            raise ConfigError(f"espeak voice must be one of {sorted(ESPEAK_VOICES)}, got {v!r}")
+        if v not in table:
+            raise ConfigError(f"{role} espeak voice must be one of {sorted(table)}, got {v!r}")
     if not voices and not piper:
         raise ConfigError("no source selected: give espeak voices or enable piper")
     if n_per_voice < 1:
@@ -315,9 +361,9 @@ def synth_speech_set(
         skipped["espeak-ng"] = "espeak-ng not on PATH (apt-get install espeak-ng)"
     elif voices:
         for v in voices:
-            lang = ESPEAK_VOICES[v]
+            lang = table[v]
             jobs += [("espeak-ng", v, lang, t)
-                     for t in _pick_sentences(lang, n_per_voice, seed, f"espeak-ng:{v}")]
+                     for t in texts(lang, n_per_voice, seed, f"espeak-ng:{v}")]
     piper_voice = None
     if piper:
         piper_voice, reason = _load_piper()
@@ -362,7 +408,7 @@ def synth_speech_set(
             rel = Path("wav") / engine / _voice_dir(voice) / f"{idx:03d}.wav"
             write_wav(root / rel, wav, SAMPLE_RATE_HZ)
             rows.append({"path": rel.as_posix(), "language": lang,
-                         "duration_s": round(wav.size / SAMPLE_RATE_HZ, 4), "split": SPLIT,
+                         "duration_s": round(wav.size / SAMPLE_RATE_HZ, 4), "split": split,
                          "source": source, "text": text})
     if not rows:
         raise ConfigError(f"no clip synthesised: {skipped}; expected espeak-ng on PATH "
@@ -372,7 +418,7 @@ def synth_speech_set(
     tmp_manifest.write_text("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n"
                                     for r in rows), encoding="utf-8")
     tmp_manifest.replace(manifest)
-    info = {"n_per_voice": n_per_voice, "seed": seed, "sources": sorted(counters),
+    info = {"role": role, "n_per_voice": n_per_voice, "seed": seed, "sources": sorted(counters),
             "skipped": skipped, "peak_dbfs": PEAK_DBFS, "sample_rate_hz": SAMPLE_RATE_HZ}
     (root / "synth_info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return manifest

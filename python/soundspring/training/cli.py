@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("codec", help="train the streaming codec (resumes if RUN_DIR has a checkpoint)")
     p.add_argument("--run-dir", default="runs/codec", help="run directory (default runs/codec)")
     p.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
+    p.add_argument("--extra-train-manifest", nargs="+", default=[], metavar="MANIFEST",
+                   help="more training clips: the train split of each manifest (e.g. "
+                        "`soundspring data synth --role train`); evaluation stays on "
+                        "--manifest's held-out split")
     p.add_argument("--preset", default="cpu_long", choices=sorted(TRAIN_PRESETS))
     p.add_argument("--codec-preset", default="default", choices=sorted(CODEC_PRESETS))
     p.add_argument("--init-from", default=None,
@@ -89,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(cfg, **overrides)
     trainer = Trainer(Path(args.run_dir), CODEC_PRESETS[args.codec_preset](), cfg,
                       manifest=args.manifest, init_from=args.init_from,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress,
+                      extra_train_manifests=tuple(args.extra_train_manifest))
     print(f"run dir {trainer.run_dir} ({'resumed at step ' + str(trainer.step) if trainer.resumed else 'new'}), "
           f"{trainer.model.num_parameters() / 1e6:.2f} M params, "
           f"{trainer.train_minutes:.1f} min of training audio", flush=True)

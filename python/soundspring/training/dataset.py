@@ -93,9 +93,13 @@ class CropSampler:
 
 def train_sampler(manifest: str | Path | None, crop_s: float, gain_db_range: tuple[float, float],
                   seed: int, speed_range: tuple[float, float] = (1.0, 1.0),
-                  perturb_prob: float = 0.0) -> tuple[CropSampler, float]:
-    """Preloads the train split; returns (sampler, minutes of audio)."""
+                  perturb_prob: float = 0.0,
+                  extra_manifests: tuple[str | Path, ...] = ()) -> tuple[CropSampler, float]:
+    """Preloads the train split of ``manifest`` and of every extra manifest (e.g. the
+    ``soundspring data synth --role train`` voices); returns (sampler, minutes of audio)."""
     clips = read_manifest(manifest, split="train")
+    for extra in extra_manifests:
+        clips += read_manifest(extra, split="train")
     wavs = load_clips(clips)
     minutes = sum(w.size for w in wavs) / SAMPLE_RATE_HZ / 60
     return CropSampler(wavs, round(crop_s * SAMPLE_RATE_HZ), gain_db_range, seed,

@@ -51,7 +51,8 @@ def _append(path: Path, row: dict) -> None:
 class Trainer:
     def __init__(self, run_dir: str | Path, codec_cfg: CodecConfig, train_cfg: TrainConfig,
                  manifest: str | Path | None = None, init_from: str | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True,
+                 extra_train_manifests: tuple[str | Path, ...] = ()) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = self.run_dir / "checkpoint.pt"
@@ -98,7 +99,9 @@ class Trainer:
                      else getattr(self.model, "meta", None) if init_from else None)
         (self.run_dir / "config.json").write_text(json.dumps(
             {"codec": json.loads(to_json(self.ccfg)), "train": json.loads(to_json(self.cfg)),
-             "init_from": init_from, "init_meta": init_meta}, indent=1, sort_keys=True))
+             "init_from": init_from, "init_meta": init_meta,
+             "extra_train_manifests": [str(m) for m in extra_train_manifests]},
+            indent=1, sort_keys=True))
         self.resumed = resumed is not None
         if train_cfg.freeze_tokenizer:
             self.tokenizer_hash = codec_tokenizer_hash(self.model)
@@ -106,7 +109,7 @@ class Trainer:
         seed = train_cfg.seed + self.step  # a resumed run continues with fresh crops
         self.sampler, self.train_minutes = train_sampler(
             manifest, train_cfg.crop_s, train_cfg.gain_db_range, seed, train_cfg.speed_range,
-            train_cfg.perturb_prob)
+            train_cfg.perturb_prob, tuple(extra_train_manifests))
         held = fixed_heldout_subset(read_manifest(manifest), train_cfg.eval_clips)
         self.eval_names = [c.path.name for c in held]
         self.eval_wavs = load_clips(held, progress=False)
