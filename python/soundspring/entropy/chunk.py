@@ -36,6 +36,13 @@ def _uniform_cdf(bits: int, precision_bits: int) -> np.ndarray:
     return (np.arange((1 << bits) + 1, dtype=np.uint32) << (precision_bits - bits))[None, :]
 
 
+def _bits_of_logits(logits: np.ndarray) -> np.ndarray:
+    """-log2 softmax over the last axis, float32 (a stable log-sum-exp)."""
+    m = logits.max(axis=-1, keepdims=True)
+    lse = m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))
+    return ((lse - logits) * np.float32(1.0 / np.log(2.0))).astype(np.float32)
+
+
 def integrity_value(base: np.ndarray, tokens: np.ndarray, layer: int, check_bits: int) -> int:
     """Low ``check_bits`` bits of CRC-32 over (layer, base tokens, layer tokens as int16 LE).
 
@@ -137,6 +144,7 @@ class ChunkCoder:
         self._scale = float(1 << logit_step_log2)
         base = self._quantise(model.base_logits()[: layout.base_levels])
         self._base_logits = base  # [3, V]
+        self._base_bits: np.ndarray | None = None  # [C, 3, V], built on first use
         base_cdfs = coding.cdf_from_logits(base, precision_bits)  # [3, V+1]
         # frame-major rows: frame 0 levels 0..2, frame 1 levels 0..2, ...
         self._base_rows = np.ascontiguousarray(np.tile(base_cdfs, (chunk_frames, 1)))
@@ -186,13 +194,14 @@ class ChunkCoder:
         and above the layer are not read). Layer 0 is the static base. Passing the same
         ``cache`` to ``encode_chunk`` / ``encode_fine`` reuses the model calls."""
         if layer == 0:
-            logits = np.broadcast_to(self._base_logits, (self.chunk_frames,) + self._base_logits.shape)
-        else:
-            lo, hi = self.layout.layers[layer]
-            logits = self._fine_logits(state, tokens, layer, cache).reshape(
-                self.chunk_frames, hi - lo, CODEBOOK_SIZE)
-        lse = np.logaddexp.reduce(logits.astype(np.float64), axis=-1, keepdims=True)
-        return ((lse - logits) / np.log(2.0)).astype(np.float32)
+            if self._base_bits is None:  # static: computed once
+                self._base_bits = np.ascontiguousarray(np.broadcast_to(
+                    _bits_of_logits(self._base_logits),
+                    (self.chunk_frames,) + self._base_logits.shape))
+            return self._base_bits
+        lo, hi = self.layout.layers[layer]
+        logits = self._fine_logits(state, tokens, layer, cache)
+        return _bits_of_logits(logits).reshape(self.chunk_frames, hi - lo, CODEBOOK_SIZE)
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         t = np.asarray(tokens)
