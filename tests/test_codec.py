@@ -254,10 +254,16 @@ def test_train_smoke_and_resume(tmp_path) -> None:
         Trainer(tmp_path / "run3", codec_tiny(), frozen, manifest=manifest, progress=False)
     assert main(["train", "codec", "--run-dir", str(tmp_path / "run4"), "--preset", "smoke",
                  "--codec-preset", "tiny", "--manifest", str(manifest), "--init-from",
-                 str(tmp_path / "w.pt"), "--freeze-tokenizer", "--no-progress"]) == 0
+                 str(tmp_path / "w.pt"), "--freeze-tokenizer", "--no-progress",
+                 "--perturb", "0.8", "1.25", "--extra-train-manifest", str(manifest)]) == 0
     after = codec_from_weights(tmp_path / "run4" / "codec_latest.pt")
     assert codec_tokenizer_hash(after) == codec_tokenizer_hash(before)
     assert codec_content_hash(after) != codec_content_hash(before)
+    run4 = json.loads((tmp_path / "run4" / "config.json").read_text())
+    assert run4["train"]["speed_range"] == [0.8, 1.25] and run4["train"]["perturb_prob"] == 0.5
+    assert run4["extra_train_manifests"] == [str(manifest)]
+    t4 = Trainer(tmp_path / "run4", codec_tiny(), frozen, manifest=manifest, progress=False)
+    assert t4.resumed and len(t4.sampler.wavs) == 8  # resumed without the flag: same data
     # soundspring eval codec on the same synthetic corpus.
     out_json = tmp_path / "eval.json"
     assert main(["eval", "codec", "--weights", str(tmp_path / "w.pt"), "--manifest",

@@ -95,8 +95,11 @@ class Trainer:
             self.last_eval = json.loads(resumed.get("last_eval", "{}"))
             torch.set_rng_state(resumed["torch_rng"])
         old = self.run_dir / "config.json"
-        init_meta = (json.loads(old.read_text()).get("init_meta") if old.exists() and resumed
+        old_cfg = json.loads(old.read_text()) if old.exists() and resumed else None
+        init_meta = (old_cfg.get("init_meta") if old_cfg is not None
                      else getattr(self.model, "meta", None) if init_from else None)
+        if old_cfg is not None and not extra_train_manifests:  # a resumed run keeps its data
+            extra_train_manifests = tuple(old_cfg.get("extra_train_manifests", ()))
         (self.run_dir / "config.json").write_text(json.dumps(
             {"codec": json.loads(to_json(self.ccfg)), "train": json.loads(to_json(self.cfg)),
              "init_from": init_from, "init_meta": init_meta,
