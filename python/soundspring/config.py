@@ -274,10 +274,10 @@ DEFAULT_RD_LAMBDA = 0.5
 """Default rate-distortion weight of the transmitter's token choice (latent squared error
 per bit; ``pipeline.TransceiverConfig.rd_lambda``), for the shipped codec's latent scale.
 Measured with ``soundspring eval rd`` on 40 held-out clips (lossless transmission, every
-packet byte): at 12 kbps the packets drop from 11.69 to 10.01 kbps (saving against raw
-tokens 2.6 % -> 16.6 %) while PESQ-WB moves 2.637 -> 2.627 and STOI stays 0.954; at
-6 kbps 6.12 -> 5.86 kbps, PESQ-WB 2.598 -> 2.588. 0.3 saves 15.0 % at 12 kbps, 1.0
-saves 18.7 % at -0.020 PESQ-WB."""
+packet byte; ``reports/rd``): at 12 kbps the packets drop from 11.69 to 10.01 kbps (saving
+against raw tokens 2.6 % -> 16.6 %) while PESQ-WB moves 2.649 -> 2.643 and STOI
+0.954 -> 0.953; at 6 kbps 6.12 -> 5.86 kbps at unchanged PESQ-WB (2.626 -> 2.627).
+0.3 saves 15.0 % at 12 kbps, 1.0 saves 18.7 % at -0.022 PESQ-WB."""
 
 DEFAULT_CONTEXT_FRAMES = 0
 """Default entropy-context reach R: fine PMFs see the chunk's own base only. Any R in

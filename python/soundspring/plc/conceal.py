@@ -12,6 +12,7 @@ Modes:
   against 3.09 for repeat-last-frame, and STOI 0.814 / 0.808 / 0.804 / 0.800 / 0.794
   (repeat 0.786). a = 0.6 is above repeat on PESQ-WB, STOI and PLCMOS at 10 % and 30 %
   and on WLAN, and was confirmed at 30 % on 40 other held-out clips (PLCMOS 3.12 vs 3.05).
+  (That search ran on the previous decoder; ``reports/conceal`` is the shipped one.)
 - ``lm_greedy``: the LM's most likely tokens.
 - ``repeat`` / ``zero``: the controls (the last received frame's tokens; token 0).
 
