@@ -57,13 +57,27 @@ def model_bits(lm, windows, reaches: list[int], chunk_frames: int) -> dict:
     return out
 
 
+def transmit_clips(codec, model, wavs: list[np.ndarray], cfg, desc: str | None = None) -> tuple:
+    """Sends every clip through the real transmitter; returns (measured bitrate in bps over
+    all packet bytes, the transmitters, whose ``sent_tokens`` hold what was sent)."""
+    from tqdm import tqdm
+
+    from ..pipeline import transmit
+
+    n_bytes, n_chunks, txs = 0, 0, []
+    for w in tqdm(wavs, desc=desc, leave=False, disable=desc is None):
+        packets, tx = transmit(codec, model, w, cfg)
+        n_bytes += sum(len(p.data) for p in packets)
+        n_chunks += tx.chunks_sent
+        txs.append(tx)
+    return n_bytes * 8 / (n_chunks * cfg.chunk_samples / SAMPLE_RATE_HZ), txs
+
+
 def packet_bits(codec, coding_model, wavs: list[np.ndarray], bitrates: list[float],
                 context_frames: int | None, chunk_frames: int, rd_lambda: float = 0.0) -> dict:
     """Measured packet bitrate per raw bitrate for the LM and for static PMFs."""
-    from tqdm import tqdm
-
     from ..entropy.static import StaticModel
-    from ..pipeline import TransceiverConfig, transmit
+    from ..pipeline import TransceiverConfig
 
     static = StaticModel(coding_model.base_logits())  # the LM's own static PMFs, every level
     out = {}
@@ -75,16 +89,9 @@ def packet_bits(codec, coding_model, wavs: list[np.ndarray], bitrates: list[floa
         row = {}
         for name, model, cfg in (("springlm", coding_model, base),
                                  ("static", static, dataclasses.replace(base, conceal="repeat"))):
-            n_bytes = 0
-            n_chunks = 0
-            for w in tqdm(wavs, desc=f"{name} {br:g} kbps", leave=False):
-                packets, tx = transmit(codec, model, w, cfg)
-                n_bytes += sum(len(p.data) for p in packets)
-                n_chunks += tx.chunks_sent
-            seconds = n_chunks * cfg.chunk_samples / SAMPLE_RATE_HZ
+            bps, _ = transmit_clips(codec, model, wavs, cfg, desc=f"{name} {br:g} kbps")
             raw = cfg.raw_bitrate_bps
-            row[name] = {"bitrate_bps": round(n_bytes * 8 / seconds, 1),
-                         "saving_vs_raw": round(1 - n_bytes * 8 / seconds / raw, 4)}
+            row[name] = {"bitrate_bps": round(bps, 1), "saving_vs_raw": round(1 - bps / raw, 4)}
         row["raw_bps"] = raw
         row["config"] = dataclasses.asdict(base)
         out[f"{br:g}"] = row

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import SAMPLE_RATE_HZ
-
 
 def add_rd_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lm", default=None, help="SpringLM weights (default: shipped)")
@@ -45,20 +43,16 @@ def rd_point(codec, model, wavs: list[np.ndarray], cfg) -> dict:
     """Mean measured bitrate and quality of lossless transmission of ``wavs`` under ``cfg``."""
     import torch
 
-    from ..pipeline import transmit
     from . import metrics
+    from .lm_eval import transmit_clips
 
-    n_bytes, n_chunks, pesq, stoi = 0, 0, [], []
-    for w in wavs:
-        packets, tx = transmit(codec, model, w, cfg)
-        n_bytes += sum(len(p.data) for p in packets)
-        n_chunks += tx.chunks_sent
+    bps, txs = transmit_clips(codec, model, wavs, cfg)
+    pesq, stoi = [], []
+    for w, tx in zip(wavs, txs):
         tokens = torch.from_numpy(np.concatenate(tx.sent_tokens, axis=1))[None]
         y = codec.decode(tokens)[0, 0, : w.size].numpy()
         pesq.append(metrics.pesq_wb(w, y))
         stoi.append(metrics.stoi(w, y))
-    seconds = n_chunks * cfg.chunk_samples / SAMPLE_RATE_HZ
-    bps = n_bytes * 8 / seconds
     return {"bitrate_bps": round(bps, 1), "saving_vs_raw": round(1 - bps / cfg.raw_bitrate_bps, 4),
             "pesq_wb": round(float(np.mean(pesq)), 4), "stoi": round(float(np.mean(stoi)), 4),
             "n": len(wavs)}
@@ -98,8 +92,8 @@ def opus_curve(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
 
 
 def report_markdown(result: dict) -> str:
-    lines = [f"Rate-distortion on {result['clips']} held-out clips (lossless transmission; "
-             "kbps = every packet byte):", "",
+    lines = [(f"Rate-distortion on {result['clips']} held-out clips (lossless transmission; "
+              "kbps = every packet byte):"), "",
              "| PMFs | raw kbps | rd_lambda | kbps | saving vs raw | PESQ-WB | STOI |",
              "|---|---|---|---|---|---|---|"]
     for name, per_br in result["curves"].items():
