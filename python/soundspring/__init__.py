@@ -33,5 +33,15 @@ def __getattr__(name: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
-__all__ = ["__version__", "coding", "transport", "errors", "config", "load_codec",
-           "load_models", "Transmitter", "Receiver", "TransceiverConfig"]
+__all__ = [
+    "Receiver",
+    "TransceiverConfig",
+    "Transmitter",
+    "__version__",
+    "coding",
+    "config",
+    "errors",
+    "load_codec",
+    "load_models",
+    "transport",
+]
