@@ -69,12 +69,15 @@ class ResidualVQ(nn.Module):
         self.initialized.fill_(True)
 
     @staticmethod
-    def _nearest(x: torch.Tensor, cb: torch.Tensor,
-                 cb_norm: torch.Tensor | None = None) -> torch.Tensor:
-        """x [N, D], cb [V, D] (squared norms [V] if known) -> argmin index [N]."""
+    def _nearest(x: torch.Tensor, cb: torch.Tensor, cb_norm: torch.Tensor | None = None,
+                 extra_cost: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, D], cb [V, D] (squared norms [V] if known) -> argmin index [N] of the
+        squared distance (plus ``extra_cost`` [N, V] when given)."""
         if cb_norm is None:
             cb_norm = (cb * cb).sum(1)
         d = cb_norm[None, :] - 2.0 * (x @ cb.t())
+        if extra_cost is not None:
+            d = d + extra_cost.to(d.dtype)
         return d.argmin(dim=1)
 
     def _codebook_norms(self) -> torch.Tensor:
@@ -96,12 +99,8 @@ class ResidualVQ(nn.Module):
         argmin over v of ||r - c_v||^2 + rd_lambda * bits[:, v] (bits float [N, V]: what
         coding v would cost). rd_lambda = 0 (or bits None) is the nearest codeword, as
         ``encode`` picks it."""
-        cb = self.codebooks[level]
-        norms = self._codebook_norms()[level]
-        if bits is None or rd_lambda == 0.0:
-            return self._nearest(r, cb, norms)
-        d = norms[None, :] - 2.0 * (r @ cb.t())
-        return (d + rd_lambda * bits.to(d.dtype)).argmin(dim=1)
+        rate = None if bits is None or rd_lambda == 0.0 else rd_lambda * bits
+        return self._nearest(r, self.codebooks[level], self._codebook_norms()[level], rate)
 
     def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
         """z [B, D, F] -> codes int64 [B, n_q, F] (greedy residual search)."""
