@@ -14,8 +14,15 @@ Layout of ``out_dir``::
     synth_info.json                    sentences per voice, sources used and sources skipped
 
 Each manifest line is ``{"path", "language", "duration_s", "split", "source", "text"}``
-with ``path`` relative to ``out_dir``, ``split`` always ``"heldout"`` and ``source``
-``"<engine>:<voice>"`` (``"espeak-ng:en-us+f3"``, ``"piper:joe"``).
+with ``path`` relative to ``out_dir``, ``split`` ``"heldout"`` (``"train"`` for the
+training role below) and ``source`` ``"<engine>:<voice>"`` (``"espeak-ng:en-us+f3"``,
+``"piper:joe"``).
+
+``role="train"`` writes the training counterpart for codec training: the voices of
+``TRAIN_ESPEAK_VOICES`` (none of them a test voice) reading shuffled pool words (never a
+test sentence), no Piper (its one voice stays a test voice)::
+
+    soundspring data synth --out-dir runs/synth_train --role train --per-voice 24
 
 The set is deterministic: eSpeak NG is, and Piper is run with its noise scales at zero
 on one onnxruntime thread, so the same arguments write the same samples.
@@ -191,17 +198,21 @@ def _pick_sentences(language: str, n: int, seed: int, key: str) -> list[str]:
     if not 1 <= n <= len(pool):
         raise ConfigError(
             f"n_per_voice must be in [1, {len(pool)}] ({len(pool)} {language!r} sentences), got {n}")
-    key_int = int.from_bytes(key.encode("utf-8"), "big") % (2**63)
-    order = np.random.default_rng([seed, key_int]).permutation(len(pool))
+    order = _voice_rng(seed, key).permutation(len(pool))
     return [pool[i] for i in order[:n]]
+
+
+def _voice_rng(seed: int, key: str, *stream: int) -> np.random.Generator:
+    """A generator fixed by ``seed`` and the voice ``key`` (plus optional stream ids)."""
+    key_int = int.from_bytes(key.encode("utf-8"), "big") % (2**63)
+    return np.random.default_rng([seed, key_int, *stream])
 
 
 def _shuffled_sentences(language: str, n: int, seed: int, key: str) -> list[str]:
     """``n`` word sequences (6-14 words) drawn from the words of ``language``'s pool: texts
     for training voices that are never one of the test sentences."""
     words = [w.strip(".,?!¿¡") for t in SENTENCES[language] for w in t.split()]
-    key_int = int.from_bytes(key.encode("utf-8"), "big") % (2**63)
-    rng = np.random.default_rng([seed, key_int, 1])
+    rng = _voice_rng(seed, key, 1)
     out = []
     while len(out) < n:
         text = " ".join(rng.choice(words, int(rng.integers(6, 15)))) + "."
