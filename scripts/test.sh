@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: the C++ core's own tests (ctest, no Python), then pytest over tests/
-# and the benchmarks as smoke tests (--benchmark-disable).
+# and the benchmarks as smoke tests (--benchmark-disable), in the environment that
+# scripts/install.sh made (${SOUNDSPRING_VENV:-.venv}).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+VENV="${SOUNDSPRING_VENV:-.venv}"
+[[ -x "${VENV}/bin/python" ]] || { echo "[test] no ${VENV}: run scripts/install.sh first" >&2; exit 2; }
+export PATH="$(cd "${VENV}" && pwd)/bin:${PATH}"
 
 cmake -S . -B build/ctest -G Ninja -DSOUNDSPRING_PYTHON=OFF -DSOUNDSPRING_CPP_TESTS=ON \
     -DSOUNDSPRING_WERROR=ON >/dev/null
 cmake --build build/ctest
 ctest --test-dir build/ctest --output-on-failure
 
-python3 -m pytest tests benchmarks --benchmark-disable -q "$@"
+python -m pytest tests benchmarks --benchmark-disable -q "$@"
