@@ -218,6 +218,19 @@ def test_push_argument_errors() -> None:
         jb.push(0, 0, 0.0, "x")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="now_ms"):
         jb.pop(float("nan"))
+    with pytest.raises(ConfigError, match="now_ms"):
+        jb.pop(float("inf"))
+    with pytest.raises(ConfigError, match="max_chunks"):
+        jb.pop(0.0, max_chunks=2**40)
     jb.push(0, 0, 0.0, pkt(0, b""))
     jb.reset()
     assert jb.next_chunk is None and jb.stats.pushed == 0
+
+
+def test_a_clock_jump_releases_a_bounded_run() -> None:
+    """A far-future clock releases at most max_chunks lost chunks per call, in order."""
+    jb = make()
+    jb.push(0, 0, 0.0, pkt(0, b""))
+    first = jb.pop(1e15, max_chunks=100)
+    assert [c.chunk for c in first] == list(range(100))
+    assert [c.chunk for c in jb.pop(1e15, max_chunks=3)] == [100, 101, 102]

@@ -96,8 +96,10 @@ def test_base_loss_conceals_and_taints_the_reach(codec, layered):
             rx.push(p.data, p.seq, p.chunk)
     rx.decode_until(tx.chunks_sent)
     hist = rx.history
-    assert hist[3].base == "concealed" and hist[3].n_levels == 3
+    assert hist[3].base == "concealed" and hist[3].n_levels == 0
+    assert hist[3].status == "concealed" and hist[3].tokens.shape[0] == 3
     assert hist[4].n_levels == 3 and hist[5].n_levels == 3  # memory tainted: fine dropped
+    assert hist[4].status == hist[5].status == "base_only" and hist[6].status == "received"
     assert hist[6].n_levels == 12
     for c in (0, 1, 2, 6, 7):
         np.testing.assert_array_equal(hist[c].tokens, tx.sent_tokens[c])
@@ -107,6 +109,7 @@ def test_base_loss_conceals_and_taints_the_reach(codec, layered):
     np.testing.assert_array_equal(hist[3].tokens[:, 0], tx.sent_tokens[2][:3, -1])
     # layered: chunk 3's two fine packets arrive but cannot be used, then 2 per tainted
     # chunk; combined: the lost packet held chunk 3's fine part, then 1 per tainted chunk
+    # (whose base its own check verifies: context_frames >= chunk_frames)
     expected = 2 + 2 * 2 if layered else 2
     assert rx.stats.chunks_concealed == 1 and rx.stats.fine_packets_undecodable == expected
 
@@ -137,7 +140,10 @@ def test_perturbed_receiver_model_loses_packets_never_garbage(codec, layered):
     rx.decode_until(tx.chunks_sent)
     assert rx.stats.fine_packets_failed_check > 0
     for sent, got in zip(tx.sent_tokens, rx.history):
-        np.testing.assert_array_equal(got.tokens, sent[: got.n_levels])  # a prefix, exact
+        if got.n_levels:  # a prefix of what was sent, exact; else a concealment
+            np.testing.assert_array_equal(got.tokens, sent[: got.n_levels])
+        else:  # combined, reach 0: the one check covers the whole chunk
+            assert not layered and got.status == "corrupt"
 
 
 def test_soft_latents_of_certain_pmfs_are_the_tokens_latents(codec, rng):
@@ -206,6 +212,89 @@ def test_bad_packets_are_counted_not_raised(codec, rng):
     for sent, got in zip(tx.sent_tokens, rx.history):
         if got.base == "received" and got.n_levels == 12:
             np.testing.assert_array_equal(got.tokens, sent)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("bitrate_kbps", 0.7), ("bitrate_kbps", True), ("bitrate_kbps", "6"),
+    ("chunk_frames", 1.9), ("chunk_frames", 2.0), ("chunk_frames", True), ("chunk_frames", 0),
+    ("chunk_frames", 6), ("check_bits", 8.0), ("check_bits", 17), ("check_bits", -1),
+    ("conceal_context_frames", 15.5), ("conceal_context_frames", 51),
+    ("context_frames", "4"), ("context_frames", 51), ("precision_bits", 9),
+    ("precision_bits", 16.0), ("layered", "false"), ("fec", 1), ("progressive", None),
+    ("conceal", "magic"), ("rd_lambda", float("nan")), ("rd_lambda", True),
+])
+def test_config_refuses_wrong_types_and_ranges(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TransceiverConfig(**{field: value})
+
+
+def test_config_takes_numpy_scalars():
+    cfg = TransceiverConfig(chunk_frames=np.int64(3), check_bits=np.int32(4), fec=np.bool_(True))
+    assert cfg.chunk_samples == 960
+
+
+def test_receiver_boundaries(codec):
+    from soundspring.entropy.static import StaticModel
+
+    with pytest.raises(ConfigError, match="cannot"):  # no LM to conceal with: refused now
+        Receiver(codec, StaticModel(), TransceiverConfig(conceal="lm"))
+    Receiver(codec, StaticModel(), TransceiverConfig(conceal="repeat"))
+    cfg = TransceiverConfig(bitrate_kbps=6)
+    tx, packets = _send(codec, cfg, seconds=0.3)
+    rx = Receiver(codec, SyntheticLM(), cfg, window_chunks=4)
+    for bad_seq, bad_chunk in [(-1, 0), (0, -1), (2**32, 0), (0, 2**32), (1.0, 0), (0, True)]:
+        with pytest.raises(ConfigError):
+            rx.push(packets[0].data, bad_seq, bad_chunk)
+    with pytest.raises(TypeError):
+        rx.push("not bytes", 0, 0)  # type: ignore[arg-type]
+    # a hostile sender floods far-future chunks: dropped and counted, memory stays bounded
+    for c in range(4, 4 + 1000):
+        rx.push(packets[0].data, c % 65536, c)
+    assert rx.stats.packets_too_early == 1000 and len(rx._slots) == 0
+    for p in packets:  # within the window as playout advances: every chunk decodes
+        rx.push(p.data, p.seq, p.chunk)
+        rx.decode_until(p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    for sent, got in zip(tx.sent_tokens, rx.history):
+        np.testing.assert_array_equal(got.tokens, sent)
+    with pytest.raises(ConfigError):
+        rx.pull(-1)
+    with pytest.raises(ConfigError):
+        rx.pull(2.5)  # type: ignore[arg-type]
+
+
+def test_history_is_bounded_and_reports_late_packets(codec):
+    cfg = TransceiverConfig(bitrate_kbps=3)
+    tx, packets = _send(codec, cfg, seconds=0.6)
+    rx = Receiver(codec, SyntheticLM(), cfg, history_chunks=5)
+    late = next(p for p in packets if p.chunk == tx.chunks_sent - 3)
+    for p in packets:
+        if p is not late:
+            rx.push(p.data, p.seq, p.chunk)
+    rx.decode_until(tx.chunks_sent)
+    rx.push(late.data, late.seq, late.chunk)  # after its chunk was played
+    hist = rx.history
+    assert [h.chunk for h in hist] == list(range(tx.chunks_sent - 5, tx.chunks_sent))
+    assert hist[-3].status == "late" and hist[-3].late_packets == 1
+    assert rx.stats.packets_late == 1
+
+
+def test_decoding_is_linear_in_the_stream_length(codec):
+    """The output buffer never gets rebuilt: pulling a chunk at a time costs the same
+    whatever is buffered (a quadratic buffer made 10 min of audio take 97 s)."""
+    import time
+
+    from soundspring.entropy.static import StaticModel
+
+    cfg = TransceiverConfig(bitrate_kbps=1.5, conceal="repeat")
+    rx = Receiver(codec, StaticModel(), cfg)
+    rx.decode_until(3000)  # 2 min of concealed audio buffered, none pulled
+    assert rx.buffered_samples == 3000 * cfg.chunk_samples
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        rx.pull(cfg.chunk_samples // 2)
+    per_pull = (time.perf_counter() - t0) / 2000
+    assert per_pull < 2e-4, per_pull  # a copy of the buffer per pull would take ~10 ms
 
 
 def test_bad_audio_and_config(codec):

@@ -190,3 +190,17 @@ class TestValidation:
             enc.encode(np.array([5], dtype=np.int32), self.cdfs[:1])
         with pytest.raises(ConfigError):
             enc.finish()
+        with pytest.raises(ConfigError):
+            enc.finish()
+
+    def test_finish_stays_idempotent_after_a_refused_encode(self):
+        enc = coding.Encoder(16)
+        enc.encode(np.array([1], dtype=np.int32), self.cdfs[:1])
+        data = enc.finish()
+        for _ in range(2):  # a refused call leaves the finished stream as it was
+            with pytest.raises(ConfigError, match="after finish"):
+                enc.encode(np.array([1], dtype=np.int32), self.cdfs[:1])
+            with pytest.raises(ConfigError, match="after finish"):
+                enc.encode_logits(np.array([1], dtype=np.int32),
+                                  np.zeros((1, self.cdfs.shape[1] - 1), np.float32))
+            assert enc.finish() == data

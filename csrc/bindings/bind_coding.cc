@@ -61,6 +61,7 @@ class PyEncoder {
   }
 
   void encode(const py::handle& symbols_obj, const py::handle& cdfs_obj) {
+    refuse_after_finish();
     Symbols s = get_symbols(symbols_obj);
     auto cdfs = require_array<uint32_t>(cdfs_obj, "cdfs", 2, "uint32 [N, V+1]");
     const int v = get_cdfs(cdfs, s.n);
@@ -78,6 +79,7 @@ class PyEncoder {
   }
 
   void encode_logits(const py::handle& symbols_obj, const py::handle& logits_obj) {
+    refuse_after_finish();
     Symbols s = get_symbols(symbols_obj);
     auto logits = require_array<float>(logits_obj, "logits", 2, "float32 [N, V]");
     const int v = get_logits(logits, s.n);
@@ -102,8 +104,11 @@ class PyEncoder {
     check(enc_.status());
   }
 
+  // Idempotent: every later call returns the same bytes (or raises the same error), and a
+  // refused encode() after it leaves the finished stream untouched.
   py::bytes finish() {
     check(enc_.finish());
+    finished_ = true;
     return py::bytes(reinterpret_cast<const char*>(buf_.data()), enc_.bytes_written());
   }
 
@@ -111,6 +116,10 @@ class PyEncoder {
   int precision_bits() const { return precision_bits_; }
 
  private:
+  void refuse_after_finish() const {
+    if (finished_) throw_status(InvalidArgument("encode() called after finish()"));
+  }
+
   void reserve(size_t n_symbols) {
     const size_t need = enc_.bytes_written() +
                         RangeEncoder::max_encoded_size(n_symbols, precision_bits_);
@@ -121,6 +130,7 @@ class PyEncoder {
   }
 
   int precision_bits_;
+  bool finished_ = false;
   std::vector<uint8_t> buf_;
   RangeEncoder enc_;
 };

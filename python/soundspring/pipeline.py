@@ -35,6 +35,8 @@ import numpy as np
 import torch
 
 from .config import (
+    BASE_CODEBOOKS,
+    CODEBOOK_SIZE,
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_CONTEXT_FRAMES,
     DEFAULT_RD_LAMBDA,
@@ -49,6 +51,15 @@ from .plc import CONCEAL_MODES, conceal_base, soft_latents
 from .transport import FecCopy, Packet, parse_packet
 
 
+def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+    """``value`` as an int in [lo, hi]; bools, floats and other types are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ConfigError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class TransceiverConfig:
     """Settings both ends must share (recorded in the .spring header).
@@ -59,7 +70,10 @@ class TransceiverConfig:
         context_frames: entropy-context reach R in frames (0..model max; below C: fine
             PMFs depend on the chunk's own base only, so a lost packet taints nothing).
         progressive: fine group g coded given the lower fine groups of its chunk.
-        check_bits: integrity-check bits per fine packet (combined: per chunk), 0..16.
+        check_bits: bits of each integrity check, 0..16 (combined: one check per chunk,
+            plus one after the base when ``context_frames >= chunk_frames`` or at the
+            base-only bitrate; layered: one per packet). A corrupted payload passes with
+            probability about 2^-check_bits; 0 disables integrity (corruption may play).
         precision_bits: range-coder CDF precision (10..16).
         layered: one packet per layer instead of one packet per chunk. Costs a TOC byte
             and a check per extra packet; only worth it where the network treats the
@@ -90,19 +104,24 @@ class TransceiverConfig:
     rd_lambda: float = DEFAULT_RD_LAMBDA
 
     def __post_init__(self) -> None:
+        if isinstance(self.bitrate_kbps, bool) or not isinstance(
+                self.bitrate_kbps, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"bitrate_kbps must be a number, got {self.bitrate_kbps!r}")
         LayerLayout.for_bitrate(self.bitrate_kbps)  # validates the bitrate
-        if not 1 <= self.chunk_frames <= MAX_CHUNK_FRAMES:
-            raise ConfigError(
-                f"chunk_frames must be in [1, {MAX_CHUNK_FRAMES}], got {self.chunk_frames}"
-            )
-        if not 0 <= self.context_frames <= 50:
-            raise ConfigError(f"context_frames must be in [0, 50], got {self.context_frames}")
+        _check_int("chunk_frames", self.chunk_frames, 1, MAX_CHUNK_FRAMES)
+        _check_int("context_frames", self.context_frames, 0, 50)
+        _check_int("check_bits", self.check_bits, 0, 16)
+        _check_int("precision_bits", self.precision_bits, 10, 16)
+        _check_int("conceal_context_frames", self.conceal_context_frames, 0, 50)
+        for name in ("progressive", "fec", "layered"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.conceal not in CONCEAL_MODES:
             raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {self.conceal!r}")
-        if not 0 <= self.conceal_context_frames <= 50:
-            raise ConfigError("conceal_context_frames must be in [0, 50]")
-        if not (np.isfinite(self.rd_lambda) and self.rd_lambda >= 0):
-            raise ConfigError(f"rd_lambda must be finite and >= 0, got {self.rd_lambda}")
+        if (isinstance(self.rd_lambda, bool)
+                or not isinstance(self.rd_lambda, (int, float, np.integer, np.floating))
+                or not (np.isfinite(self.rd_lambda) and self.rd_lambda >= 0)):
+            raise ConfigError(f"rd_lambda must be finite and >= 0, got {self.rd_lambda!r}")
 
     @property
     def layout(self) -> LayerLayout:
@@ -126,6 +145,13 @@ class TransceiverConfig:
         """Whole past chunks in the model memory: the chunks a fine packet depends on
         besides its own (the memory holds the last R // C chunks, at most R frames)."""
         return self.context_frames // self.chunk_frames
+
+    @property
+    def combined_base_check(self) -> bool:
+        """Whether a combined payload carries a check after its base prefix: when the
+        entropy context reaches past chunks, a receiver whose memory is tainted must
+        still be able to verify the base alone (docs/bitstream.md, "Token payloads")."""
+        return self.reach_chunks > 0
 
 
 def algorithmic_latency_ms(codec, cfg: TransceiverConfig) -> float:
@@ -169,17 +195,59 @@ def _check_pcm(pcm: np.ndarray | torch.Tensor) -> np.ndarray:
 class _Endpoint:
     """What both ends hold: the shared settings, the chunk coder and the model memory."""
 
-    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None) -> None:
+    def __init__(self, model: CodingModel, config: TransceiverConfig | None) -> None:
+        if config is not None and not isinstance(config, TransceiverConfig):
+            raise TypeError(f"config must be a TransceiverConfig, got {type(config).__name__}")
         self.config = cfg = config or TransceiverConfig()
-        self.codec = codec
         self.model = model
         self.coder = ChunkCoder(
-            model, cfg.layout, cfg.chunk_frames, cfg.precision_bits, cfg.check_bits, cfg.progressive
+            model, cfg.layout, cfg.chunk_frames, cfg.precision_bits, cfg.check_bits,
+            cfg.progressive, combined_base_check=cfg.combined_base_check,
         )
         self._memory = model.new_state(cfg.context_frames, cfg.chunk_frames)
 
 
-class Transmitter(_Endpoint):
+class TokenTransmitter(_Endpoint):
+    """Entropy coder + packetiser over tokens, one chunk at a time (no codec): what
+    ``Transmitter`` runs after its codec, and a source of real packets for tests.
+
+    Example:
+        ttx = TokenTransmitter(model, TransceiverConfig(bitrate_kbps=6))
+        packets = ttx.send_tokens(tokens_int64_K_by_C)
+    """
+
+    def __init__(self, model: CodingModel, config: TransceiverConfig | None = None) -> None:
+        _Endpoint.__init__(self, model, config)
+        self._prev_base: bytes | None = None
+        self.chunks_sent = 0
+        self.sent_tokens: list[np.ndarray] = []  # int64 [K, C] per chunk, for tests and stats
+
+    def send_tokens(self, tokens: np.ndarray, cache: dict | None = None) -> list[SentPacket]:
+        """The packets of the next chunk's tokens int [K, C] (``cache``: model calls made
+        on the same tokens and memory, e.g. by ``ChunkCoder.rate_bits``)."""
+        cfg = self.config
+        cache = {} if cache is None else cache
+        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
+        base = self.coder.encode_base(tokens) if cfg.layered or cfg.fec else b""
+        if cfg.layered:
+            fine = self.coder.encode_fine(self._memory, tokens, cache)
+            packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
+        else:
+            packets = [Packet(0, self.coder.encode_chunk(self._memory, tokens, cache), fec)]
+        tokens = np.asarray(tokens, dtype=np.int64)
+        self._memory = self.model.commit(self._memory, tokens[:BASE_CODEBOOKS])
+        c = self.chunks_sent
+        self._prev_base = base if base else None
+        self.chunks_sent += 1
+        self.sent_tokens.append(tokens)
+        n = cfg.packets_per_chunk
+        return [
+            SentPacket((c * n + layer) & 0xFFFF, c, layer, pkt.to_bytes())
+            for layer, pkt in enumerate(packets)
+        ]
+
+
+class Transmitter(TokenTransmitter):
     """Codec encoder + entropy coder + packetiser, one chunk at a time.
 
     Example:
@@ -188,21 +256,28 @@ class Transmitter(_Endpoint):
     """
 
     def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None) -> None:
-        _Endpoint.__init__(self, codec, model, config)
+        TokenTransmitter.__init__(self, model, config)
+        self.codec = codec
         self._enc_state = codec.init_encoder_state(1)
         self._pending = np.zeros(0, dtype=np.float32)
-        self._prev_base: bytes | None = None
-        self.chunks_sent = 0
-        self.sent_tokens: list[np.ndarray] = []  # int64 [K, C] per chunk, for tests and stats
 
     def push(self, pcm: np.ndarray) -> list[SentPacket]:
         """Adds audio float32 [T] at 16 kHz; returns the packets of every completed chunk."""
-        self._pending = np.concatenate([self._pending, _check_pcm(pcm)])
-        out: list[SentPacket] = []
+        pcm = _check_pcm(pcm)
         n = self.config.chunk_samples
-        while len(self._pending) >= n:
-            out += self._send_chunk(self._pending[:n])
-            self._pending = self._pending[n:]
+        out: list[SentPacket] = []
+        if len(self._pending):  # complete the pending chunk first
+            take = min(n - len(self._pending), len(pcm))
+            self._pending = np.concatenate([self._pending, pcm[:take]])
+            pcm = pcm[take:]
+            if len(self._pending) < n:
+                return out
+            out += self._send_chunk(self._pending)
+            self._pending = np.zeros(0, dtype=np.float32)
+        whole = len(pcm) - len(pcm) % n
+        for start in range(0, whole, n):
+            out += self._send_chunk(pcm[start:start + n])
+        self._pending = pcm[whole:].copy()
         return out
 
     def flush(self) -> list[SentPacket]:
@@ -244,49 +319,69 @@ class Transmitter(_Endpoint):
             return self._rd_tokens(z[0], cache)
 
     def _send_chunk(self, pcm: np.ndarray) -> list[SentPacket]:
-        cfg = self.config
         cache: dict = {}  # model calls made while choosing the tokens, reused to code them
-        tokens = self._chunk_tokens(pcm, cache)  # [K, C]
-        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
-        base = self.coder.encode_base(tokens) if cfg.layered or cfg.fec else b""
-        if cfg.layered:
-            fine = self.coder.encode_fine(self._memory, tokens, cache)
-            packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
-        else:
-            packets = [Packet(0, self.coder.encode_chunk(self._memory, tokens, cache), fec)]
-        self._memory = self.model.commit(self._memory, tokens[:3])
-        c = self.chunks_sent
-        self._prev_base = base if base else None
-        self.chunks_sent += 1
-        self.sent_tokens.append(tokens)
-        n = cfg.packets_per_chunk
-        return [
-            SentPacket((c * n + layer) & 0xFFFF, c, layer, pkt.to_bytes())
-            for layer, pkt in enumerate(packets)
-        ]
+        return self.send_tokens(self._chunk_tokens(pcm, cache), cache)
 
 
 @dataclass
 class ReceiverStats:
+    """Counters of a receiver (packets and chunks since it was made)."""
+
     packets_received: int = 0
     packets_late: int = 0
     packets_corrupt: int = 0
+    packets_too_early: int = 0  # beyond the receiver's window of future chunks: dropped
+    packets_duplicate: int = 0
     chunks_decoded: int = 0
     chunks_concealed: int = 0
+    chunks_corrupt: int = 0  # concealed because what arrived failed its checks
     chunks_from_fec: int = 0
     fine_packets_decoded: int = 0
     fine_packets_undecodable: int = 0
     fine_packets_failed_check: int = 0
 
 
+CHUNK_STATUSES = ("received", "partial", "base_only", "fec", "concealed", "corrupt", "late")
+
+
 @dataclass
 class ChunkOutcome:
-    """What the receiver did with one chunk."""
+    """What the receiver did with one chunk.
+
+    Attributes:
+        chunk: chunk index.
+        status: "received" (every level of the bitrate), "partial" (the base and some
+            fine levels), "base_only" (fine levels lost, undecodable or failed), "fec" (the
+            base from an FEC copy), "concealed" (nothing arrived in time), "corrupt" (what
+            arrived failed its integrity checks: concealed), "late" (concealed; a packet
+            of the chunk came after it was played).
+        base: where the base came from: "received", "fec" or "concealed".
+        n_levels: levels decoded from received data (0 when concealed).
+        tokens: int64 [levels played, C]: the decoded tokens, or the concealment's.
+        late_packets: packets of this chunk that arrived after it was played.
+    """
 
     chunk: int
-    base: str  # "received" | "fec" | "concealed"
+    status: str
+    base: str
     n_levels: int
-    tokens: np.ndarray  # int64 [n_levels, C]
+    tokens: np.ndarray
+    late_packets: int = 0
+
+    @property
+    def concealed(self) -> bool:
+        return self.base == "concealed"
+
+
+@dataclass
+class DecodedChunk:
+    """One chunk as ``TokenReceiver.next_chunk`` returns it: the tokens to play, the
+    sharpened concealment PMFs float32 [3, C, V] when the "lm" mode asks the codec to
+    decode their expected latents instead (else None), and the outcome."""
+
+    tokens: np.ndarray
+    probs: np.ndarray | None
+    outcome: ChunkOutcome
 
 
 @dataclass
@@ -294,67 +389,146 @@ class _Slot:
     payloads: dict[int, bytes] = field(default_factory=dict)
     fec_base: bytes | None = None
     given_up: set[int] = field(default_factory=set)  # layers declared lost (mark_lost)
+    late: int = 0  # copies of given-up layers that still arrived
+    peeked: tuple[np.ndarray | None, str] | None = None  # cached _peek_base result
 
 
-class Receiver(_Endpoint):
-    """Depacketiser + entropy decoder + concealment + codec decoder.
+DEFAULT_WINDOW_CHUNKS = 256  # future chunks a receiver holds packets for (10.24 s at 40 ms)
+DEFAULT_HISTORY_CHUNKS = 1500  # outcomes a Receiver keeps (60 s at 40 ms); None = all
 
-    Packets may arrive in any order before their chunk is decoded; ``pull`` decodes chunks
-    in order, concealing any chunk whose base has not arrived by then (the caller's
-    playout deadline, e.g. a ``transport.JitterBuffer`` in front).
+
+def _check_index(name: str, value: object, bound: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an int in [0, {bound}), got {value!r}")
+    if not 0 <= int(value) < bound:
+        raise ConfigError(f"{name} must be in [0, {bound}), got {value}")
+    return int(value)
+
+
+class TokenReceiver(_Endpoint):
+    """Depacketiser + entropy decoder + concealment over tokens (no codec).
+
+    Packets may arrive in any order before their chunk is decoded; ``next_chunk`` decodes
+    chunks in order, concealing any chunk whose base has not arrived by then (the caller's
+    playout deadline, e.g. a ``transport.JitterBuffer`` in front). Every token it returns
+    is either the token that was sent or a concealment: a payload that fails to decode
+    or to pass its integrity check is never played (docs/bitstream.md, "Token payloads").
+
+    Args:
+        model: the coding model (the transmitter's).
+        config: the stream settings (the transmitter's; ``conceal`` is the receiver's).
+        vocab: the codec's codebook size (decoded tokens at or above it are corrupt).
+        keep_history: keep a ``ChunkOutcome`` per chunk in ``history``.
+        history_chunks: how many outcomes ``history`` keeps (the latest); None = all.
+        window_chunks: packets for chunks at or beyond ``next_chunk + window_chunks`` are
+            dropped and counted (``stats.packets_too_early``): a hostile or broken sender
+            cannot grow the receiver's memory.
+
+    Raises:
+        ConfigError: a concealment mode the model cannot run, or bad arguments.
     """
 
     def __init__(
         self,
-        codec,
         model: CodingModel,
         config: TransceiverConfig | None = None,
+        vocab: int = CODEBOOK_SIZE,
         keep_history: bool = True,
+        history_chunks: int | None = DEFAULT_HISTORY_CHUNKS,
+        window_chunks: int = DEFAULT_WINDOW_CHUNKS,
     ) -> None:
-        _Endpoint.__init__(self, codec, model, config)
+        _Endpoint.__init__(self, model, config)
         cfg = self.config
-        self._dec_state = codec.init_decoder_state(1)
-        self._vocab = int(codec.cfg.codebook_size)
-        self._codebooks = codec.quantizer.codebooks.detach().to(torch.float32).numpy()
+        if cfg.conceal in ("lm", "lm_greedy") and not (
+                getattr(model, "can_conceal", True)
+                and callable(getattr(model, "conceal_logits", None))):
+            raise ConfigError(
+                f"conceal={cfg.conceal!r} needs a model that predicts lost tokens; "
+                f"{type(model).__name__} cannot: use conceal='repeat' or 'zero'"
+            )
+        self._vocab = _check_int("vocab", vocab, 1, CODEBOOK_SIZE)
+        self.window_chunks = _check_int("window_chunks", window_chunks, 1, 1 << 20)
+        if history_chunks is not None:
+            _check_int("history_chunks", history_chunks, 1, 1 << 30)
         self._slots: dict[int, _Slot] = {}
         self._tainted: deque[bool] = deque(maxlen=cfg.reach_chunks)
         self._past = np.zeros((model.max_codebooks, 0), dtype=np.int64)  # recent base frames
         self._last_frame: np.ndarray | None = None
         self._last_full: np.ndarray | None = None
-        self._out = np.zeros(0, dtype=np.float32)
         self.next_chunk = 0
         self.stats = ReceiverStats()
-        self.history: list[ChunkOutcome] | None = [] if keep_history else None
+        self._history: deque[ChunkOutcome] | None = (
+            deque(maxlen=history_chunks) if keep_history else None
+        )
 
     # --------------------------------------------------------------------- input
     def push(self, packet: bytes, seq: int, chunk: int) -> None:
         """Offers one received packet (transport fields ``seq`` and ``chunk``).
 
         A malformed packet is counted and dropped (never raises for bad bytes); a packet
-        for a chunk already decoded is counted as late and dropped.
+        for a chunk already decoded is counted as late, one beyond the window of future
+        chunks as too early, and both are dropped.
+
+        Raises:
+            ConfigError: ``seq`` or ``chunk`` is not an int in [0, 2^32).
+            TypeError: ``packet`` is not bytes-like.
         """
-        del seq  # the chunk index identifies the packet; seq matters to the jitter buffer
+        _check_index("seq", seq, 1 << 32)
+        chunk = _check_index("chunk", chunk, 1 << 32)
+        if not isinstance(packet, (bytes, bytearray, memoryview)):
+            raise TypeError(f"packet must be bytes, got {type(packet).__name__}")
         if chunk < self.next_chunk:
             self.stats.packets_late += 1
+            self._mark_late(chunk)
+            return
+        if chunk >= self.next_chunk + self.window_chunks:
+            self.stats.packets_too_early += 1
             return
         try:
-            pkt = parse_packet(packet)
+            pkt = parse_packet(bytes(packet))
         except BitstreamError:
             self.stats.packets_corrupt += 1
+            slot = self._slots.setdefault(chunk, _Slot())
+            slot.payloads.setdefault(-1, b"")  # something arrived and was corrupt
             return
         if pkt.layer >= self.config.packets_per_chunk:
             self.stats.packets_corrupt += 1
+            self._slots.setdefault(chunk, _Slot()).payloads.setdefault(-1, b"")
             return
         slot = self._slots.setdefault(chunk, _Slot())
         if pkt.layer in slot.given_up:  # declared lost by the transport: it is late
             self.stats.packets_late += 1
+            slot.late += 1
+        elif pkt.layer in slot.payloads:
+            self.stats.packets_duplicate += 1
         else:
             self.stats.packets_received += 1
-            slot.payloads.setdefault(pkt.layer, pkt.payload)
+            slot.payloads[pkt.layer] = pkt.payload
+            slot.peeked = None
         if pkt.fec is not None and pkt.layer == 0:
             target = chunk - pkt.fec.offset
-            if target >= self.next_chunk:
-                self._slots.setdefault(target, _Slot()).fec_base = pkt.fec.payload
+            if self.next_chunk <= target:  # (target <= chunk: inside the window)
+                tslot = self._slots.setdefault(target, _Slot())
+                if tslot.fec_base is None:
+                    tslot.fec_base = pkt.fec.payload
+                    tslot.peeked = None
+
+    @property
+    def history(self) -> list[ChunkOutcome] | None:
+        """The outcomes of the last ``history_chunks`` chunks played, oldest first (a
+        copy), or None when the receiver keeps none."""
+        return None if self._history is None else list(self._history)
+
+    def _mark_late(self, chunk: int) -> None:
+        """Counts a late packet on the outcome of its (already played) chunk."""
+        if not self._history:
+            return
+        i = chunk - self._history[0].chunk
+        if 0 <= i < len(self._history):
+            outcome = self._history[i]
+            outcome.late_packets += 1
+            if outcome.status == "concealed":
+                outcome.status = "late"
 
     def mark_lost(self, seq: int) -> None:
         """Declares the packet with transport sequence number ``seq`` lost (the transport
@@ -364,70 +538,128 @@ class Receiver(_Endpoint):
         makes the outcome independent of arrival timing: a copy that still arrives is
         dropped as late, and a payload already held for it is discarded. ``seq`` is
         unwrapped (mod 2^16) to the nearest packet at or after the next chunk to decode;
-        numbers behind it are ignored.
+        numbers behind it, or beyond the window of future chunks, are ignored.
         """
-        if isinstance(seq, bool) or not isinstance(seq, (int, np.integer)) or seq < 0:
-            raise ConfigError(f"seq must be a non-negative int, got {seq!r}")
+        seq = _check_index("seq", seq, 1 << 32)
         ppc = self.config.packets_per_chunk
         first = self.next_chunk * ppc
-        delta = (int(seq) - first) % 0x10000
+        delta = (seq - first) % 0x10000
         if delta >= 0x8000:  # behind the decoding point: already decided
             return
         chunk, layer = divmod(first + delta, ppc)
+        if chunk >= self.next_chunk + self.window_chunks:
+            return
         slot = self._slots.setdefault(chunk, _Slot())
         slot.given_up.add(layer)
-        slot.payloads.pop(layer, None)
+        if slot.payloads.pop(layer, None) is not None:
+            slot.late += 1
+        slot.peeked = None
 
-    # --------------------------------------------------------------------- output
-    def pull(self, n_samples: int) -> np.ndarray:
-        """Returns the next ``n_samples`` of audio, decoding (or concealing) chunks as needed.
+    # --------------------------------------------------------------------- decoding
+    def _usable(self, base: np.ndarray) -> bool:
+        return base.max(initial=0) < self._vocab
 
-        The output is the codec's streaming output: delayed by ``codec.lookahead_samples``.
-        """
-        if n_samples < 0:
-            raise ConfigError(f"n_samples must be >= 0, got {n_samples}")
-        while len(self._out) < n_samples:
-            self._decode_next()
-        out, self._out = self._out[:n_samples], self._out[n_samples:]
-        return out
-
-    def flush(self) -> np.ndarray:
-        """Everything buffered plus the codec's overlap-add tail."""
-        tail = self.codec.decode_flush(self._dec_state)[0, 0].numpy()
-        out = np.concatenate([self._out, tail]).astype(np.float32)
-        self._out = np.zeros(0, dtype=np.float32)
-        return out
-
-    def decode_until(self, chunk: int) -> None:
-        """Decodes (or conceals) every chunk before ``chunk``."""
-        while self.next_chunk < chunk:
-            self._decode_next()
-
-    # --------------------------------------------------------------------- internals
-    def _try_base(self, c: int) -> tuple[np.ndarray | None, str]:
+    def _peek_base(self, c: int) -> tuple[np.ndarray | None, str]:
+        """The verified base tokens of chunk c (a later chunk, for concealment to
+        interpolate from) and where they came from; (None, "concealed") if none.
+        Cached per slot until a packet for it arrives."""
         slot = self._slots.get(c)
         if slot is None:
             return None, "concealed"
-        for payload, how in ((slot.payloads.get(0), "received"), (slot.fec_base, "fec")):
-            if payload is not None:
-                try:
-                    base = self.coder.decode_base(payload)
-                except BitstreamError:
-                    base = None
-                if base is not None and base.max(initial=0) < self._vocab:
-                    return base, how
-                self.stats.packets_corrupt += 1
+        if slot.peeked is None:
+            slot.peeked = self._verified_base(slot)
+        return slot.peeked
+
+    def _verified_base(self, slot: _Slot) -> tuple[np.ndarray | None, str]:
+        cfg = self.config
+        primary = slot.payloads.get(0)
+        if primary is not None:
+            try:
+                if cfg.layered:
+                    base = self.coder.decode_base(primary)
+                elif self.coder.combined_base_check:
+                    base = self.coder.decode_chunk_base(primary)
+                else:  # the one check covers the whole chunk; fine PMFs need no memory
+                    base = self.coder.decode_chunk(self._memory, primary).tokens[:BASE_CODEBOOKS]
+                if self._usable(base):
+                    return base, "received"
+            except BitstreamError:
+                pass
+        if slot.fec_base is not None:
+            try:
+                base = self.coder.decode_base(slot.fec_base)
+                if self._usable(base):
+                    return base, "fec"
+            except BitstreamError:
+                pass
         return None, "concealed"
 
-    def _conceal(self, c: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _decode_received(self, slot: _Slot) -> tuple[np.ndarray | None, str, int]:
+        """(tokens int64 [n_levels, C] or None, base source, fine packets that arrived)
+        of the chunk being played, counting fine-packet outcomes in ``stats``."""
+        cfg = self.config
+        stats = self.stats
+        tainted = self.model.uses_memory and any(self._tainted)
+        primary = slot.payloads.get(0)
+        if cfg.layered:
+            n_fine = sum(1 for layer in slot.payloads if layer > 0)
+            base, how = self._verified_base(slot)
+            if base is None:
+                stats.fine_packets_undecodable += n_fine
+                return None, how, n_fine
+            if not n_fine:
+                return base, how, 0
+            if tainted:
+                stats.fine_packets_undecodable += n_fine
+                return base, how, n_fine
+            payloads = [slot.payloads.get(layer) for layer in range(1, cfg.layout.n_layers)]
+            res = self.coder.decode_fine(self._memory, base, payloads)
+            n_ok = sum(1 for _, hi in cfg.layout.layers[1:] if hi <= res.n_levels)
+            tokens = res.tokens if self._usable(res.tokens) else base
+            stats.fine_packets_decoded += n_ok
+            stats.fine_packets_failed_check += len(res.failed_layers)
+            stats.fine_packets_undecodable += n_fine - n_ok - len(res.failed_layers)
+            return tokens, how, n_fine
+        # combined: the fine levels ride in the chunk's own packet (never in FEC copies)
+        n_fine = int(primary is not None and cfg.layout.n_layers > 1)
+        if primary is not None and not tainted:
+            try:
+                res = self.coder.decode_chunk(self._memory, primary)
+                if self._usable(res.tokens):
+                    failed = len(res.failed_layers)
+                    stats.fine_packets_failed_check += failed
+                    stats.fine_packets_decoded += n_fine - failed
+                    return res.tokens, "received", n_fine
+            except BitstreamError:
+                pass
+        elif primary is not None:  # tainted memory: only the base can be verified
+            try:
+                base = self.coder.decode_chunk_base(primary)
+                if self._usable(base):
+                    stats.fine_packets_undecodable += n_fine
+                    return base, "received", n_fine
+            except BitstreamError:
+                pass
+        if n_fine:
+            stats.fine_packets_failed_check += 1
+        if slot.fec_base is not None:
+            try:
+                base = self.coder.decode_base(slot.fec_base)
+                if self._usable(base):
+                    return base, "fec", n_fine
+            except BitstreamError:
+                pass
+        return None, "concealed", n_fine
+
+    def _conceal(self) -> tuple[np.ndarray, np.ndarray | None]:
         cfg = self.config
         k_max = self.model.max_codebooks
         cf = cfg.chunk_frames
         future = []
-        nc = c + 1
-        while True:  # later chunks whose base already arrived: interpolate, don't extrapolate
-            base, _ = self._try_base(nc)
-            if base is None or len(future) >= 4:
+        nc = self.next_chunk + 1
+        while len(future) < 4:  # later chunks whose base already arrived: interpolate
+            base, _ = self._peek_base(nc)
+            if base is None:
                 break
             future.append(base)
             nc += 1
@@ -444,66 +676,141 @@ class Receiver(_Endpoint):
         return conceal_base(cfg.conceal, window, lost, self._last_frame, self.model, self._vocab,
                             return_probs=True)
 
-    def _decode_next(self) -> None:
+    def next_chunk_tokens(self) -> DecodedChunk:
+        """Decodes (or conceals) chunk ``next_chunk`` and advances to the next one."""
         cfg = self.config
         c = self.next_chunk
-        base, how = self._try_base(c)
         slot = self._slots.pop(c, _Slot())
-        if cfg.layered:
-            n_fine_arrived = sum(1 for layer in slot.payloads if layer > 0)
-        else:  # the fine part rides in the chunk's own packet (not in FEC copies)
-            n_fine_arrived = int(how == "received" and cfg.layout.n_layers > 1)
-        latents = None  # soft concealment: decode expected latents instead of tokens
-        if base is None:
+        tokens, how, _ = self._decode_received(slot)
+        probs = None
+        if tokens is None:
             self.stats.chunks_concealed += 1
+            # a base candidate (or a packet too damaged to tell its layer) arrived
+            arrived = (0 in slot.payloads or -1 in slot.payloads
+                       or slot.fec_base is not None)
+            status = "late" if slot.late else ("corrupt" if arrived else "concealed")
+            self.stats.chunks_corrupt += status == "corrupt"
             if cfg.conceal == "repeat" and self._last_full is not None:
                 tokens = np.repeat(self._last_full[:, -1:], cfg.chunk_frames, axis=1)
             else:
-                tokens, probs = self._conceal(c)
-                if probs is not None:
-                    latents = torch.from_numpy(soft_latents(probs, self._codebooks))[None]
-            base = tokens[:3]
-            self.stats.fine_packets_undecodable += n_fine_arrived
+                tokens, probs = self._conceal()
+            n_levels = 0
         else:
             self.stats.chunks_from_fec += how == "fec"
-            tokens = base
-            if n_fine_arrived:
-                if self.model.uses_memory and any(self._tainted):
-                    self.stats.fine_packets_undecodable += n_fine_arrived
-                else:
-                    if cfg.layered:
-                        payloads = [slot.payloads.get(layer)
-                                    for layer in range(1, cfg.layout.n_layers)]
-                        res = self.coder.decode_fine(self._memory, base, payloads)
-                        n_ok = sum(1 for _, hi in cfg.layout.layers[1:] if hi <= res.n_levels)
-                    else:
-                        res = self.coder.decode_chunk_fine(self._memory, base, slot.payloads[0])
-                        n_ok = int(res.n_levels > base.shape[0])
-                    tokens = res.tokens
-                    n_failed = len(res.failed_layers)
-                    self.stats.fine_packets_decoded += n_ok
-                    self.stats.fine_packets_failed_check += n_failed
-                    self.stats.fine_packets_undecodable += n_fine_arrived - n_ok - n_failed
-        concealed = how == "concealed"
+            n_levels = tokens.shape[0]
+            if how == "fec":
+                status = "fec"
+            elif n_levels == cfg.layout.n_codebooks:
+                status = "received"
+            elif n_levels == BASE_CODEBOOKS:
+                status = "base_only"
+            else:
+                status = "partial"
+        base = tokens[:BASE_CODEBOOKS]
         self._memory = self.model.commit(self._memory, base)
-        self._tainted.append(concealed)
-        k_max = self.model.max_codebooks
-        padded = np.pad(base, ((0, k_max - base.shape[0]), (0, 0)))
+        self._tainted.append(how == "concealed")
         keep = max(cfg.conceal_context_frames, 1)
-        self._past = np.concatenate([self._past, padded], axis=1)[:, -keep:]
+        past = np.zeros((self.model.max_codebooks, self._past.shape[1] + cfg.chunk_frames),
+                        dtype=np.int64)  # the base frames seen last, fine levels zero
+        past[:, : self._past.shape[1]] = self._past
+        past[: base.shape[0], self._past.shape[1]:] = base
+        self._past = past[:, -keep:]
         self._last_frame = base[:, -1].copy()
         self._last_full = tokens.copy()
-        if latents is not None:
+        outcome = ChunkOutcome(c, status, how, n_levels, tokens, slot.late)
+        if self._history is not None:
+            self._history.append(outcome)
+        self.stats.chunks_decoded += 1
+        self.next_chunk += 1
+        return DecodedChunk(tokens, probs, outcome)
+
+
+class Receiver(TokenReceiver):
+    """Depacketiser + entropy decoder + concealment + codec decoder.
+
+    Packets may arrive in any order before their chunk is decoded; ``pull`` decodes chunks
+    in order, concealing any chunk whose base has not arrived by then (the caller's
+    playout deadline, e.g. a ``transport.JitterBuffer`` in front). Decoding costs the
+    same per chunk however long the stream runs; the memory it holds is bounded (the
+    window of future chunks, the history of outcomes, the audio not yet pulled).
+
+    Args: as ``TokenReceiver`` (``vocab`` is the codec's), with ``codec`` first.
+    """
+
+    def __init__(
+        self,
+        codec,
+        model: CodingModel,
+        config: TransceiverConfig | None = None,
+        keep_history: bool = True,
+        history_chunks: int | None = DEFAULT_HISTORY_CHUNKS,
+        window_chunks: int = DEFAULT_WINDOW_CHUNKS,
+    ) -> None:
+        TokenReceiver.__init__(self, model, config, int(codec.cfg.codebook_size),
+                               keep_history, history_chunks, window_chunks)
+        self.codec = codec
+        self._dec_state = codec.init_decoder_state(1)
+        self._codebooks = codec.quantizer.codebooks.detach().to(torch.float32).numpy()
+        self._out: deque[np.ndarray] = deque()  # decoded audio not yet pulled, in order
+        self._out_len = 0
+
+    # --------------------------------------------------------------------- output
+    def pull(self, n_samples: int) -> np.ndarray:
+        """Returns the next ``n_samples`` of audio float32, decoding (or concealing)
+        chunks as needed.
+
+        The output is the codec's streaming output: delayed by ``codec.lookahead_samples``.
+        """
+        n_samples = _check_int("n_samples", n_samples, 0, 1 << 40)
+        while self._out_len < n_samples:
+            self._decode_next()
+        return self._take(n_samples)
+
+    def _take(self, n: int) -> np.ndarray:
+        out = np.empty(n, dtype=np.float32)
+        pos = 0
+        while pos < n:
+            head = self._out[0]
+            k = min(n - pos, len(head))
+            out[pos:pos + k] = head[:k]
+            pos += k
+            if k == len(head):
+                self._out.popleft()
+            else:
+                self._out[0] = head[k:]
+        self._out_len -= n
+        return out
+
+    @property
+    def buffered_samples(self) -> int:
+        """Decoded samples not yet pulled."""
+        return self._out_len
+
+    def flush(self) -> np.ndarray:
+        """Everything buffered plus the codec's overlap-add tail."""
+        tail = self.codec.decode_flush(self._dec_state)[0, 0].numpy().astype(np.float32)
+        out = self._take(self._out_len)
+        return np.concatenate([out, tail])
+
+    def decode_until(self, chunk: int) -> None:
+        """Decodes (or conceals) every chunk before ``chunk``."""
+        chunk = _check_int("chunk", chunk, 0, 1 << 40)
+        while self.next_chunk < chunk:
+            self._decode_next()
+
+    def _decode_next(self) -> None:
+        d = self.next_chunk_tokens()
+        if d.probs is not None:
+            latents = torch.from_numpy(soft_latents(d.probs, self._codebooks))[None]
             wav, self._dec_state = self.codec.decode_latent_step(latents, self._dec_state)
         else:
             wav, self._dec_state = self.codec.decode_step(
-                torch.from_numpy(tokens)[None], self._dec_state
+                torch.from_numpy(d.tokens)[None], self._dec_state
             )
-        self._out = np.concatenate([self._out, wav[0, 0].numpy()])
-        self.stats.chunks_decoded += 1
-        if self.history is not None:
-            self.history.append(ChunkOutcome(c, how, tokens.shape[0], tokens))
-        self.next_chunk += 1
+        pcm = wav[0, 0].numpy()
+        if len(pcm):
+            self._out.append(pcm)
+            self._out_len += len(pcm)
 
 
 # ------------------------------------------------------------------------- whole signals
@@ -608,18 +915,37 @@ def receive(
     n_chunks: int,
     n_samples: int,
     progress: bool = False,
+    keep_history: bool = False,
 ) -> tuple[np.ndarray, Receiver]:
     """Decodes received packets (an iterable of SentPacket-like objects with seq, chunk and
     data) into float32 [n_samples] audio aligned with the transmitter's input.
 
     Chunks whose base never arrived are concealed. The codec's lookahead delay is removed.
+    Linear in ``n_chunks``: the audio is written into one preallocated array as it is
+    decoded. ``keep_history``: the receiver keeps every chunk's outcome (``rx.history``).
     """
     from tqdm import tqdm
 
-    rx = Receiver(codec, model, cfg, keep_history=False)
+    n_chunks = _check_int("n_chunks", n_chunks, 0, 1 << 40)
+    n_samples = _check_int("n_samples", n_samples, 0, 1 << 40)
+    rx = Receiver(codec, model, cfg, keep_history=keep_history,
+                  history_chunks=None if keep_history else DEFAULT_HISTORY_CHUNKS)
     by_chunk: dict[int, list] = {}
     for p in packets:
         by_chunk.setdefault(p.chunk, []).append(p)
+    out = np.zeros(n_samples, dtype=np.float32)
+    skip = codec.lookahead_samples  # the codec's delay: its first samples precede the input
+    pos = 0
+
+    def drain(pcm: np.ndarray) -> None:
+        nonlocal skip, pos
+        if skip:
+            cut = min(skip, len(pcm))
+            pcm, skip = pcm[cut:], skip - cut
+        k = min(len(pcm), n_samples - pos)
+        out[pos:pos + k] = pcm[:k]
+        pos += k
+
     for c in tqdm(range(n_chunks), desc="receive", unit="chunk", disable=not progress):
         # Deliver chunk c and the next one before decoding c: concealment may then
         # interpolate from the following chunk's base (a 1-chunk jitter buffer).
@@ -627,7 +953,6 @@ def receive(
             for p in by_chunk.pop(cc, []):
                 rx.push(p.data, p.seq, p.chunk)
         rx.decode_until(c + 1)
-    out = np.concatenate([rx.pull(n_chunks * cfg.chunk_samples), rx.flush()])
-    lookahead = codec.lookahead_samples
-    out = out[lookahead : lookahead + n_samples]
-    return np.pad(out, (0, n_samples - len(out))).astype(np.float32), rx
+        drain(rx.pull(rx.buffered_samples))
+    drain(rx.flush())
+    return out, rx

@@ -1,15 +1,24 @@
-"""Coding one chunk's layers: base with static PMFs, fine groups with model PMFs.
+"""Coding one chunk's layers: base with static PMFs, fine groups with model PMFs, and the
+integrity checks that turn every corrupted payload into a loss (docs/bitstream.md, "Token
+payloads", format version 2).
 
-Layered packets (one payload per layer, each its own range-coder stream; docs/bitstream.md
-"Range-coded payloads"): the layer's tokens in frame-major order (frame 0 levels lo..hi-1,
-then frame 1, ...), then, in fine layers, the integrity check: the low ``check_bits`` bits
-of a CRC-32 over the chunk's base tokens and the layer's tokens, coded as uniform symbols
-of <= 8 bits.
+Base payloads (a layered base packet, and every FEC copy in either format): the base
+tokens in frame-major order (frame 0 levels 0..2, then frame 1, ...), then the base check.
 
-Combined packets (``encode_chunk``; the default): one stream per chunk holding the base
-tokens, then every fine layer's tokens, then one integrity check over the fine levels.
-The base is a prefix of the stream coded with static PMFs, so it decodes on its own; the
-fine part decodes only when the model memory matches the transmitter's.
+Layered fine payloads: the layer's tokens in frame-major order, then the layer check over
+the chunk's base tokens and the layer's tokens (salted with the layer index).
+
+Combined payloads (``encode_chunk``; the default): one stream per chunk holding the base
+tokens, then the base check *if* the chunk has no fine levels or the entropy context
+reaches past chunks (``combined_base_check``: then a receiver whose memory is tainted can
+still verify and play the base), then every fine layer's tokens, then one check over the
+base and every fine level. With the default reach (fine PMFs depend on the chunk's own
+base only) no receiver ever needs the base alone, so the single check covers the whole
+chunk and costs nothing extra; a chunk that fails it is concealed whole.
+
+Every check is the low ``check_bits`` bits of a CRC-32 (``integrity_value``) coded as
+uniform symbols of <= 8 bits; a corrupted payload passes one with probability about
+2^-check_bits. ``check_bits = 0`` disables integrity (corruption may then play).
 
 Determinism: model logits are rounded to multiples of 2^-``logit_step_log2`` before
 ``cdf_from_logits``, so tiny float differences between two machines rarely change a CDF;
@@ -26,7 +35,7 @@ import numpy as np
 
 from .. import coding
 from ..config import CODEBOOK_SIZE
-from ..errors import BitstreamError, ConfigError
+from ..errors import BitstreamError, ConfigError, IntegrityError
 from .layout import LayerLayout
 from .model import MASK, MASK_UPPER, CodingModel
 
@@ -77,8 +86,9 @@ def _decode_check(dec: coding.Decoder, check_bits: int, precision_bits: int) -> 
     return value
 
 
-# The integrity check of a combined payload covers every fine level; its CRC is salted
-# with this value where a layered payload's uses its layer index (1..3).
+# CRC salts: a base check uses 0 (the base layer's index), a layered fine payload its layer
+# index (1..3), and the check of a combined payload, which covers every level, this value.
+BASE_CHECK_SALT = 0
 COMBINED_CHECK_SALT = 0xFF
 
 
@@ -109,6 +119,10 @@ class ChunkCoder:
         check_bits: integrity-check width per fine packet, 0..16 (0 = none).
         progressive: code fine group g conditioned on the lower fine groups of the same
             chunk (one model call per group) instead of all groups from one call.
+        combined_base_check: combined payloads carry a base check after the base prefix
+            even when the chunk has fine levels (set when the entropy context reaches past
+            chunks, so a tainted receiver can verify the base alone). Base-only chunks
+            always carry it.
         logit_step_log2: logits are rounded to multiples of 2^-this before quantisation.
     """
 
@@ -120,6 +134,7 @@ class ChunkCoder:
         precision_bits: int = 16,
         check_bits: int = 8,
         progressive: bool = False,
+        combined_base_check: bool = False,
         logit_step_log2: int = 6,
     ) -> None:
         if not 1 <= chunk_frames <= 5:
@@ -141,6 +156,7 @@ class ChunkCoder:
         self.precision_bits = precision_bits
         self.check_bits = check_bits
         self.progressive = progressive
+        self.combined_base_check = bool(combined_base_check) or layout.n_layers == 1
         self._scale = float(1 << logit_step_log2)
         base = self._quantise(model.base_logits()[: layout.base_levels])
         self._base_logits = base  # [3, V]
@@ -215,16 +231,37 @@ class ChunkCoder:
         return t.astype(np.int64)
 
     # -------------------------------------------------------------------------- base
+    def _encode_base_into(self, enc: coding.Encoder, t: np.ndarray, check: bool) -> None:
+        nb = self.layout.base_levels
+        enc.encode(np.ascontiguousarray(t[:nb].T.reshape(-1), dtype=np.int32), self._base_rows)
+        if check and self.check_bits:
+            value = integrity_value(t[:nb], t[:0], BASE_CHECK_SALT, self.check_bits)
+            _encode_check(enc, value, self.check_bits, self.precision_bits)
+
+    def _decode_base_from(self, dec: coding.Decoder, check: bool) -> np.ndarray:
+        """int64 [3, C] base tokens read from ``dec``, verified when ``check``."""
+        sym = dec.decode(self._base_rows)
+        base = sym.reshape(self.chunk_frames, self.layout.base_levels).T.astype(np.int64)
+        if check and self.check_bits:
+            value = _decode_check(dec, self.check_bits, self.precision_bits)
+            if value != integrity_value(base, base[:0], BASE_CHECK_SALT, self.check_bits):
+                raise IntegrityError("base integrity check failed")
+        return base
+
     def encode_base(self, tokens: np.ndarray) -> bytes:
-        """Payload of the base layer of tokens int [K, C] (static PMFs, no context)."""
-        t = self._check_tokens(tokens)
-        sym = np.ascontiguousarray(t[: self.layout.base_levels].T.reshape(-1), dtype=np.int32)
-        return coding.encode(sym, self._base_rows, self.precision_bits)
+        """Base payload of tokens int [K, C]: the base levels (static PMFs, no context)
+        and the base check. Layered base packets and FEC copies hold it."""
+        enc = coding.Encoder(self.precision_bits)
+        self._encode_base_into(enc, self._check_tokens(tokens), check=True)
+        return enc.finish()
 
     def decode_base(self, payload: bytes) -> np.ndarray:
-        """int64 [3, C] base tokens of a base payload. Raises BitstreamError if corrupt."""
-        sym = coding.decode(payload, self._base_rows, self.precision_bits)
-        return sym.reshape(self.chunk_frames, self.layout.base_levels).T.astype(np.int64)
+        """int64 [3, C] base tokens of a base payload (``encode_base``).
+
+        Raises:
+            BitstreamError: the payload does not decode; IntegrityError: its check fails.
+        """
+        return self._decode_base_from(coding.Decoder(payload, self.precision_bits), check=True)
 
     # -------------------------------------------------------------------------- fine
     def encode_fine(self, state: Any, tokens: np.ndarray, cache: dict | None = None) -> list[bytes]:
@@ -277,7 +314,7 @@ class ChunkCoder:
                 if self.check_bits:
                     value = _decode_check(dec, self.check_bits, self.precision_bits)
                     if value != integrity_value(base, got, layer, self.check_bits):
-                        raise BitstreamError("integrity check failed")
+                        raise IntegrityError("integrity check failed")
             except BitstreamError:
                 failed.append(layer)
                 break
@@ -287,13 +324,14 @@ class ChunkCoder:
 
     # -------------------------------------------------------------------------- combined
     def encode_chunk(self, state: Any, tokens: np.ndarray, cache: dict | None = None) -> bytes:
-        """One payload for every level of tokens int [K, C]: base (static PMFs), then the
-        fine layers in order (model PMFs given ``state``), then one integrity check
-        (``cache``: from ``rate_bits`` calls on the same tokens, or None)."""
+        """One payload for every level of tokens int [K, C]: base (static PMFs), the base
+        check when ``combined_base_check``, then the fine layers in order (model PMFs
+        given ``state``), then one check over every level (``cache``: from ``rate_bits``
+        calls on the same tokens, or None)."""
         t = self._check_tokens(tokens)
         nb = self.layout.base_levels
         enc = coding.Encoder(self.precision_bits)
-        enc.encode(np.ascontiguousarray(t[:nb].T.reshape(-1), dtype=np.int32), self._base_rows)
+        self._encode_base_into(enc, t, check=self.combined_base_check)
         if self.layout.n_layers > 1:
             cache = {} if cache is None else cache
             for layer in range(1, self.layout.n_layers):
@@ -305,19 +343,41 @@ class ChunkCoder:
                 _encode_check(enc, value, self.check_bits, self.precision_bits)
         return enc.finish()
 
-    def decode_chunk_fine(self, state: Any, base: np.ndarray, payload: bytes) -> FineDecodeResult:
-        """Decodes the fine levels of a combined payload whose base (``decode_base`` of
-        the same payload) is ``base`` int64 [3, C]. All or nothing: a payload that fails
-        to decode or to check yields the base alone, with ``failed_layers == (1,)``."""
+    def decode_chunk_base(self, payload: bytes) -> np.ndarray:
+        """int64 [3, C] base tokens of a combined payload, verified by its base check,
+        without the model (for a receiver whose memory is tainted, or a look at a later
+        chunk). Only payloads with a base check can be read this way.
+
+        Raises:
+            ConfigError: the format carries no base check (``combined_base_check`` False
+                and fine levels present): use ``decode_chunk``.
+            BitstreamError / IntegrityError: the payload is corrupt.
+        """
+        if not self.combined_base_check:
+            raise ConfigError("combined payloads of this format have no base check; "
+                              "decode the whole chunk with decode_chunk")
+        return self._decode_base_from(coding.Decoder(payload, self.precision_bits), check=True)
+
+    def decode_chunk(self, state: Any, payload: bytes) -> FineDecodeResult:
+        """Decodes a combined payload (``encode_chunk``) given the model memory.
+
+        Returns every level when all checks pass. When only the final check fails and the
+        payload carries a base check that passed, the base alone (``failed_layers ==
+        (1,)``): the fine bits were hit, or the memory differs from the transmitter's.
+
+        Raises:
+            BitstreamError / IntegrityError: nothing in the payload can be trusted (the
+                base check failed, or the single check of a chunk without one did).
+        """
         nb = self.layout.base_levels
+        dec = coding.Decoder(payload, self.precision_bits)
+        base = self._decode_base_from(dec, check=self.combined_base_check)
         tokens = np.zeros((self.layout.n_codebooks, self.chunk_frames), dtype=np.int64)
         tokens[:nb] = base
         if self.layout.n_layers == 1:
             return FineDecodeResult(tokens, nb, ())
         cache: dict = {}
         try:
-            dec = coding.Decoder(payload, self.precision_bits)
-            dec.decode(self._base_rows)
             for layer in range(1, self.layout.n_layers):
                 lo, hi = self.layout.layers[layer]
                 sym = dec.decode_logits(self._fine_logits(state, tokens, layer, cache))
@@ -326,7 +386,9 @@ class ChunkCoder:
                 value = _decode_check(dec, self.check_bits, self.precision_bits)
                 if value != integrity_value(base, tokens[nb:], COMBINED_CHECK_SALT,
                                             self.check_bits):
-                    raise BitstreamError("integrity check failed")
+                    raise IntegrityError("integrity check failed")
         except BitstreamError:
+            if not self.combined_base_check:
+                raise
             return FineDecodeResult(tokens[:nb].copy(), nb, (1,))
         return FineDecodeResult(tokens, self.layout.n_codebooks, ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from ..config import BASE_CODEBOOKS, LAYER_BOUNDS, codebooks_for_bitrate, layers_for_codebooks
 
@@ -20,13 +21,13 @@ class LayerLayout:
 
     @classmethod
     def for_bitrate(cls, bitrate_kbps: float) -> LayerLayout:
-        return cls(codebooks_for_bitrate(bitrate_kbps))
+        return _layout_for_codebooks(codebooks_for_bitrate(bitrate_kbps))
 
-    @property
+    @cached_property
     def n_layers(self) -> int:
         return layers_for_codebooks(self.n_codebooks)
 
-    @property
+    @cached_property
     def layers(self) -> tuple[tuple[int, int], ...]:
         """(first level, end level) of each layer, clipped to ``n_codebooks``."""
         return tuple(
@@ -37,3 +38,9 @@ class LayerLayout:
     @property
     def base_levels(self) -> int:
         return min(BASE_CODEBOOKS, self.n_codebooks)
+
+
+@lru_cache(maxsize=64)
+def _layout_for_codebooks(n_codebooks: int) -> LayerLayout:
+    """One shared (immutable) layout per codebook count: the per-chunk paths ask often."""
+    return LayerLayout(n_codebooks)

@@ -12,7 +12,9 @@ opaque per-stream state. The contract that makes both ends agree bit for bit:
 - ``commit(state, base)`` appends one chunk's base tokens to the memory (a fixed-capacity
   ring: chunks beyond the reach drop out) and returns the new state.
 - ``conceal_logits(window)`` predicts base tokens of frames whose base is ``MASK`` from
-  the visible frames around them (bidirectional, uncached); only used on losses.
+  the visible frames around them (bidirectional, uncached); only used on losses. A model
+  that cannot (the static no-LM control) sets ``can_conceal = False`` (default True), so
+  a receiver asked for LM concealment refuses it when it is made, not at the first loss.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ class StaticModel:
 
     max_context_frames = 50
     uses_memory = False
+    can_conceal = False  # no LM: receivers must use conceal="repeat" or "zero"
 
     def __init__(self, log_probs: np.ndarray | None = None) -> None:
         if log_probs is None:

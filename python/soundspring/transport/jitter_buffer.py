@@ -36,6 +36,8 @@ from ..errors import ConfigError
 
 _t = core.transport
 
+MAX_POP_CHUNKS = 65536  # chunks one pop() may release (about 44 min at 40 ms)
+
 
 class PushOutcome(enum.IntEnum):
     """What ``JitterBuffer.push`` did with a packet."""
@@ -164,18 +166,21 @@ class JitterBuffer:
         return PushOutcome(self._impl.push(s, c, t, packet))
 
     def pop(self, now_ms: float, max_chunks: int = 65536) -> list[PlayoutChunk]:
-        """Releases, in order, every chunk whose deadline is <= now_ms (at most max_chunks).
+        """Releases, in order, every chunk whose deadline is <= now_ms (at most
+        ``max_chunks``, 0..MAX_POP_CHUNKS, per call: a clock jump never makes one call
+        release an unbounded run of lost chunks; call again for the rest).
 
         Raises:
-            ConfigError: now_ms is NaN or max_chunks < 0.
+            ConfigError: now_ms is not a finite number, or max_chunks is outside
+                [0, MAX_POP_CHUNKS].
         """
         if (
             isinstance(now_ms, bool)
             or not isinstance(now_ms, (int, float, np.integer, np.floating))
-            or math.isnan(now_ms)
+            or not math.isfinite(now_ms)
         ):
-            raise ConfigError(f"now_ms must be a number of milliseconds, got {now_ms!r}")
-        n = _int_in("max_chunks", max_chunks, 0, 2**62)
+            raise ConfigError(f"now_ms must be a finite number of milliseconds, got {now_ms!r}")
+        n = _int_in("max_chunks", max_chunks, 0, MAX_POP_CHUNKS)
         return self._wrap(self._impl.pop(float(now_ms), n))
 
     def flush(self) -> list[PlayoutChunk]:
