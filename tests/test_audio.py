@@ -47,3 +47,68 @@ def test_bad_inputs(tmp_path) -> None:
     (tmp_path / "junk.wav").write_bytes(b"not a wav")
     with pytest.raises(ConfigError, match="cannot read"):
         audio.read_wav(tmp_path / "junk.wav")
+
+
+def _wav_declaring(rate: int, n: int = 160) -> bytes:
+    import struct
+
+    data = np.zeros(n, "<i2").tobytes()
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, (rate * 2) & 0xFFFFFFFF, 2, 16)
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + fmt + b"data"
+            + struct.pack("<I", len(data)) + data)
+
+
+@pytest.mark.parametrize("rate", [2**31 - 1, 400_000, 999, 1])
+def test_absurd_header_rates_are_refused_before_reading(tmp_path, rate) -> None:
+    p = tmp_path / "x.wav"
+    p.write_bytes(_wav_declaring(rate))
+    with pytest.raises(ConfigError, match=f"{rate} Hz; expected 1000..384000 Hz"):
+        audio.read_wav(p)
+
+
+def test_rate_limits_are_inclusive(tmp_path) -> None:
+    for rate in (audio.MIN_FILE_RATE_HZ, audio.MAX_FILE_RATE_HZ):
+        (tmp_path / "x.wav").write_bytes(_wav_declaring(rate, n=rate // 10))
+        assert audio.read_wav(tmp_path / "x.wav").shape == (1600,)
+
+
+def test_read_messages(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="missing.wav: no such file"):
+        audio.read_wav(tmp_path / "missing.wav")
+    with pytest.raises(ConfigError, match="is a folder"):
+        audio.read_wav(tmp_path)
+    (tmp_path / "e.wav").write_bytes(_wav_declaring(16000, n=0))
+    with pytest.raises(ConfigError, match=r"is empty \(0 samples\)"):
+        audio.read_wav(tmp_path / "e.wav")
+    with pytest.raises(ConfigError, match="stdin: not an audio file"):
+        audio.read_wav(b"junk" * 20, name="stdin")
+
+
+def test_length_cap(tmp_path, monkeypatch) -> None:
+    sf.write(tmp_path / "x.wav", np.zeros(1600, np.float32), 16000)
+    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 0.05)
+    with pytest.raises(ConfigError, match="h long; at most"):
+        audio.read_wav(tmp_path / "x.wav")
+
+
+def test_read_from_bytes_and_file_objects(tmp_path) -> None:
+    import io
+
+    x = (0.1 * np.sin(np.arange(8000) / 5)).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, x, 16000, format="FLAC")
+    a = audio.read_wav(buf.getvalue())
+    b = audio.read_wav(io.BytesIO(buf.getvalue()))
+    assert a.shape == b.shape == (8000,) and np.array_equal(a, b)
+
+
+def test_write_wav_removes_part_on_error(tmp_path, monkeypatch) -> None:
+    def fail(path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"RIFF")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sf, "write", fail)
+    with pytest.raises(OSError):
+        audio.write_wav(tmp_path / "x.wav", np.zeros(10, np.float32))
+    assert list(tmp_path.iterdir()) == []

@@ -188,7 +188,7 @@ def test_trace_file_wraps(tmp_path: Path) -> None:
         ("1\n0\n2\n", "line 3"),
         ("1\n01\n", "line 2"),
         ("# only a comment\n\n", "no 0/1"),
-        ("", "no 0/1"),
+        ("", "is empty"),
         ("1 0\n", "line 1"),
     ],
 )
@@ -200,8 +200,13 @@ def test_trace_file_rejected(tmp_path: Path, text: str, match: str) -> None:
 
 
 def test_trace_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="missing.txt: no such file"):
         Trace(tmp_path / "missing.txt")
+    with pytest.raises(ConfigError, match="folder"):
+        Trace(tmp_path)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(ConfigError, match="empty.txt is empty"):
+        Trace(tmp_path / "empty.txt")
     with pytest.raises(ConfigError, match="0 or 1"):
         Trace.from_mask([0, 2])
     with pytest.raises(ValueError, match="1-D"):

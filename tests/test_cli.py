@@ -38,9 +38,16 @@ def test_linktest_round_trip(capsys, channel):
         )
 
 
+def test_linktest_out_of_range_option_is_a_usage_error(capsys):
+    assert main(["linktest", "--seconds", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seconds" in err and "(0, 3600]" in err
+
+
 def test_linktest_config_error_exits_1(capsys):
-    assert main(["linktest", "--seconds", "-1"]) == 1
-    assert "seconds must be" in capsys.readouterr().err
+    assert main(["linktest", "--channel", "gilbert", "--loss", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("soundspring linktest: error:") and "below 1" in err
 
 
 def test_bench_coder_json(capsys):

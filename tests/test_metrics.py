@@ -63,3 +63,31 @@ def test_bad_inputs() -> None:
         metrics.log_mel_distance(np.array([np.nan] * 2000), np.zeros(2000))
     with pytest.raises(ConfigError, match="16 kHz"):
         metrics.pesq_wb(np.zeros(8000), np.zeros(8000), sample_rate_hz=8000)
+
+
+def test_pesq_needs_a_quarter_second() -> None:
+    x = _voice(0.2)
+    with pytest.raises(ConfigError, match="at least 0.25 s"):
+        metrics.pesq_wb(x, x)
+
+
+def test_quality_report_valid_input_matches_the_metrics() -> None:
+    x = _voice(2.0)
+    y = x + 0.01 * np.random.default_rng(3).standard_normal(x.size).astype(np.float32)
+    rep = metrics.quality_report(x, y)
+    assert rep == {"pesq_wb": metrics.pesq_wb(x, y), "stoi": metrics.stoi(x, y)}
+
+
+def test_quality_report_short_and_silent_audio_is_null_with_reasons() -> None:
+    import json
+
+    x = _voice(0.1)
+    rep = metrics.quality_report(x, x)
+    assert rep["pesq_wb"] is None and rep["pesq_wb_null_reason"] == "audio shorter than 0.25 s"
+    assert rep["stoi"] is None and "too short" in rep["stoi_null_reason"]
+    json.dumps(rep, allow_nan=False)
+    tiny = metrics.quality_report(x[:10], x[:10])  # pystoi fails outright on a few samples
+    assert tiny["stoi"] is None
+    silence = metrics.quality_report(np.zeros(16000), np.zeros(16000))
+    assert silence["pesq_wb"] is None and "no utterance" in silence["pesq_wb_null_reason"]
+    json.dumps(silence, allow_nan=False)

@@ -2,13 +2,17 @@
 
 Everything inside SoundSpring is float32 mono at ``SAMPLE_RATE_HZ`` (16 kHz). Files and
 arrays at other rates are resampled here (polyphase, ``scipy.signal.resample_poly``);
-multi-channel audio is averaged to mono.
+multi-channel audio is averaged to mono. Files must declare 1 kHz..384 kHz and at most
+4 hours; both are checked from the header before any allocation.
 """
 
 from __future__ import annotations
 
+import io
+import stat
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -63,27 +67,102 @@ def resample(wav: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> np.n
     return out.astype(np.float32, copy=False)
 
 
-def read_wav(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+MIN_FILE_RATE_HZ = 1_000
+"""Lowest sample rate an audio file may declare (below it the header is taken as corrupt)."""
+
+MAX_FILE_RATE_HZ = 384_000
+"""Highest sample rate an audio file may declare (the fastest common converters)."""
+
+MAX_AUDIO_SECONDS = 4 * 3600
+"""Longest audio ``read_wav`` accepts (4 hours), checked from the header before reading."""
+
+
+def _source(path: str | Path | bytes | BinaryIO, name: str | None) -> tuple[Any, str]:
+    """(what soundfile should open, a name for messages); missing files named plainly."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(path)), name or "<bytes>"
+    if hasattr(path, "read"):
+        return path, name or str(getattr(path, "name", "<stream>"))
+    label = name or str(path)
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"cannot read {label}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {label}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"cannot read {label}: it is a folder, not an audio file")
+    try:
+        return open(p, "rb"), label  # noqa: SIM115 - closed by read_wav
+    except OSError as exc:
+        raise ConfigError(f"cannot read {label}: {exc.strerror or exc}") from None
+
+
+def read_wav(path: str | Path | bytes | BinaryIO, sample_rate_hz: int = SAMPLE_RATE_HZ,
+             name: str | None = None) -> np.ndarray:
     """Reads an audio file as float32 mono [T] at ``sample_rate_hz``.
 
+    Args:
+        path: a file path, the file's bytes, or a readable binary file object (e.g. a
+            ``BytesIO`` of stdin); any format libsndfile reads (WAV, FLAC, OGG, ...).
+        sample_rate_hz: the rate to resample to (default 16 kHz).
+        name: how messages name the source (default: the path).
+
+    The header is checked before any sample is read or resampled: the declared rate must
+    lie in [``MIN_FILE_RATE_HZ``, ``MAX_FILE_RATE_HZ``] (1 kHz..384 kHz) and the length
+    be at most ``MAX_AUDIO_SECONDS`` (4 h).
+
     Raises:
-        ConfigError: the file cannot be read, is empty, or holds non-finite samples.
+        ConfigError: the file is missing, a folder, unreadable or not audio; its rate or
+            length is out of range; it is empty or holds non-finite samples.
     """
     import soundfile as sf
 
+    src, label = _source(path, name)
+    owned = src is not path
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError) as exc:  # soundfile raises LibsndfileError(RuntimeError)
-        raise ConfigError(f"cannot read audio file {str(path)!r}: {exc}") from exc
+        try:
+            f = sf.SoundFile(src)
+        except (RuntimeError, OSError, TypeError) as exc:  # LibsndfileError is a RuntimeError
+            detail = getattr(exc, "error_string", None) or str(exc)
+            raise ConfigError(f"cannot read audio from {label}: not an audio file libsndfile "
+                              f"reads (WAV, FLAC, OGG, ...): {detail}") from None
+        with f:
+            sr, frames, channels = int(f.samplerate), int(f.frames), int(f.channels)
+            if not MIN_FILE_RATE_HZ <= sr <= MAX_FILE_RATE_HZ:
+                raise ConfigError(
+                    f"audio in {label} declares a sample rate of {sr} Hz; expected "
+                    f"{MIN_FILE_RATE_HZ}..{MAX_FILE_RATE_HZ} Hz (corrupt header?)")
+            if channels < 1:
+                raise ConfigError(f"audio in {label} declares {channels} channels")
+            if frames > MAX_AUDIO_SECONDS * sr:
+                raise ConfigError(
+                    f"audio in {label} is {frames / sr / 3600:.1f} h long; at most "
+                    f"{MAX_AUDIO_SECONDS // 3600} h is accepted (split it)")
+            if frames == 0:
+                raise ConfigError(f"audio in {label} is empty (0 samples)")
+            try:
+                data = f.read(dtype="float32", always_2d=True)
+            except (RuntimeError, OSError) as exc:
+                detail = getattr(exc, "error_string", None) or str(exc)
+                raise ConfigError(f"cannot read audio from {label}: {detail}") from None
+    finally:
+        if owned and hasattr(src, "close"):
+            src.close()
+    if data.shape[0] == 0:
+        raise ConfigError(f"audio in {label} is empty (0 samples)")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    mono = check_finite(mono, f"audio in {path}")
+    mono = check_finite(mono, f"audio in {label}")
     return resample(mono, sr, sample_rate_hz)
 
 
 def write_wav(path: str | Path, wav: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Path:
     """Writes float mono [T] (or [1, T] / [1, 1, T]) as 16-bit PCM WAV; returns the path.
 
-    The file is written to a temporary name and renamed, so readers never see half a file.
+    Missing parent folders are created (library use; the ``soundspring`` commands refuse
+    a missing output folder before they get here). The file is written to ``NAME.part``
+    and renamed, so readers never see half a file; on any error the ``.part`` is removed.
     """
     import soundfile as sf
 
@@ -91,9 +170,22 @@ def write_wav(path: str | Path, wav: np.ndarray, sample_rate_hz: int = SAMPLE_RA
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), np.clip(arr, -1.0, 1.0), int(sample_rate_hz), subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    try:
+        sf.write(str(tmp), np.clip(arr, -1.0, 1.0), int(sample_rate_hz), subtype="PCM_16",
+                 format="WAV")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
-__all__ = ["check_finite", "read_wav", "resample", "write_wav"]
+__all__ = [
+    "MAX_AUDIO_SECONDS",
+    "MAX_FILE_RATE_HZ",
+    "MIN_FILE_RATE_HZ",
+    "check_finite",
+    "read_wav",
+    "resample",
+    "write_wav",
+]

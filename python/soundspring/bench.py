@@ -198,20 +198,35 @@ def bench_coder(
     }
 
 
+MAX_BENCH_SYMBOLS = 10_000_000
+"""Most symbols per implementation (the workload holds a CDF row per symbol in memory)."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .commands._common import int_arg, seed_arg
+
     sub = parser.add_subparsers(dest="target", required=True)
     p = sub.add_parser("coder", help="range coder symbols/s: ours, Python mirror, constriction")
-    p.add_argument("--symbols", type=int, default=1_000_000, help="symbols per implementation")
+    p.add_argument("--symbols", type=int_arg(1, MAX_BENCH_SYMBOLS), default=1_000_000,
+                   help=f"symbols per implementation, 1-{MAX_BENCH_SYMBOLS}")
     p.add_argument(
-        "--mirror-symbols", type=int, default=20_000, help="symbols for the Python mirror"
+        "--mirror-symbols", type=int_arg(1, MAX_BENCH_SYMBOLS), default=20_000,
+        help="symbols for the Python mirror",
     )
-    p.add_argument("--vocab", type=int, default=1024)
-    p.add_argument("--precision-bits", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vocab", type=int_arg(2, 1 << 16), default=1024,
+                   help="alphabet size V, 2-65536 (at most 2**precision-bits)")
+    p.add_argument("--precision-bits", type=int_arg(1, 16), default=16,
+                   help="CDF precision, 1-16")
+    p.add_argument("--seed", type=seed_arg, default=0, help="workload seed in [0, 2**64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+
+    if args.vocab > 1 << args.precision_bits:
+        raise ConfigError(f"--vocab {args.vocab} is larger than 2**--precision-bits = "
+                          f"{1 << args.precision_bits}; raise --precision-bits or lower --vocab")
     report = bench_coder(
         args.symbols,
         args.mirror_symbols,
@@ -221,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.json,
     )
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
         return 0
     print(f"workload: {report['workload']}")
     for name, r in report["results"].items():

@@ -224,23 +224,26 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = DemoConfig()
-    parser.add_argument(
-        "-b", "--bitrate", type=float, default=d.bitrate_kbps, help="raw kbps: 1.5/3/6/12"
+    from .commands._common import (
+        add_bitrate_argument,
+        add_channel_arguments,
+        float_arg,
     )
-    parser.add_argument("--seconds", type=float, default=d.seconds)
+
+    d = DemoConfig()
+    add_bitrate_argument(parser, d.bitrate_kbps)
+    parser.add_argument("--seconds", type=float_arg(0.0, 3600.0, lo_open=True),
+                        default=d.seconds, help="synthetic speech length in seconds, (0, 3600]")
     parser.add_argument(
         "--channel", default=d.channel, choices=["bernoulli", "gilbert", "wlan", "none"]
     )
-    parser.add_argument("--loss", type=float, default=d.loss, help="loss rate (bernoulli, gilbert)")
+    add_channel_arguments(parser, d.loss, d.burst)
     parser.add_argument(
-        "--burst", type=float, default=d.burst, help="mean burst in packets (gilbert)"
+        "--jitter-ms", type=float_arg(0.0, 10_000.0), default=d.jitter_ms,
+        help="mean extra network delay in ms, 0-10000",
     )
-    parser.add_argument(
-        "--jitter-ms", type=float, default=d.jitter_ms, help="mean extra network delay"
-    )
-    parser.add_argument("--playout-delay-ms", type=float, default=d.playout_delay_ms)
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--playout-delay-ms", type=float_arg(0.0, 10_000.0),
+                        default=d.playout_delay_ms, help="jitter-buffer delay in ms, 0-10000")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -255,9 +258,11 @@ def run(args: argparse.Namespace) -> int:
         playout_delay_ms=args.playout_delay_ms,
         seed=args.seed,
     )
+    if cfg.channel == "gilbert" and not cfg.loss < 1:
+        raise ConfigError(f"--channel gilbert needs --loss below 1, got {cfg.loss:g}")
     report = run_demo(cfg, progress=not args.json and sys.stderr.isatty())
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
     else:
         for key, value in report.items():
             if key != "config":

@@ -1,18 +1,107 @@
-"""Shared options and I/O rules of the transceiver commands (opusenc / encodec manners):
-``-`` is stdin/stdout, an existing output is refused without ``--force``, progress goes to
-stderr on long inputs."""
+"""Shared options and I/O rules of the transceiver commands (opusenc / encodec manners).
+
+Inputs:
+    ``-`` is stdin (audio bytes in any format libsndfile reads, or a ``.spring`` file); a
+    missing input is "cannot read X: no such file"; a folder is refused.
+
+Outputs (``encode``, ``decode``, ``simulate``; ``demo --out-dir`` likewise):
+    ``-`` is stdout. Otherwise the output's folder must already exist: a missing folder is
+    refused ("folder X does not exist"), as ``cp`` and ``opusenc`` do; nothing is created
+    but the file itself (``demo`` creates ``--out-dir`` itself, one level, inside an
+    existing folder). An output that is a folder is refused; an existing file needs
+    ``--force``; a device or FIFO (``/dev/null``) is written in place. Files are written
+    to ``NAME.part`` and renamed onto ``NAME`` only once complete; on every error
+    (unwritable place, full device, Ctrl-C) the ``.part`` is removed, so a failed run
+    leaves nothing behind. The checks run before any audio is read or coded, and again
+    at the write.
+
+Numeric options are checked by argparse (exit 2, one line naming the allowed range);
+``-b`` accepts only ``config.BITRATES_KBPS``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import io
+import math
+import os
+import stat
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ..config import BITRATES_KBPS, DEFAULT_CHUNK_FRAMES
-from ..errors import ConfigError
+from ..config import BITRATES_KBPS, DEFAULT_CHUNK_FRAMES, MAX_CHUNK_FRAMES, SAMPLE_RATE_HZ
+from ..errors import ConfigError, SoundspringError
+
+MAX_SEED = 2**64 - 1
+MAX_THREADS = 256
+MAX_INPUT_BYTES = 4 << 30
+"""Largest .spring input read (4 GiB)."""
+
+# ---- argparse types: each raises ArgumentTypeError (a usage error, exit 2) ----------------
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def bitrate_arg(text: str) -> float:
+    """``-b``: one of ``BITRATES_KBPS`` (1.5 / 3 / 6 / 12); nan, inf and 7 are refused."""
+    choices = ", ".join(_fmt(b) for b in BITRATES_KBPS)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value not in BITRATES_KBPS:
+        raise argparse.ArgumentTypeError(f"invalid bitrate {text!r} kbps (choose from {choices})")
+    return value
+
+
+def int_arg(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            hi_s = "2**64-1" if hi == MAX_SEED else str(hi)
+            raise argparse.ArgumentTypeError(f"expected an integer in [{lo}, {hi_s}], got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_arg(lo: float, hi: float, lo_open: bool = False,
+              hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in [lo, hi] (``(`` / ``)`` where open)."""
+    form = f"{'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = (math.isfinite(value) and (lo < value if lo_open else lo <= value)
+              and (value < hi if hi_open else value <= hi))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected a finite number in {form}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+seed_arg = int_arg(0, MAX_SEED)
+loss_arg = float_arg(0.0, 1.0)
+burst_arg = float_arg(1.0, 1e6)
+threads_arg = int_arg(1, MAX_THREADS)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,30 +113,44 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+def add_bitrate_argument(parser: argparse.ArgumentParser, default: float = 6.0) -> None:
     parser.add_argument(
         "-b",
         "--bitrate",
-        type=float,
-        default=6.0,
-        help=f"raw token bitrate in kbps, one of {BITRATES_KBPS}",
+        type=bitrate_arg,
+        default=default,
+        help=f"raw token bitrate in kbps, one of {', '.join(_fmt(b) for b in BITRATES_KBPS)}",
     )
+
+
+def add_channel_arguments(parser: argparse.ArgumentParser, loss: float = 0.1,
+                          burst: float = 2.0) -> None:
+    """``--loss`` [0, 1], ``--burst`` [1, 1e6] and ``--seed`` [0, 2**64)."""
+    parser.add_argument("--loss", type=loss_arg, default=loss,
+                        help="packet loss rate in [0, 1] (bernoulli; gilbert needs < 1)")
+    parser.add_argument("--burst", type=burst_arg, default=burst,
+                        help="mean burst length in packets, >= 1 (gilbert)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="channel seed in [0, 2**64)")
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    add_bitrate_argument(parser)
     parser.add_argument(
         "--chunk-frames",
-        type=int,
+        type=int_arg(1, MAX_CHUNK_FRAMES),
         default=DEFAULT_CHUNK_FRAMES,
-        help="frames (20 ms) per packet interval, 1-5",
+        help=f"frames (20 ms) per packet interval, 1-{MAX_CHUNK_FRAMES}",
     )
     from ..pipeline import TransceiverConfig
 
     defaults = TransceiverConfig()
     parser.add_argument(
-        "--context-frames", type=int, default=defaults.context_frames,
-        help=f"entropy-context reach of the LM in frames (default {defaults.context_frames})",
+        "--context-frames", type=int_arg(0, 50), default=defaults.context_frames,
+        help=f"entropy-context reach of the LM in frames, 0-50 (default {defaults.context_frames})",
     )
     parser.add_argument("--progressive", action="store_true", help="progressive fine coding")
-    parser.add_argument("--check-bits", type=int, default=defaults.check_bits,
-                        help="integrity bits per chunk (per fine packet with --layered)")
+    parser.add_argument("--check-bits", type=int_arg(0, 16), default=defaults.check_bits,
+                        help="integrity bits per chunk (per fine packet with --layered), 0-16")
     parser.add_argument(
         "--fec", action="store_true", help="copy each base payload into the next chunk"
     )
@@ -56,76 +159,230 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         help="one packet per layer (base, fine groups) instead of one packet per chunk",
     )
     parser.add_argument(
-        "--rd-lambda", type=float, default=defaults.rd_lambda,
+        "--rd-lambda", type=float_arg(0.0, 1e6), default=defaults.rd_lambda,
         help="rate-distortion weight of the transmitter's token choice (latent squared error "
-             f"per bit; 0 = nearest codewords; default {defaults.rd_lambda:g}); receivers "
-             "need not know it",
+             f"per bit, 0-1e6; 0 = nearest codewords; default {defaults.rd_lambda:g}); "
+             "receivers need not know it",
+    )
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=threads_arg, default=1,
+        help=f"torch CPU threads, 1-{MAX_THREADS} (1 = the real-time setting)",
     )
 
 
 def add_io_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (1 = the real-time setting)"
-    )
+    add_threads_argument(parser)
 
 
 def apply_threads(args: argparse.Namespace) -> None:
     """Sets torch's thread count; streaming inference on one thread avoids spin-waits."""
     import torch
 
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if isinstance(args.threads, bool) or not 1 <= args.threads <= MAX_THREADS:
+        raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
     torch.set_num_threads(args.threads)
 
 
-def check_output(path: str, force: bool) -> None:
-    if path != "-" and Path(path).exists() and not force:
-        raise ConfigError(f"{path} exists; use --force to overwrite")
+# ---- inputs ------------------------------------------------------------------------------
+
+
+def _os_reason(exc: OSError, reading: bool = True) -> str:
+    """A short reason for an OSError: "no such file" for a missing input; otherwise the
+    system's words and the errno name ("No space left on device (ENOSPC)")."""
+    if reading and exc.errno == errno.ENOENT:
+        return "no such file"
+    if not reading and exc.errno == errno.ENOENT:
+        folder = Path(exc.filename).parent if exc.filename else None
+        return f"{'folder ' + str(folder) if folder else 'the folder'} does not accept new files"
+    words = exc.strerror or str(exc) or type(exc).__name__
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{words} ({name})" if name else words
+
+
+def _read_stdin(what: str) -> bytes:
+    stdin = sys.stdin
+    if stdin is None:
+        raise ConfigError(f"cannot read {what} from stdin: there is no stdin")
+    if stdin.isatty():
+        raise ConfigError(f"refusing to read {what} from a terminal; pipe a file into - "
+                          "or give a path")
+    buf = getattr(stdin, "buffer", None)
+    data = buf.read() if buf is not None else stdin.read()
+    if isinstance(data, str):
+        data = data.encode("latin-1", "replace")
+    if not data:
+        raise ConfigError(f"{what} on stdin is empty (0 bytes)")
+    return data
 
 
 def read_input_bytes(path: str) -> bytes:
+    """The bytes of ``path`` (``-`` = stdin, which must not be a terminal or empty).
+
+    Raises:
+        ConfigError: "cannot read X: no such file", a folder, unreadable, too large.
+    """
     if path == "-":
-        return sys.stdin.buffer.read()
+        return _read_stdin("input")
+    p = Path(path)
     try:
-        return Path(path).read_bytes()
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"cannot read {path}: it is a folder, not a file")
+        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_INPUT_BYTES:
+            raise ConfigError(f"cannot read {path}: larger than {MAX_INPUT_BYTES >> 30} GiB")
+        with open(p, "rb") as f:
+            data = f.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read {path!r}: {exc}") from exc
+        raise ConfigError(f"cannot read {path}: {_os_reason(exc)}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise ConfigError(f"cannot read {path}: larger than {MAX_INPUT_BYTES >> 30} GiB")
+    return data
 
 
 def read_audio(path: str) -> np.ndarray:
-    """float32 mono [T] at 16 kHz from a file or stdin (any rate: resampled)."""
+    """float32 mono [T] at 16 kHz from a file or stdin (``-``; WAV/FLAC/OGG... bytes, any
+    rate: resampled). Raises ConfigError with the reason (see ``audio.read_wav``)."""
     from ..audio import read_wav
 
     if path == "-":
-        return read_wav(io.BytesIO(sys.stdin.buffer.read()))  # type: ignore[arg-type]
+        return read_wav(_read_stdin("audio"), name="stdin")
     return read_wav(path)
 
 
-def write_audio(path: str, wav: np.ndarray) -> None:
-    from ..audio import write_wav
+# ---- outputs -----------------------------------------------------------------------------
 
+
+def _is_special(p: Path) -> bool:
+    """An existing device, FIFO or socket (``/dev/null``): written in place, never renamed."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def part_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".part")
+
+
+def check_output_path(path: str, force: bool, what: str = "output") -> None:
+    """Refuses an output that cannot be written, before any work (see the module doc).
+
+    Raises:
+        ConfigError: the folder is missing or not a folder; the output is a folder; it
+            exists and ``force`` is False; the folder is not writable.
+    """
     if path == "-":
-        import soundfile as sf
+        return
+    if not path:
+        raise ConfigError(f"the {what} path is empty")
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a folder; give a file name")
+    if path.endswith(("/", os.sep)):
+        raise ConfigError(f"cannot write {path}: a name ending in / is a folder; "
+                          "give a file name")
+    parent = p.parent
+    if not parent.exists():
+        raise ConfigError(f"cannot write {path}: folder {parent} does not exist (create it first)")
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {path}: {parent} is not a folder")
+    if _is_special(p):
+        return
+    if p.exists() and not force:
+        raise ConfigError(f"{path} exists; use --force to overwrite")
+    tmp = part_path(p)
+    try:  # probe: can a file be created here at all (read-only mounts, /proc, permissions)?
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # a stale NAME.part: the write will replace it
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {_os_reason(exc, False)}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        tmp.unlink()
 
-        buf = io.BytesIO()
-        sf.write(buf, np.clip(wav, -1, 1), 16000, subtype="PCM_16", format="WAV")
-        sys.stdout.buffer.write(buf.getvalue())
-        sys.stdout.buffer.flush()
-    else:
-        write_wav(path, wav)
+
+def check_output(path: str, force: bool) -> None:
+    """``check_output_path`` for a command's single output (kept for encode/decode)."""
+    check_output_path(path, force)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yields the path to write (``NAME.part``) and renames it onto ``NAME`` on success.
+
+    On any exception (OSError, Ctrl-C, ...) the ``.part`` is removed; an OSError becomes
+    SoundspringError("cannot write NAME: <reason>"). Devices/FIFOs are written in place.
+    """
+    p = Path(path)
+    if _is_special(p):
+        try:
+            yield p
+        except OSError as exc:
+            raise SoundspringError(f"cannot write {path}: {_os_reason(exc, False)}") from exc
+        return
+    tmp = part_path(p)
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise SoundspringError(f"cannot write {path}: {_os_reason(exc, False)}") from exc
+        raise
+
+
+def _write_all(f, data: bytes) -> None:
+    """Writes every byte of ``data`` to the binary file ``f`` (the one place file bytes are
+    written; tests patch it to simulate a full device)."""
+    f.write(data)
+    f.flush()
+
+
+def _write_stdout(data: bytes) -> None:
+    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
+    try:
+        out.write(data)
+        out.flush()
+    except OSError as exc:
+        raise SoundspringError(f"cannot write to stdout: {_os_reason(exc, False)}") from exc
 
 
 def write_output_bytes(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` via ``NAME.part`` + rename (``-`` = stdout)."""
     if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        _write_stdout(data)
         return
-    p = Path(path)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(p)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        _write_all(f, data)
+
+
+def wav_bytes(wav: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> bytes:
+    """float audio [T] as the bytes of a 16-bit PCM WAV file (checked finite; T = 0, a
+    stream of no samples, gives a valid empty WAV)."""
+    import soundfile as sf
+
+    from ..audio import check_finite
+
+    arr = np.asarray(wav, dtype=np.float32).reshape(-1)
+    if arr.size:
+        arr = check_finite(arr, "decoded audio")
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(arr, -1, 1), sample_rate_hz, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
+
+
+def write_audio(path: str, wav: np.ndarray) -> None:
+    """Writes float [T] at 16 kHz as a 16-bit WAV to ``path`` (``-`` = stdout), atomically."""
+    write_output_bytes(path, wav_bytes(wav))
 
 
 def show_progress(args: argparse.Namespace, n_samples: int) -> bool:

@@ -3,7 +3,9 @@
 Losses are drawn per packet in send order (one packet per chunk by default; with
 ``--layered`` the layers of a chunk are sent back to back, so a burst hits neighbouring
 layers and chunks). Prints bitrate (packet bytes, FEC included),
-packets sent / lost / concealed / undecodable, and PESQ-WB / STOI against the input.
+packets sent / lost / concealed / undecodable, and PESQ-WB / STOI against the input
+(``null`` with a ``<metric>_null_reason`` where a metric cannot be computed, e.g. audio
+shorter than 0.25 s; ``--json`` is strict JSON, never NaN).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..pipeline import algorithmic_latency_ms, load_models, receive, transmit
 from ..plc import CONCEAL_MODES
 from ..transport import Bernoulli, GilbertElliott, Trace, WlanMarkov
 from ._common import (
+    add_channel_arguments,
     add_io_flags,
     add_model_arguments,
     add_stream_arguments,
@@ -39,15 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channel", choices=["bernoulli", "gilbert", "wlan", "trace", "none"], default="bernoulli"
     )
-    parser.add_argument(
-        "--loss", type=float, default=0.1, help="packet loss rate (bernoulli, gilbert)"
-    )
-    parser.add_argument(
-        "--burst", type=float, default=2.0, help="mean burst length in packets (gilbert)"
-    )
+    add_channel_arguments(parser)
     parser.add_argument("--trace", default=None, help="loss trace file, one 0/1 per packet")
     parser.add_argument("--conceal", choices=CONCEAL_MODES, default="lm")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_arguments(parser)
     add_io_flags(parser)
@@ -57,6 +54,8 @@ def make_channel(args: argparse.Namespace):
     if args.channel == "bernoulli":
         return Bernoulli(args.loss, args.seed)
     if args.channel == "gilbert":
+        if not args.loss < 1:
+            raise ConfigError(f"--channel gilbert needs --loss below 1, got {args.loss:g}")
         return GilbertElliott(args.loss, args.burst, args.seed)
     if args.channel == "wlan":
         return WlanMarkov(args.seed)
@@ -103,29 +102,45 @@ def receive_lossy(codec, model, cfg, packets, tx, lost: np.ndarray, n_samples: i
     return decoded, report
 
 
+def format_report(report: dict, width: int = 20) -> list[str]:
+    """Text lines ``key: value`` (floats to 4 places; a null metric as ``n/a (reason)``)."""
+    lines = []
+    for key, value in report.items():
+        if key.endswith("_null_reason"):
+            continue
+        if value is None:
+            reason = report.get(f"{key}_null_reason")
+            text = "n/a" + (f" ({reason})" if reason else "")
+        elif isinstance(value, float):
+            text = f"{value:.4f}"
+        else:
+            text = str(value)
+        lines.append(f"{key:>{width}}: {text}")
+    return lines
+
+
+def strict_json(obj, **kwargs) -> str:
+    """``json.dumps`` that never writes NaN/Infinity (ValueError if a caller let one in)."""
+    return json.dumps(obj, allow_nan=False, **kwargs)
+
+
 def run(args: argparse.Namespace) -> int:
     check_output(args.output, args.force)
     apply_threads(args)
-    pcm = read_audio(args.input)
-    codec, model = load_models(args.codec, args.lm)
     conceal = "repeat" if (args.lm == "none" and args.conceal == "lm") else args.conceal
     cfg = config_from_args(args, conceal)
+    channel = make_channel(args)  # a bad --trace fails here, before any audio is coded
+    pcm = read_audio(args.input)
+    codec, model = load_models(args.codec, args.lm)
     decoded, report = simulate(
-        codec, model, cfg, pcm, make_channel(args), progress=show_progress(args, len(pcm))
+        codec, model, cfg, pcm, channel, progress=show_progress(args, len(pcm))
     )
-    from ..evaluation.metrics import pesq_wb, stoi
+    from ..evaluation.metrics import quality_report
 
-    report["pesq_wb"] = pesq_wb(pcm, decoded)
-    report["stoi"] = stoi(pcm, decoded)
+    report.update(quality_report(pcm, decoded))
     report["conceal"] = conceal
+    text = strict_json(report) if args.json else "\n".join(format_report(report))
     write_audio(args.output, decoded)
     out = sys.stderr if args.output == "-" else sys.stdout
-    if args.json:
-        print(json.dumps(report), file=out)
-    else:
-        for key, value in report.items():
-            print(
-                f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}",
-                file=out,
-            )
+    print(text, file=out)
     return 0

@@ -33,16 +33,27 @@ def _pair(ref: np.ndarray, deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r, d
 
 
+PESQ_MIN_SECONDS = 0.25
+"""PESQ (the ``pesq`` package) refuses signals shorter than a quarter of a second."""
+
+
 def pesq_wb(ref: np.ndarray, deg: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> float:
     """Wide-band PESQ (ITU-T P.862.2, MOS-LQO 1.04..4.64) via the ``pesq`` package.
 
     Returns NaN when PESQ finds no utterance (silence); needs at least 0.25 s.
+
+    Raises:
+        ConfigError: not 16 kHz, empty/non-finite audio, or shorter than 0.25 s
+            (``PESQ_MIN_SECONDS``) after trimming to the shorter signal.
     """
     from pesq import NoUtterancesError, pesq
 
     if sample_rate_hz != 16000:
         raise ConfigError(f"pesq_wb needs 16 kHz audio, got {sample_rate_hz}")
     r, d = _pair(ref, deg)
+    if r.size < PESQ_MIN_SECONDS * 16000:
+        raise ConfigError(f"pesq_wb needs at least {PESQ_MIN_SECONDS} s of audio "
+                          f"({int(PESQ_MIN_SECONDS * 16000)} samples), got {r.size} samples")
     try:
         return float(pesq(16000, r.astype(np.float32), d.astype(np.float32), "wb"))
     except NoUtterancesError:
@@ -56,6 +67,60 @@ def stoi(ref: np.ndarray, deg: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ,
 
     r, d = _pair(ref, deg)
     return float(_stoi(r, d, sample_rate_hz, extended=extended))
+
+
+def _stoi_or_reason(ref: np.ndarray, deg: np.ndarray,
+                    sample_rate_hz: int) -> tuple[float | None, str | None]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = stoi(ref, deg, sample_rate_hz)
+        except (ValueError, IndexError):  # pystoi on a few samples: numpy AxisError
+            value = None
+    # pystoi warns and returns 1e-5 when too few non-silent frames remain
+    if value is None or any("Not enough STFT frames" in str(w.message) for w in caught):
+        return None, "audio too short for STOI (needs about 0.4 s of speech)"
+    if not np.isfinite(value):
+        return None, "STOI is undefined for this signal"
+    return value, None
+
+
+def quality_report(ref: np.ndarray, deg: np.ndarray,
+                   sample_rate_hz: int = SAMPLE_RATE_HZ) -> dict[str, float | str | None]:
+    """PESQ-WB and STOI for a report that must be strict JSON: a metric that cannot be
+    computed is ``None`` with a ``<name>_null_reason`` string beside it.
+
+    Returns:
+        {"pesq_wb": float | None, "stoi": float | None} plus "pesq_wb_null_reason" /
+        "stoi_null_reason" for each metric that is None (audio shorter than 0.25 s,
+        no utterance found, too few frames for STOI). Values are never NaN or inf.
+
+    Raises:
+        ConfigError: empty or non-finite audio.
+    """
+    r, d = _pair(ref, deg)
+    out: dict[str, float | str | None] = {}
+    if r.size < PESQ_MIN_SECONDS * sample_rate_hz:
+        pesq_value, pesq_reason = None, f"audio shorter than {PESQ_MIN_SECONDS} s"
+    elif sample_rate_hz != 16000:
+        pesq_value, pesq_reason = None, f"PESQ-WB needs 16 kHz audio, got {sample_rate_hz} Hz"
+    elif not (np.abs(r).max() > 0 or np.abs(d).max() > 0):  # pesq would divide by zero
+        pesq_value, pesq_reason = None, "PESQ found no utterance (silence)"
+    else:
+        pesq_value = pesq_wb(r, d, sample_rate_hz)
+        pesq_reason = None
+        if not np.isfinite(pesq_value):
+            pesq_value, pesq_reason = None, "PESQ found no utterance (silence)"
+    out["pesq_wb"] = pesq_value
+    if pesq_reason:
+        out["pesq_wb_null_reason"] = pesq_reason
+    stoi_value, stoi_reason = _stoi_or_reason(r, d, sample_rate_hz)
+    out["stoi"] = stoi_value
+    if stoi_reason:
+        out["stoi_null_reason"] = stoi_reason
+    return out
 
 
 def si_sdr(ref: np.ndarray, deg: np.ndarray, eps: float = 1e-12) -> float:
@@ -131,11 +196,13 @@ def all_metrics(ref: np.ndarray, deg: np.ndarray,
 
 
 __all__ = [
+    "PESQ_MIN_SECONDS",
     "all_metrics",
     "log_mel",
     "log_mel_distance",
     "mel_filterbank",
     "pesq_wb",
+    "quality_report",
     "si_sdr",
     "stoi",
 ]

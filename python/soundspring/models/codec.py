@@ -166,12 +166,15 @@ class Codec(nn.Module):
 
     @torch.inference_mode()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Decodes codes int64 [B, K, F] (any K <= 24) to audio float32 [B, 1, F * 320].
+        """Decodes codes int64 [B, K, F] (any K <= 24) to audio float32 [B, 1, F * 320]
+        (F = 0 gives an empty [B, 1, 0]).
 
         Raises:
             ConfigError: codes of the wrong dtype, shape or range.
         """
         codes = self._check_codes(codes)
+        if codes.shape[-1] == 0:  # F = 0: no frames, no samples (the convs need >= 1 frame)
+            return torch.zeros(codes.shape[0], 1, 0, dtype=torch.float32, device=codes.device)
         return self.decoder(self.quantizer.decode(codes))
 
     def forward(self, wav: torch.Tensor,
@@ -232,6 +235,9 @@ class Codec(nn.Module):
         if latents.ndim != 3 or latents.shape[1] != d or not latents.is_floating_point():
             raise ConfigError(f"latents must be float [B, {d}, n], got {latents.dtype} "
                               f"{tuple(latents.shape)}")
+        if latents.shape[-1] == 0:  # n = 0 frames: nothing to emit, the state is unchanged
+            return torch.zeros(latents.shape[0], 1, 0, dtype=torch.float32,
+                               device=latents.device), state
         y, convs = self.decoder.step(latents, state.convs, at_start=state.frames == 0)
         return y, DecoderState(convs, state.frames + latents.shape[-1])
 

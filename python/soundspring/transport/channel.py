@@ -177,16 +177,38 @@ class Trace(_Model):
         path: the trace file.
 
     Raises:
-        ConfigError: a line that is not 0/1/comment/blank (its number is named), or a
-            trace with no entry.
-        OSError: the file cannot be read.
+        ConfigError: the file is missing, a folder, unreadable, empty or larger than
+            ``MAX_TRACE_BYTES``; a line that is not 0/1/comment/blank (its number is
+            named), or a trace with no entry. Every message names the file.
     """
 
+    MAX_TRACE_BYTES = 64 << 20
+    """Largest trace file read (64 MiB: tens of millions of packets)."""
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        with open(path, "rb") as f:
-            text = f.read()
-        self.path = os.fspath(path)
-        self._init(_t.TraceLoss.parse_text(text))
+        name = os.fspath(path)
+        try:
+            if os.path.isdir(path):
+                raise ConfigError(f"cannot read loss trace {name}: it is a folder, not a file")
+            with open(path, "rb") as f:
+                text = f.read(self.MAX_TRACE_BYTES + 1)
+        except FileNotFoundError:
+            raise ConfigError(f"cannot read loss trace {name}: no such file") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read loss trace {name}: {exc.strerror or exc}") from None
+        if not text:
+            raise ConfigError(f"loss trace {name} is empty; expected one 0/1 per line")
+        if len(text) > self.MAX_TRACE_BYTES:
+            raise ConfigError(f"loss trace {name} is larger than {self.MAX_TRACE_BYTES >> 20} MiB")
+        self.path = name
+        try:
+            mask = _t.TraceLoss.parse_text(text)
+        except ConfigError as exc:
+            msg = str(exc)
+            if msg.startswith("loss trace "):
+                msg = msg[len("loss trace "):]
+            raise ConfigError(f"loss trace {name}: {msg}") from None
+        self._init(mask)
 
     @classmethod
     def from_mask(cls, mask: npt.ArrayLike) -> Trace:
