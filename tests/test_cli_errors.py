@@ -361,7 +361,8 @@ def test_short_audio_reports_null_metrics_as_strict_json(ws, capsys, tmp_path):
 
 
 def test_a_stream_of_no_samples_decodes_to_an_empty_wav(ws, tmp_path):
-    from soundspring.pipeline import TransceiverConfig, load_models, stream_header
+    from soundspring.pipeline import TransceiverConfig, load_models
+    from soundspring.stream_header import stream_header
     from soundspring.transport import write_container
 
     codec, model = load_models(str(ws / "in" / "tiny.pt"), "none")

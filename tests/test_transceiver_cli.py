@@ -13,15 +13,10 @@ from soundspring.cli import main
 from soundspring.config import codec_tiny
 from soundspring.entropy.static import StaticModel
 from soundspring.models.codec import Codec, save_weights
-from soundspring.pipeline import (
-    SentPacket,
-    TransceiverConfig,
-    config_from_header,
-    receive,
-    stream_header,
-    transmit,
-)
+from soundspring.pipeline import SentPacket, TransceiverConfig, receive, transmit
+from soundspring.stream_header import MAX_N_SAMPLES, config_from_header, stream_header
 from soundspring.transport import read_container, write_container
+from soundspring.transport.container import encode_header
 from test_pipeline import _speechlike
 
 
@@ -98,6 +93,142 @@ def test_damaged_spring_still_decodes(tmp_path, wav_path, weights):
     out = tmp_path / "out.wav"
     assert main(["decode", str(damaged), str(out), *common]) == 0
     assert len(sf.read(out)[0]) == 16000
+
+
+def _encoded(tmp_path, wav_path, weights) -> tuple[bytes, list[str]]:
+    a, _ = weights
+    spring = tmp_path / "enc.spring"
+    common = ["--codec", str(a), "--lm", "none", "-q"]
+    assert main(["encode", str(wav_path), str(spring), *common]) == 0
+    return spring.read_bytes(), common
+
+
+def _rewrite(tmp_path, data: bytes, keep=lambda r: True, header=None, extra=()) -> str:
+    """The container with only the records ``keep`` accepts (and optionally another header
+    or extra (seq, chunk, packet) records), written as a new file."""
+    contents = read_container(data)
+    packets = [(r.seq, r.chunk, r.packet) for r in contents.records if keep(r)]
+    path = tmp_path / f"rewritten{len(list(tmp_path.iterdir()))}.spring"
+    write_container(path, header if header is not None else contents.header,
+                    packets + list(extra))
+    return str(path)
+
+
+def test_decode_reports_concealed_share_and_writes_a_report(tmp_path, wav_path, weights,
+                                                            capsys):
+    data, common = _encoded(tmp_path, wav_path, weights)
+    capsys.readouterr()
+    # 10 of the 25 chunks removed cleanly (no damaged bytes), chunk 20 made corrupt
+    path = _rewrite(tmp_path, data, keep=lambda r: not 5 <= r.chunk < 15 and r.chunk != 20,
+                    extra=[(999, 20, b"\x47")])
+    out, report = tmp_path / "o.wav", tmp_path / "r.json"
+    assert main(["decode", path, str(out), "--report", str(report), *common]) == 0
+    err = capsys.readouterr().err
+    line = ("soundspring decode: concealed 11 of 25 chunks (44.0 % of the audio): "
+            "10 missing, 1 corrupt")
+    assert line in err.splitlines()
+    assert len(sf.read(out)[0]) == 16000
+    rep = json.loads(report.read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert len(rep["chunks"]) == 25 and [c["chunk"] for c in rep["chunks"]] == list(range(25))
+    status = [c["status"] for c in rep["chunks"]]
+    assert status[5:15] == ["concealed"] * 10 and status[20] == "corrupt"
+    assert all(s in ("received", "partial", "base_only") for i, s in enumerate(status)
+               if not 5 <= i < 15 and i != 20)
+    assert all(c["n_levels"] == 0 for c in rep["chunks"][5:15])
+    assert all(c["n_levels"] > 0 for c in rep["chunks"][:5])
+    totals = rep["totals"]
+    assert totals["concealed_chunks"] == 11 and totals["by_status"]["corrupt"] == 1
+    assert totals["concealed_share"] == pytest.approx(0.44)
+    assert rep["container"]["damage"] == [] and rep["plan"]["records_dropped"] == 0
+    # the report is an output like any other: refused when it exists, unless --force
+    assert main(["decode", path, str(tmp_path / "o2.wav"), "--report", str(report),
+                 *common]) == 1
+    assert "--force" in capsys.readouterr().err
+    # nothing concealed: nothing said
+    assert main(["decode", _rewrite(tmp_path, data), str(tmp_path / "o3.wav"), *common]) == 0
+    assert "concealed" not in capsys.readouterr().err
+
+
+def test_decode_report_to_stdout(tmp_path, wav_path, weights, capsys):
+    data, common = _encoded(tmp_path, wav_path, weights)
+    path = _rewrite(tmp_path, data, keep=lambda r: r.chunk != 3)
+    capsys.readouterr()
+    assert main(["decode", path, str(tmp_path / "o.wav"), "--report", "-", *common]) == 0
+    cap = capsys.readouterr()
+    rep = json.loads(cap.out)
+    assert rep["chunks"][3]["status"] == "concealed" and len(rep["chunks"]) == 25
+    assert "concealed 1 of 25 chunks (4.0 % of the audio): 1 missing, 0 corrupt" in cap.err
+    assert main(["decode", path, "-", "--report", "-", *common]) == 1
+    assert "stdout" in capsys.readouterr().err
+
+
+def test_decode_recovers_a_damaged_header(tmp_path, wav_path, weights, capsys):
+    data, common = _encoded(tmp_path, wav_path, weights)
+    head = len(encode_header(read_container(data).header))
+    rng = np.random.default_rng(0)
+    for bit in [0, 33, 8 * head - 1, *rng.integers(0, 8 * head, 3).tolist()]:
+        bad = bytearray(data)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        path = tmp_path / f"bad{bit}.spring"
+        path.write_bytes(bytes(bad))
+        out = tmp_path / f"bad{bit}.wav"
+        assert main(["decode", str(path), str(out), *common]) == 0
+        err = capsys.readouterr().err
+        assert "recovered the header from its copy at byte" in err
+        assert "concealed" not in err  # every record is intact
+        assert len(sf.read(out)[0]) == 16000
+
+
+@pytest.mark.parametrize("field,value", [
+    ("n_samples", 10**12), ("n_samples", 1e300), ("n_samples", "abc"), ("layered", "false"),
+    ("chunk_frames", 1.9), ("bitrate_kbps", 7), ("check_bits", -1),
+])
+def test_decode_refuses_hostile_header_fields(tmp_path, wav_path, weights, capsys, field,
+                                              value):
+    data, common = _encoded(tmp_path, wav_path, weights)
+    header = dict(read_container(data).header, **{field: value})
+    path = _rewrite(tmp_path, data, header=header)
+    capsys.readouterr()
+    assert main(["decode", path, str(tmp_path / "o.wav"), *common]) == 1
+    err = capsys.readouterr().err
+    assert field in err and "must be" in err and "Traceback" not in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_decode_length_is_capped_by_the_records(tmp_path, wav_path, weights, capsys):
+    data, common = _encoded(tmp_path, wav_path, weights)
+    contents = read_container(data)
+    # a record at chunk 4e9 is dropped; the output keeps the header's length
+    path = _rewrite(tmp_path, data, extra=[(5, 4_000_000_000, b"\x40")])
+    capsys.readouterr()
+    assert main(["decode", path, str(tmp_path / "a.wav"), *common]) == 0
+    err = capsys.readouterr().err
+    assert "dropped 1 record(s) of chunk 25 or later" in err
+    assert len(sf.read(tmp_path / "a.wav")[0]) == 16000
+    # a header announcing 24 h over 1 s of records: 1 s + 10 s of concealment at most
+    header = dict(contents.header, n_samples=MAX_N_SAMPLES)
+    path = _rewrite(tmp_path, data, header=header)
+    out, report = tmp_path / "b.wav", tmp_path / "b.json"
+    assert main(["decode", path, str(out), "--report", str(report), "--conceal", "zero",
+                 *common]) == 0
+    err = capsys.readouterr().err
+    assert "of the 86400.00 s the header announces" in err
+    assert "concealed 250 of 275 chunks" in err
+    assert len(sf.read(out)[0]) == 275 * 640
+    rep = json.loads(report.read_text())
+    assert rep["plan"]["n_chunks"] == 275 and rep["stream"]["header_n_samples"] == MAX_N_SAMPLES
+
+
+def test_decode_empty_stream(tmp_path, wav_path, weights, capsys):
+    data, common = _encoded(tmp_path, wav_path, weights)
+    header = dict(read_container(data).header, n_samples=0)
+    path = _rewrite(tmp_path, data, header=header)
+    report = tmp_path / "e.json"
+    assert main(["decode", path, str(tmp_path / "e.wav"), "--report", str(report), *common]) == 0
+    assert len(sf.read(tmp_path / "e.wav")[0]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["chunks"] == [] and rep["plan"]["records_dropped"] == 25
+    assert "dropped 25 record(s)" in capsys.readouterr().err
 
 
 def test_other_sample_rate_is_resampled(tmp_path, weights):

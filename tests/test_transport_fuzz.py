@@ -21,20 +21,22 @@ from soundspring.transport import (
     read_container,
     write_container,
 )
+from soundspring.transport.container import encode_header, encode_record
 
 
-def corpus() -> tuple[list[bytes], bytes]:
+def corpus() -> tuple[list[bytes], list[bytes]]:
     packets = [
         Packet(0, b"\x01\x02\x03").to_bytes(),
         Packet(1, b"\x10" * 9, FecCopy(0, b"\xaa\xbb")).to_bytes(),
         Packet(2, b"", FecCopy(7, bytes(range(200)))).to_bytes(),
         Packet(3, bytes(40)).to_bytes(),
     ]
+    header = {"model_id": "fuzz", "n": 1}
+    items = [(i, i // 4, p) for i, p in enumerate(packets * 3)]
     buf = io.BytesIO()
-    write_container(
-        buf, {"model_id": "fuzz", "n": 1}, [(i, i // 4, p) for i, p in enumerate(packets * 3)]
-    )
-    return packets, buf.getvalue()
+    write_container(buf, header, items)  # with header copies (container version 2)
+    bare = encode_header(header) + b"".join(encode_record(*it) for it in items)  # without
+    return packets, [buf.getvalue(), bare]
 
 
 def mutate(rng: np.random.Generator, seeds: list[bytes]) -> bytes:
@@ -63,12 +65,13 @@ def run(iterations: int, seed: int) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     packets, container = corpus()
     inputs = [mutate(rng, packets) for _ in range(iterations)]
-    files = [mutate(rng, [container]) for _ in range(iterations // 10)]
+    files = [mutate(rng, container) for _ in range(iterations // 10)]
     counts = {
         "packet_ok": 0,
         "packet_err": 0,
         "file_ok": 0,
         "file_err": 0,
+        "file_recovered": 0,
         "push_ok": 0,
         "push_err": 0,
     }
@@ -87,6 +90,11 @@ def run(iterations: int, seed: int) -> dict[str, int]:
                 d.size for d in contents.damage
             )
             assert covered <= len(data)
+            assert isinstance(contents.header, dict)
+            assert all(r.seq != 2**32 - 1 or r.chunk != 2**32 - 1 for r in contents.records)
+            if contents.header_recovered:
+                counts["file_recovered"] += 1
+                assert contents.damage and contents.damage[0].offset == 0
         except BitstreamError:
             counts["file_err"] += 1
     jb = JitterBuffer(num_layers=4, chunk_ms=20.0, playout_delay_ms=60.0)
@@ -112,6 +120,7 @@ def test_fuzz_quick() -> None:
     # every target saw both accepted and rejected inputs (the mutations reach both paths)
     for key in ("packet", "file", "push"):
         assert counts[f"{key}_ok"] > 0 and counts[f"{key}_err"] > 0, counts
+    assert counts["file_recovered"] > 0, counts
 
 
 @pytest.mark.fuzz

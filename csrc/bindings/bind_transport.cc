@@ -83,14 +83,15 @@ py::tuple ReadContainerPy(const py::handle& data) {
   py::buffer_info info = require_bytes(data, "data");
   const std::uint8_t* ptr = BytesPtr(info);
   const std::size_t size = BytesLen(info);
-  std::size_t json_offset = 0, json_size = 0, records_offset = 0;
-  check(tr::ParseStreamHeader(ptr, size, &json_offset, &json_size, &records_offset));
-  std::vector<tr::ContainerRecord> records;
-  std::vector<tr::DamageRegion> damage;
+  tr::ContainerLayout layout;
+  Status st;
   {
     py::gil_scoped_release release;
-    tr::ScanRecords(ptr, size, records_offset, &records, &damage);
+    st = tr::ReadContainer(ptr, size, &layout);
   }
+  check(st);
+  const auto& records = layout.records;
+  const auto& damage = layout.damage;
   const auto n = static_cast<py::ssize_t>(records.size());
   py::array_t<std::uint32_t> seqs(n), chunks(n);
   py::array_t<std::int64_t> offsets(n);
@@ -111,9 +112,44 @@ py::tuple ReadContainerPy(const py::handle& data) {
     d(i, 0) = static_cast<std::int64_t>(damage[static_cast<std::size_t>(i)].offset);
     d(i, 1) = static_cast<std::int64_t>(damage[static_cast<std::size_t>(i)].size);
   }
-  return py::make_tuple(ToBytes(ptr + json_offset, json_size), seqs, chunks, offsets, packets,
-                        dmg);
+  py::dict meta;
+  meta["version"] = static_cast<int>(layout.version);
+  meta["header_recovered"] = layout.header_recovered;
+  meta["header_copy_offset"] =
+      layout.header_recovered ? py::object(py::int_(layout.header_copy_offset)) : py::none();
+  meta["header_error"] = layout.header_error;
+  meta["header_copies"] = layout.header_copies;
+  return py::make_tuple(ToBytes(ptr + layout.json_offset, layout.json_size), seqs, chunks,
+                        offsets, packets, dmg, meta);
 }
+
+// Streaming writer: each call returns the bytes to append to the file.
+class ContainerWriterPy {
+ public:
+  explicit ContainerWriterPy(const py::handle& json) {
+    py::buffer_info info = require_bytes(json, "header_json");
+    std::vector<std::uint8_t> out;
+    check(writer_.Begin(BytesPtr(info), BytesLen(info), &out));
+    head_ = ToBytes(out.data(), out.size());
+  }
+  py::bytes head() const { return head_; }
+  bool writes_copies() const { return writer_.writes_copies(); }
+  py::bytes Write(std::uint32_t seq, std::uint32_t chunk, const py::handle& packet) {
+    py::buffer_info info = require_bytes(packet, "packet");
+    std::vector<std::uint8_t> out;
+    check(writer_.Append(seq, chunk, BytesPtr(info), BytesLen(info), &out));
+    return ToBytes(out.data(), out.size());
+  }
+  py::bytes Finish() {
+    std::vector<std::uint8_t> out;
+    check(writer_.Finish(&out));
+    return ToBytes(out.data(), out.size());
+  }
+
+ private:
+  tr::ContainerWriter writer_;
+  py::bytes head_;
+};
 
 // Vectorised draws shared by every loss model.
 py::array_t<bool> Draw(tr::LossModel& model, py::ssize_t n) {
@@ -184,6 +220,10 @@ void bind_transport(py::module_& m) {
   m.attr("CONTAINER_VERSION") = tr::kContainerVersion;
   m.attr("MAX_HEADER_JSON_BYTES") = tr::kMaxHeaderJsonBytes;
   m.attr("RECORD_OVERHEAD_BYTES") = tr::kRecordOverheadBytes;
+  m.attr("OLDEST_CONTAINER_VERSION") = tr::kOldestContainerVersion;
+  m.attr("HEADER_COPY_MARKER") = tr::kHeaderCopyMarker;
+  m.attr("MAX_HEADER_COPY_JSON_BYTES") = tr::kMaxHeaderCopyJsonBytes;
+  m.attr("HEADER_COPY_INTERVAL") = tr::kHeaderCopyInterval;
 
   m.def("parse_packet", &ParsePacketPy, py::arg("packet"),
         "packet bytes -> (layer, payload, fec_offset | None, fec_payload | None).");
@@ -196,7 +236,23 @@ void bind_transport(py::module_& m) {
         "(seq u32, chunk u32, packet) -> one .spring record.");
   m.def("read_container", &ReadContainerPy, py::arg("data"),
         "container bytes -> (json, seqs u32 [N], chunks u32 [N], record_offsets i64 [N], "
-        "packets list[bytes], damage i64 [D, 2] (offset, size)).");
+        "packets list[bytes], damage i64 [D, 2] (offset, size), meta dict: version, "
+        "header_recovered, header_copy_offset, header_error, header_copies). Header-copy "
+        "records are not among the N records.");
+  m.def("encode_header_copy", [](const py::handle& json) {
+          py::buffer_info info = require_bytes(json, "header_json");
+          std::vector<std::uint8_t> out;
+          check(tr::AppendHeaderCopy(BytesPtr(info), BytesLen(info), &out));
+          return ToBytes(out.data(), out.size());
+        }, py::arg("header_json"), "JSON bytes -> one header-copy record.");
+  py::class_<ContainerWriterPy>(m, "ContainerWriter")
+      .def(py::init<const py::handle&>(), py::arg("header_json"),
+           "Starts a version-2 container; .head is the stream header plus the first copy.")
+      .def_property_readonly("head", &ContainerWriterPy::head)
+      .def_property_readonly("writes_copies", &ContainerWriterPy::writes_copies)
+      .def("write", &ContainerWriterPy::Write, py::arg("seq"), py::arg("chunk"),
+           py::arg("packet"), "One packet record (plus a header copy when one is due).")
+      .def("finish", &ContainerWriterPy::Finish, "The closing header copy (maybe empty).");
   m.def("crc32", [](const py::handle& data, std::uint32_t crc) {
           py::buffer_info info = require_bytes(data, "data");
           return tr::Crc32(BytesPtr(info), BytesLen(info), crc);

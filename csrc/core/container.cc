@@ -43,6 +43,15 @@ bool TryRecord(const std::uint8_t* data, std::size_t size, std::size_t pos,
   return true;
 }
 
+// True iff data starts with 10 header bytes whose json_len and CRC are consistent (whatever
+// the magic, version and reserved byte say).
+bool HeaderCrcIntact(const std::uint8_t* data, std::size_t size) {
+  if (size < 10) return false;
+  const std::size_t len = GetU32(data + 6);
+  if (len > kMaxHeaderJsonBytes || size - 10 < len + 4) return false;
+  return Crc32(data, 10 + len) == GetU32(data + 10 + len);
+}
+
 }  // namespace
 
 Status AppendStreamHeader(const std::uint8_t* json, std::size_t json_size,
@@ -79,8 +88,23 @@ Status AppendRecord(std::uint32_t seq, std::uint32_t chunk, const std::uint8_t* 
   return Status::Ok();
 }
 
+Status AppendHeaderCopy(const std::uint8_t* json, std::size_t json_size,
+                        std::vector<std::uint8_t>* out) {
+  if (json_size > kMaxHeaderCopyJsonBytes) {
+    return InvalidArgument("stream header JSON is " + std::to_string(json_size) +
+                           " bytes; a header copy holds at most " +
+                           std::to_string(kMaxHeaderCopyJsonBytes));
+  }
+  std::vector<std::uint8_t> head;
+  head.reserve(kStreamHeaderFixedBytes + json_size);
+  Status st = AppendStreamHeader(json, json_size, &head);
+  if (!st.ok()) return st;
+  return AppendRecord(kHeaderCopyMarker, kHeaderCopyMarker, head.data(), head.size(), out);
+}
+
 Status ParseStreamHeader(const std::uint8_t* data, std::size_t size, std::size_t* json_offset,
-                         std::size_t* json_size, std::size_t* records_offset) {
+                         std::size_t* json_size, std::size_t* records_offset,
+                         std::uint8_t* version) {
   for (std::size_t i = 0; i < 4; ++i) {
     if (i >= size) return Truncated("container ends inside its 4-byte magic");
     if (data[i] != kContainerMagic[i]) {
@@ -88,9 +112,10 @@ Status ParseStreamHeader(const std::uint8_t* data, std::size_t size, std::size_t
     }
   }
   if (size < 10) return Truncated("container ends inside its stream header");
-  if (data[4] != kContainerVersion) {
+  if (data[4] < kOldestContainerVersion || data[4] > kContainerVersion) {
     return UnsupportedVersion("container format version " + std::to_string(data[4]) +
-                              " is not supported (this build reads version " +
+                              " is not supported (this build reads versions " +
+                              std::to_string(kOldestContainerVersion) + " to " +
                               std::to_string(kContainerVersion) + ")");
   }
   if (data[5] != 0) return Corrupt("container header reserved byte is not 0");
@@ -106,6 +131,7 @@ Status ParseStreamHeader(const std::uint8_t* data, std::size_t size, std::size_t
   *json_offset = 10;
   *json_size = len;
   *records_offset = 14 + len;
+  if (version != nullptr) *version = data[4];
   return Status::Ok();
 }
 
@@ -136,6 +162,118 @@ void ScanRecords(const std::uint8_t* data, std::size_t size, std::size_t records
     region.size = size - region.offset;
     damage->push_back(region);
   }
+}
+
+Status ReadContainer(const std::uint8_t* data, std::size_t size, ContainerLayout* out) {
+  *out = ContainerLayout();
+  std::size_t json_offset = 0, json_size = 0, records_offset = 0;
+  std::uint8_t version = 0;
+  const Status primary =
+      ParseStreamHeader(data, size, &json_offset, &json_size, &records_offset, &version);
+  std::vector<ContainerRecord> scanned;
+  if (primary.ok()) {
+    out->version = version;
+    out->json_offset = json_offset;
+    out->json_size = json_size;
+    ScanRecords(data, size, records_offset, &scanned, &out->damage);
+  } else {
+    // An unknown version with an intact CRC is a genuine newer file, not damage.
+    if (primary.code() == StatusCode::kUnsupportedVersion && HeaderCrcIntact(data, size)) {
+      return primary;
+    }
+    // The primary header is damaged: every byte is a candidate record start, the header's
+    // own bytes included (its json_len may be the damaged field).
+    ScanRecords(data, size, 0, &scanned, &out->damage);
+    bool found = false;
+    for (const ContainerRecord& r : scanned) {
+      if (!IsHeaderCopy(r)) continue;
+      std::size_t jo = 0, js = 0, ro = 0;
+      std::uint8_t v = 0;
+      const std::uint8_t* copy = data + r.packet_offset;
+      const Status st = ParseStreamHeader(copy, r.packet_size, &jo, &js, &ro, &v);
+      if (st.ok() && ro == r.packet_size && v >= 2) {
+        out->version = v;
+        out->json_offset = r.packet_offset + jo;
+        out->json_size = js;
+        out->header_recovered = true;
+        out->header_copy_offset = r.record_offset;
+        out->header_error = primary.message();
+        found = true;
+        break;
+      }
+      // A well-formed copy of a newer version: the file is newer, not damaged.
+      if (st.code() == StatusCode::kUnsupportedVersion && HeaderCrcIntact(copy, r.packet_size)) {
+        *out = ContainerLayout();
+        return st;
+      }
+      // Anything else is not a usable copy (a writer bug or a hostile file): skip it.
+    }
+    if (!found) {
+      *out = ContainerLayout();
+      return primary;
+    }
+  }
+  const bool copies_reserved = out->version >= 2;
+  out->records.reserve(scanned.size());
+  for (const ContainerRecord& r : scanned) {
+    if (copies_reserved && IsHeaderCopy(r)) {
+      ++out->header_copies;
+    } else {
+      out->records.push_back(r);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ContainerWriter::Begin(const std::uint8_t* json, std::size_t json_size,
+                              std::vector<std::uint8_t>* out) {
+  if (begun_) return InvalidArgument("ContainerWriter::Begin called twice");
+  Status st = AppendStreamHeader(json, json_size, out);
+  if (!st.ok()) return st;
+  begun_ = true;
+  copies_ = json_size <= kMaxHeaderCopyJsonBytes;
+  if (copies_) {
+    json_.assign(json, json + json_size);
+    st = AppendHeaderCopy(json_.data(), json_.size(), out);
+    if (!st.ok()) return st;
+    last_was_copy_ = true;
+  }
+  return Status::Ok();
+}
+
+Status ContainerWriter::Append(std::uint32_t seq, std::uint32_t chunk,
+                               const std::uint8_t* packet, std::size_t packet_size,
+                               std::vector<std::uint8_t>* out) {
+  if (!begun_ || finished_) {
+    return InvalidArgument("ContainerWriter::Append outside Begin..Finish");
+  }
+  if (seq == kHeaderCopyMarker && chunk == kHeaderCopyMarker) {
+    return InvalidArgument(
+        "seq and chunk are both 0xFFFFFFFF, the reserved marker of header-copy records");
+  }
+  Status st = AppendRecord(seq, chunk, packet, packet_size, out);
+  if (!st.ok()) return st;
+  last_was_copy_ = false;
+  if (copies_ && ++since_copy_ == kHeaderCopyInterval) {
+    since_copy_ = 0;
+    st = AppendHeaderCopy(json_.data(), json_.size(), out);
+    if (!st.ok()) return st;
+    last_was_copy_ = true;
+  }
+  return Status::Ok();
+}
+
+Status ContainerWriter::Finish(std::vector<std::uint8_t>* out) {
+  if (!begun_ || finished_) {
+    return InvalidArgument("ContainerWriter::Finish outside Begin..Finish");
+  }
+  finished_ = true;
+  if (copies_ && !last_was_copy_) {
+    Status st = AppendHeaderCopy(json_.data(), json_.size(), out);
+    if (!st.ok()) return st;
+    last_was_copy_ = true;
+  }
+  return Status::Ok();
 }
 
 }  // namespace soundspring::transport

@@ -846,45 +846,6 @@ def codec_id(codec) -> str:
     return codec_content_hash(codec)
 
 
-def stream_header(codec, model: CodingModel, cfg: TransceiverConfig, n_samples: int) -> dict:
-    """The .spring JSON header: everything a decoder needs to reproduce the PMFs."""
-    return {
-        "format": "soundspring",
-        "codec_id": codec_id(codec),
-        "model_id": model.model_id,
-        "sample_rate_hz": SAMPLE_RATE_HZ,
-        "n_samples": int(n_samples),
-        "bitrate_kbps": cfg.bitrate_kbps,
-        "chunk_frames": cfg.chunk_frames,
-        "context_frames": cfg.context_frames,
-        "progressive": cfg.progressive,
-        "check_bits": cfg.check_bits,
-        "precision_bits": cfg.precision_bits,
-        "fec": cfg.fec,
-        "layered": cfg.layered,
-    }
-
-
-def config_from_header(header: dict, conceal: str = "lm") -> TransceiverConfig:
-    """The TransceiverConfig recorded in a .spring header (concealment is the reader's choice)."""
-    try:
-        return TransceiverConfig(
-            bitrate_kbps=float(header["bitrate_kbps"]),
-            chunk_frames=int(header["chunk_frames"]),
-            context_frames=int(header["context_frames"]),
-            progressive=bool(header["progressive"]),
-            check_bits=int(header["check_bits"]),
-            precision_bits=int(header["precision_bits"]),
-            fec=bool(header["fec"]),
-            layered=bool(header.get("layered", True)),  # streams before the flag were layered
-            conceal=conceal,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BitstreamError(
-            f"the .spring header lacks a valid transceiver setting: {exc}"
-        ) from exc
-
-
 def transmit(
     codec, model: CodingModel, pcm: np.ndarray, cfg: TransceiverConfig, progress: bool = False
 ) -> tuple[list[SentPacket], Transmitter]:

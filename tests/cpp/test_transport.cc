@@ -106,15 +106,150 @@ void TestContainer() {
     CHECK(dmg[1].offset == header_end + 19 * rec && dmg[1].offset + dmg[1].size == file.size());
   }
   if (recs.size() == 18) CHECK(recs[7].seq == 8 && recs[17].seq == 18);
-  file[4] = 2;
+  std::uint8_t version = 0;
+  CHECK(ParseStreamHeader(file.data(), file.size(), &jo, &js, &ro, &version).ok());
+  CHECK(version == kContainerVersion && kContainerVersion == 2);
+  file[4] = 3;
   CHECK(ParseStreamHeader(file.data(), file.size(), &jo, &js, &ro).code() ==
         StatusCode::kUnsupportedVersion);
-  file[4] = 1;
+  file[4] = 0;
+  CHECK(ParseStreamHeader(file.data(), file.size(), &jo, &js, &ro).code() ==
+        StatusCode::kUnsupportedVersion);
+  file[4] = 2;
   file[10] = '[';
   CHECK(ParseStreamHeader(file.data(), file.size(), &jo, &js, &ro).code() == StatusCode::kIntegrity);
   CHECK(ParseStreamHeader(file.data(), 2, &jo, &js, &ro).code() == StatusCode::kTruncated);
   file[0] = 'X';
   CHECK(ParseStreamHeader(file.data(), file.size(), &jo, &js, &ro).code() == StatusCode::kCorrupt);
+}
+
+// Rewrites the header CRC after a deliberate edit of the header bytes.
+void FixHeaderCrc(std::vector<std::uint8_t>* file) {
+  const std::size_t len = (*file)[6] | ((*file)[7] << 8) | ((*file)[8] << 16) |
+                          (static_cast<std::size_t>((*file)[9]) << 24);
+  const std::uint32_t crc = Crc32(file->data(), 10 + len);
+  for (int i = 0; i < 4; ++i) (*file)[10 + len + i] = static_cast<std::uint8_t>(crc >> (8 * i));
+}
+
+std::vector<std::uint8_t> WriteWithCopies(const std::vector<std::uint8_t>& json, std::uint32_t n) {
+  std::vector<std::uint8_t> file;
+  ContainerWriter w;
+  CHECK(w.Begin(json.data(), json.size(), &file).ok());
+  for (std::uint32_t i = 0; i < n; ++i) {
+    std::uint8_t pkt[3] = {0x40, static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i >> 8)};
+    CHECK(w.Append(i, i, pkt, sizeof pkt, &file).ok());
+  }
+  CHECK(w.Finish(&file).ok());
+  return file;
+}
+
+void TestHeaderCopies() {
+  const char text[] = "{\"format\":\"soundspring\",\"n_samples\":16000}";
+  const std::vector<std::uint8_t> json(text, text + sizeof text - 1);
+  const std::size_t head = kStreamHeaderFixedBytes + json.size();
+  const std::size_t copy = kRecordOverheadBytes + head;
+  const std::size_t rec = kRecordOverheadBytes + 3;
+
+  // Layout: header, copy, 1500 records, copy, 1500 records, copy, 100 records, copy.
+  std::vector<std::uint8_t> big = WriteWithCopies(json, 3100);
+  CHECK(big.size() == head + 4 * copy + 3100 * rec);
+  ContainerLayout lay;
+  CHECK(ReadContainer(big.data(), big.size(), &lay).ok());
+  CHECK(lay.version == 2 && !lay.header_recovered && lay.header_copies == 4);
+  CHECK(lay.records.size() == 3100 && lay.damage.empty());
+  CHECK(lay.json_offset == 10 && lay.json_size == json.size());
+  if (lay.records.size() == 3100) {
+    CHECK(lay.records[0].record_offset == head + copy);
+    CHECK(lay.records[1500].record_offset == head + 2 * copy + 1500 * rec);
+  }
+  // The copy after the header is a record whose payload is the stream header itself.
+  std::vector<ContainerRecord> all;
+  std::vector<DamageRegion> dmg;
+  ScanRecords(big.data(), big.size(), head, &all, &dmg);
+  CHECK(!all.empty() && IsHeaderCopy(all[0]) && all[0].packet_size == head);
+  if (!all.empty()) CHECK(std::equal(big.begin(), big.begin() + head, big.begin() + 12 + head));
+  // A record count that is a multiple of the interval ends with a single copy.
+  CHECK(WriteWithCopies(json, 1500).size() == head + 2 * copy + 1500 * rec);
+  CHECK(WriteWithCopies(json, 0).size() == head + copy);
+
+  // Every single-bit flip of the stream header is recovered from the first copy.
+  std::vector<std::uint8_t> small = WriteWithCopies(json, 20);
+  int recovered = 0;
+  for (std::size_t bit = 0; bit < 8 * head; ++bit) {
+    std::vector<std::uint8_t> d = small;
+    d[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+    ContainerLayout l;
+    const bool ok = ReadContainer(d.data(), d.size(), &l).ok() && l.header_recovered &&
+                    l.records.size() == 20 && l.header_copy_offset == head &&
+                    l.json_size == json.size() &&
+                    std::equal(json.begin(), json.end(), d.begin() + l.json_offset) &&
+                    !l.damage.empty() && l.damage[0].offset == 0 && l.damage[0].size == head &&
+                    !l.header_error.empty();
+    recovered += ok;
+  }
+  CHECK(recovered == static_cast<int>(8 * head));
+  // The header and the first copy both gone: the closing copy stands in.
+  {
+    std::vector<std::uint8_t> d = small;
+    for (std::size_t i = 4; i < head + copy - 3; ++i) d[i] = 0;
+    ContainerLayout l;
+    CHECK(ReadContainer(d.data(), d.size(), &l).ok() && l.header_recovered &&
+          l.records.size() == 20 && l.header_copy_offset == d.size() - copy);
+    CHECK(l.damage.size() == 1 && l.damage[0].offset == 0 && l.damage[0].size == head + copy);
+  }
+  // Not a container at all, and no copy: Corrupt. Truncated inside the header: Truncated.
+  {
+    std::vector<std::uint8_t> d(small.begin() + head + copy, small.end() - copy);
+    ContainerLayout l;
+    CHECK(ReadContainer(d.data(), d.size(), &l).code() == StatusCode::kCorrupt);
+    CHECK(l.records.empty());
+    CHECK(ReadContainer(small.data(), head - 1, &l).code() == StatusCode::kTruncated);
+    CHECK(ReadContainer(small.data(), 2, &l).code() == StatusCode::kTruncated);
+  }
+  // An unsupported version with an intact CRC is a newer file, copies or not.
+  {
+    std::vector<std::uint8_t> d = small;
+    d[4] = 3;
+    FixHeaderCrc(&d);
+    ContainerLayout l;
+    CHECK(ReadContainer(d.data(), d.size(), &l).code() == StatusCode::kUnsupportedVersion);
+  }
+  // Version 1 files: no copies, and seq = chunk = 0xFFFFFFFF is an ordinary packet.
+  {
+    std::vector<std::uint8_t> d;
+    CHECK(AppendStreamHeader(json.data(), json.size(), &d).ok());
+    d[4] = 1;
+    FixHeaderCrc(&d);
+    const std::uint8_t pkt[1] = {0x40};
+    CHECK(AppendRecord(kHeaderCopyMarker, kHeaderCopyMarker, pkt, 1, &d).ok());
+    ContainerLayout l;
+    CHECK(ReadContainer(d.data(), d.size(), &l).ok() && l.version == 1 &&
+          l.records.size() == 1 && l.header_copies == 0);
+    d[12] ^= 1;  // damaged v1 header: nothing to recover from
+    CHECK(ReadContainer(d.data(), d.size(), &l).code() == StatusCode::kIntegrity);
+  }
+  // Writer rules.
+  {
+    ContainerWriter w;
+    std::vector<std::uint8_t> out;
+    const std::uint8_t pkt[1] = {0x40};
+    CHECK(w.Append(0, 0, pkt, 1, &out).code() == StatusCode::kInvalidArgument);
+    CHECK(w.Finish(&out).code() == StatusCode::kInvalidArgument);
+    CHECK(w.Begin(json.data(), json.size(), &out).ok() && w.writes_copies());
+    CHECK(w.Begin(json.data(), json.size(), &out).code() == StatusCode::kInvalidArgument);
+    CHECK(w.Append(kHeaderCopyMarker, kHeaderCopyMarker, pkt, 1, &out).code() ==
+          StatusCode::kInvalidArgument);
+    CHECK(w.Append(kHeaderCopyMarker, 0, pkt, 1, &out).ok());
+    CHECK(w.Finish(&out).ok());
+    CHECK(w.Append(1, 1, pkt, 1, &out).code() == StatusCode::kInvalidArgument);
+    std::vector<std::uint8_t> long_json(kMaxHeaderCopyJsonBytes + 1, ' ');
+    ContainerWriter w2;
+    out.clear();
+    CHECK(w2.Begin(long_json.data(), long_json.size(), &out).ok() && !w2.writes_copies());
+    CHECK(w2.Finish(&out).ok() && out.size() == kStreamHeaderFixedBytes + long_json.size());
+    CHECK(AppendHeaderCopy(long_json.data(), long_json.size(), &out).code() ==
+          StatusCode::kInvalidArgument);
+  }
 }
 
 void TestChannels() {
@@ -180,11 +315,13 @@ void Fuzz() {
   Xoshiro256ss rng(12345);
   std::vector<std::uint8_t> valid;
   const std::uint8_t json[] = {'{', '"', 'a', '"', ':', '1', '}'};
-  AppendStreamHeader(json, sizeof json, &valid);
+  ContainerWriter writer;
+  writer.Begin(json, sizeof json, &valid);
   for (std::uint32_t i = 0; i < 8; ++i) {
     std::uint8_t pkt[6] = {static_cast<std::uint8_t>(0x40 | (i % 4) << 4), 1, 2, 3, 4, 5};
-    AppendRecord(i, i, pkt, sizeof pkt, &valid);
+    writer.Append(i, i, pkt, sizeof pkt, &valid);
   }
+  writer.Finish(&valid);
   JitterConfig c;
   c.num_layers = 4;
   std::unique_ptr<JitterBuffer> jb;
@@ -203,12 +340,17 @@ void Fuzz() {
       for (auto& x : d) x = static_cast<std::uint8_t>(rng.Next());
       if (!d.empty()) d[0] = static_cast<std::uint8_t>(0x40 | (d[0] & 0x3F));
     }
-    std::size_t jo, js, ro;
-    Status st = ParseStreamHeader(d.data(), d.size(), &jo, &js, &ro);
+    ContainerLayout layout;
+    Status st = ReadContainer(d.data(), d.size(), &layout);
     if (st.ok()) {
-      std::vector<ContainerRecord> recs;
-      std::vector<DamageRegion> dmg;
-      ScanRecords(d.data(), d.size(), ro, &recs, &dmg);
+      std::size_t covered = 0;
+      for (const auto& r : layout.records) covered += kRecordOverheadBytes + r.packet_size;
+      for (const auto& g : layout.damage) covered += g.size;
+      if (covered > d.size() || layout.json_offset + layout.json_size > d.size()) ++bad_codes;
+    } else if (st.code() != StatusCode::kTruncated && st.code() != StatusCode::kCorrupt &&
+               st.code() != StatusCode::kUnsupportedVersion &&
+               st.code() != StatusCode::kIntegrity) {
+      ++bad_codes;
     }
     const std::size_t off = d.empty() ? 0 : rng.Next() % d.size();
     PacketView p;
@@ -241,6 +383,7 @@ int main() {
   TestCrc();
   TestPacket();
   TestContainer();
+  TestHeaderCopies();
   TestChannels();
   TestJitter();
   Fuzz();

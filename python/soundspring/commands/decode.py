@@ -1,66 +1,258 @@
 """``soundspring decode in.spring out.wav``: a .spring file back to audio.
 
 Damaged or missing records are concealed like lost packets; a file written with another
-codec or LM is refused (ModelMismatchError).
+codec or LM is refused (ModelMismatchError). Every stream-header field is validated
+(``soundspring.stream_header``); a damaged header is taken from one of its copies; the
+output is as long as the records justify (``plan_decode``), never longer than the header
+says. Whenever audio was concealed, one line on stderr says how much::
+
+    soundspring decode: concealed 12 of 250 chunks (4.8 % of the audio): 10 missing, 2 corrupt
+
+``--report FILE.json`` writes the per-chunk outcomes (strict JSON) for link debugging.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
+from collections import Counter
+from typing import Any
 
-from ..errors import ModelMismatchError
-from ..pipeline import SentPacket, codec_id, config_from_header, load_models, receive
+from ..config import SAMPLE_RATE_HZ
+from ..errors import ConfigError, ModelMismatchError
+from ..pipeline import SentPacket, codec_id, load_models, receive
 from ..plc import CONCEAL_MODES
-from ..transport import read_container
+from ..stream_header import DecodePlan, StreamHeader, parse_stream_header, plan_decode
+from ..transport import ContainerContents, read_container
 from ._common import (
     add_io_flags,
     add_model_arguments,
     apply_threads,
-    check_output,
+    check_output_path,
     read_input_bytes,
     show_progress,
     write_audio,
+    write_output_bytes,
 )
+
+REPORT_FORMAT = "soundspring-decode-report"
+REPORT_VERSION = 1
+CHUNK_STATUSES = ("received", "partial", "base_only", "fec", "concealed", "corrupt", "late")
+"""Per-chunk outcomes (``pipeline.ChunkOutcome.status``); the last three are concealed."""
+CONCEALED_STATUSES = ("concealed", "corrupt", "late")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help=".spring file, or - for stdin")
     parser.add_argument("output", help="16 kHz WAV file, or - for stdout")
     parser.add_argument("--conceal", choices=CONCEAL_MODES, default="lm")
+    parser.add_argument(
+        "--report",
+        metavar="FILE.json",
+        default=None,
+        help="write the per-chunk outcome (received at how many levels, base only, FEC, "
+        "concealed, corrupt, late) and the totals as JSON (- = stdout)",
+    )
     add_model_arguments(parser)
     add_io_flags(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    check_output(args.output, args.force)
-    apply_threads(args)
-    contents = read_container(read_input_bytes(args.input))
-    header = contents.header
-    codec, model = load_models(args.codec, args.lm)
-    if header.get("codec_id") != codec_id(codec):
+def _check_models(hdr: StreamHeader, codec, model) -> None:
+    have = codec_id(codec)
+    if hdr.codec_id != have:
         raise ModelMismatchError(
-            f"the stream was coded with codec {header.get('codec_id')}, "
-            f"the loaded codec is {codec_id(codec)}"
+            f"the stream was coded with codec {hdr.codec_id}, the loaded codec is {have}"
         )
-    if header.get("model_id") != model.model_id:
+    if hdr.model_id != model.model_id:
         raise ModelMismatchError(
-            f"the stream was coded with model {header.get('model_id')}, "
+            f"the stream was coded with model {hdr.model_id}, "
             f"the loaded model is {model.model_id}"
         )
-    conceal = args.conceal if (args.conceal != "lm" or args.lm != "none") else "repeat"
-    cfg = config_from_header(header, conceal)
-    n_samples = int(header.get("n_samples", 0))
-    n_chunks = -(-n_samples // cfg.chunk_samples)
-    packets = [SentPacket(r.seq, r.chunk, -1, r.packet) for r in contents.records]
-    wav, rx = receive(
-        codec, model, cfg, packets, n_chunks, n_samples, progress=show_progress(args, n_samples)
-    )
-    write_audio(args.output, wav)
-    if contents.damage and not args.quiet:
-        print(
-            f"soundspring decode: {len(contents.damage)} damaged region(s); "
-            f"{rx.stats.chunks_concealed} chunk(s) concealed",
-            file=sys.stderr,
+
+
+def summarize(history: list, plan: DecodePlan) -> dict[str, Any]:
+    """Totals of the per-chunk outcomes: counts per status, concealed chunks and their
+    share of the output samples (a last, partial chunk counts for its samples only)."""
+    counts = Counter(o.status for o in history)
+    concealed_samples = 0
+    for o in history:
+        if o.status in CONCEALED_STATUSES:
+            start = o.chunk * plan.chunk_samples
+            concealed_samples += max(0, min(plan.chunk_samples, plan.n_samples - start))
+    concealed = sum(counts[s] for s in CONCEALED_STATUSES)
+    share = concealed_samples / plan.n_samples if plan.n_samples else 0.0
+    if plan.n_samples == 0 and history:  # no output sample, but chunks were decoded
+        share = concealed / len(history)
+    return {
+        "chunks": len(history),
+        "by_status": {s: int(counts[s]) for s in CHUNK_STATUSES},
+        "concealed_chunks": int(concealed),
+        "concealed_samples": int(concealed_samples),
+        "concealed_share": float(share),
+        "late_packets": int(sum(int(getattr(o, "late_packets", 0)) for o in history)),
+    }
+
+
+def concealment_line(totals: dict[str, Any], contents: ContainerContents) -> str | None:
+    """The one stderr line about concealed audio (None when nothing was concealed and no
+    byte was damaged)."""
+    by = totals["by_status"]
+    damage = contents.damage
+    if contents.header_recovered and damage and damage[0].offset == 0:
+        damage = damage[1:]  # the damaged header: said by its own line (``notes``)
+    n_bytes = sum(d.size for d in damage)
+    dmg = f"{len(damage)} damaged byte range(s) ({n_bytes} bytes) skipped" if damage else ""
+    if totals["concealed_chunks"]:
+        parts = [f"{by['concealed']} missing", f"{by['corrupt']} corrupt"]
+        if by["late"]:
+            parts.append(f"{by['late']} late")
+        line = (
+            f"soundspring decode: concealed {totals['concealed_chunks']} of "
+            f"{totals['chunks']} chunks ({100 * totals['concealed_share']:.1f} % of the "
+            f"audio): {', '.join(parts)}"
         )
+        return line + (f"; {dmg}" if dmg else "")
+    if damage:
+        return f"soundspring decode: {dmg}; no chunk was concealed"
+    return None
+
+
+def _seconds(n_samples: int) -> str:
+    return f"{n_samples / SAMPLE_RATE_HZ:.2f} s"
+
+
+def notes(contents: ContainerContents, plan: DecodePlan) -> list[str]:
+    """The stderr lines about the header copy used and the records dropped."""
+    out = []
+    if contents.header_recovered:
+        why = contents.header_error.rstrip(".") or "the stream header is damaged"
+        out.append(
+            f"soundspring decode: {why}; recovered the header from its copy at byte "
+            f"{contents.header_copy_offset}"
+        )
+    parts = []
+    if plan.truncated:
+        parts.append(
+            f"decoded {_seconds(plan.n_samples)} of the {_seconds(plan.header_n_samples)} the "
+            f"header announces: the records reach chunk {plan.last_record_chunk}, and at most "
+            f"{plan.max_gap_chunks} missing chunks are concealed after them"
+        )
+    if plan.dropped_records:
+        parts.append(
+            f"dropped {plan.dropped_records} record(s) of chunk {plan.n_chunks} or later "
+            "(past the end of the stream)"
+        )
+    if parts:
+        out.append("soundspring decode: " + "; ".join(parts))
+    return out
+
+
+def report_text(report: dict[str, Any]) -> str:
+    """The report as strict JSON: indented, one line per chunk (NaN/Infinity refused)."""
+    body = dict(report)
+    chunks = body.pop("chunks")
+    head = json.dumps(body, allow_nan=False, indent=1)
+    rows = ",\n".join("  " + json.dumps(c, allow_nan=False) for c in chunks)
+    return head[: -len("\n}")] + ',\n "chunks": [\n' + rows + "\n ]\n}\n"
+
+
+def build_report(
+    args: argparse.Namespace,
+    contents: ContainerContents,
+    hdr: StreamHeader,
+    plan: DecodePlan,
+    history: list,
+    totals: dict[str, Any],
+    rx,
+    conceal: str,
+) -> dict[str, Any]:
+    """The ``--report`` object (every value finite: written with allow_nan=False)."""
+    stats = rx.stats
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "input": str(args.input),
+        "container": {
+            "version": contents.version,
+            "header_recovered": contents.header_recovered,
+            "header_copy_offset": contents.header_copy_offset,
+            "header_error": contents.header_error,
+            "header_copies": contents.header_copies,
+            "records": len(contents.records),
+            "damage": [{"offset": d.offset, "size": d.size} for d in contents.damage],
+        },
+        "stream": {
+            "bitrate_kbps": hdr.bitrate_kbps,
+            "chunk_frames": hdr.chunk_frames,
+            "chunk_samples": hdr.chunk_samples,
+            "layered": hdr.layered,
+            "fec": hdr.fec,
+            "conceal": conceal,
+            "header_n_samples": plan.header_n_samples,
+            "header_chunks": hdr.n_chunks,
+        },
+        "plan": {
+            "n_chunks": plan.n_chunks,
+            "n_samples": plan.n_samples,
+            "max_gap_chunks": plan.max_gap_chunks,
+            "last_record_chunk": plan.last_record_chunk,
+            "records_kept": plan.records_kept,
+            "records_dropped": plan.dropped_records,
+        },
+        "totals": totals,
+        "receiver": dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else {},
+        "chunks": [
+            {
+                "chunk": int(o.chunk),
+                "status": str(o.status),
+                "n_levels": int(o.n_levels),
+                "late_packets": int(getattr(o, "late_packets", 0)),
+            }
+            for o in history
+        ],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    check_output_path(args.output, args.force)
+    if args.report is not None:
+        if args.report == "-" and args.output == "-":
+            raise ConfigError("--report - and output - would both write to stdout")
+        if args.report != "-" and args.report == args.output:
+            raise ConfigError("--report must name another file than the audio output")
+        check_output_path(args.report, args.force, "report")
+    apply_threads(args)
+    contents = read_container(read_input_bytes(args.input))
+    hdr = parse_stream_header(contents.header)  # every field checked before any work
+    codec, model = load_models(args.codec, args.lm)
+    _check_models(hdr, codec, model)
+    conceal = args.conceal if (args.conceal != "lm" or args.lm != "none") else "repeat"
+    cfg = hdr.config(conceal)
+    plan = plan_decode(cfg, hdr.n_samples, [r.chunk for r in contents.records])
+    packets = [
+        SentPacket(r.seq, r.chunk, -1, r.packet) for r in contents.records if plan.keeps(r.chunk)
+    ]
+    wav, rx = receive(
+        codec,
+        model,
+        cfg,
+        packets,
+        plan.n_chunks,
+        plan.n_samples,
+        progress=show_progress(args, plan.n_samples),
+        keep_history=True,
+    )
+    history = list(rx.history or [])
+    totals = summarize(history, plan)
+    write_audio(args.output, wav)
+    if args.report is not None:
+        report = build_report(args, contents, hdr, plan, history, totals, rx, conceal)
+        write_output_bytes(args.report, report_text(report).encode("utf-8"))
+    for line in notes(contents, plan):
+        print(line, file=sys.stderr)
+    line = concealment_line(totals, contents)
+    if line:
+        print(line, file=sys.stderr)
     return 0

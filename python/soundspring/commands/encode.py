@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 
-from ..pipeline import TransceiverConfig, load_models, stream_header, transmit
-from ..transport import write_container
+from ..pipeline import TransceiverConfig, load_models, transmit
+from ..stream_header import stream_header
+from ..transport import ContainerWriter
 from ._common import (
     add_io_flags,
     add_model_arguments,
@@ -49,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     codec, model = load_models(args.codec, args.lm)
     packets, _ = transmit(codec, model, pcm, cfg, progress=show_progress(args, len(pcm)))
     buf = io.BytesIO()
-    write_container(
-        buf, stream_header(codec, model, cfg, len(pcm)), [(p.seq, p.chunk, p.data) for p in packets]
-    )
+    # The writer repeats the header in header-copy records (after the header, every
+    # HEADER_COPY_INTERVAL records and at the end) so that a damaged header is recoverable.
+    with ContainerWriter(buf, stream_header(codec, model, cfg, len(pcm))) as writer:
+        for p in packets:
+            writer.write(p.seq, p.chunk, p.data)
     write_output_bytes(args.output, buf.getvalue())
     return 0
