@@ -61,11 +61,25 @@ def test_prepare_writes_manifest_and_is_idempotent(tmp_path) -> None:
     for r in rows:
         name = r["path"][len("wav/"):-len(".wav")]
         assert r["split"] == corpus.split_for(name)
+        assert r["source"] == "asterisk"
     first = manifest.read_text()
     assert corpus.prepare(tmp_path, ["en", "fr"]).read_text() == first
     clips = corpus.read_manifest(manifest)
     assert all(c.path.exists() for c in clips)
     assert abs(next(c for c in clips if c.path.name == "hello.wav").duration_s - 1.0) < 1e-3
+
+
+def test_read_manifest_without_source(tmp_path) -> None:
+    # Manifests written before the ``source`` field still read; the field is then empty.
+    m = tmp_path / "m.jsonl"
+    m.write_text('{"path": "a.wav", "language": "en", "duration_s": 1.0, "split": "train"}\n'
+                 '{"path": "b.wav", "language": "en", "duration_s": 2.0, "split": "heldout",'
+                 ' "source": "asterisk"}\n')
+    a, b = corpus.read_manifest(m)
+    assert (a.source, a.speaker, b.source) == ("", "", "asterisk")
+    rows = corpus.summary_rows([a, b], default_source="asterisk")
+    assert [(r["source"], r["split"], r["clips"]) for r in rows] == [
+        ("asterisk", "heldout", 1), ("asterisk", "train", 1)]
 
 
 def test_prepare_requires_fetch(tmp_path) -> None:

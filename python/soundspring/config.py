@@ -358,3 +358,20 @@ def springlm_tiny() -> SpringLMConfig:
 
 SPRINGLM_PRESETS = {"default": springlm_default, "large": springlm_large,
                     "tiny": springlm_tiny}
+
+
+# ---- Speech data (DESIGN.md section 8) ---------------------------------------------------
+
+TUXPAINT_HELDOUT_LANGUAGES = ("be", "bg", "el")
+"""Tux Paint languages held out whole: the speaker-disjoint evaluation set (split
+``"heldout"`` of ``data.tuxpaint``, ``tuxpaint.heldout_manifest``); every other Tux Paint
+language is training data. Fixed before any training on Tux Paint; never change it after.
+
+Measured by ``soundspring data prepare`` (package 2022.06.04-1, deduplicated by decoded
+samples, trimmed at -35 dB, clips >= 0.5 s): Belarusian 621 clips / 14.52 min, Bulgarian
+722 / 17.21 min, Greek 547 / 15.33 min: 1,890 clips, 47.06 min, against 4,171 clips,
+103.86 min of Tux Paint training speech. Why these three of the nine large languages: none
+is an Asterisk language (en es fr it ru), so both the voices and the languages are unseen
+in training; each has one credited voice (Kseniya Buraya, Krasimir Petkov, Kiriaki
+Serafeim: by their names two women and one man); together they come to about 50 minutes;
+and Romanian, the largest Tux Paint language (25.65 min), stays for training."""

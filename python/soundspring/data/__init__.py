@@ -1,5 +1,9 @@
-"""Speech data: fetch and prepare the Asterisk prompt corpus (see ``corpus``)."""
+"""Speech data: the Asterisk prompt corpus (``corpus``, the "same speakers" held-out split)
+and Tux Paint's spoken descriptions (``tuxpaint``, whose held-out languages are the default,
+speaker-disjoint evaluation set: ``speaker_disjoint_manifest``)."""
 
 from .corpus import Clip, default_cache_dir, default_manifest, read_manifest, split_for
+from .tuxpaint import heldout_manifest as speaker_disjoint_manifest
 
-__all__ = ["Clip", "default_cache_dir", "default_manifest", "read_manifest", "split_for"]
+__all__ = ["Clip", "default_cache_dir", "default_manifest", "read_manifest",
+           "speaker_disjoint_manifest", "split_for"]

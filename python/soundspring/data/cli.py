@@ -1,5 +1,11 @@
 """``soundspring data fetch|prepare|info|tokens|synth``: the speech corpus commands.
 
+``fetch`` and ``prepare`` handle the human-speech sources (``--source asterisk|tuxpaint|all``,
+default all): the Asterisk prompts (``corpus``) and Tux Paint's spoken stamp descriptions
+(``tuxpaint``); ``info`` prints clips and minutes per source, language and split::
+
+    soundspring data fetch && soundspring data prepare && soundspring data info
+
 ``synth`` writes the out-of-domain TTS test set (``synth.synth_speech_set``)::
 
     soundspring data synth --out-dir runs/ood --per-voice 4
@@ -10,21 +16,29 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..config import TUXPAINT_HELDOUT_LANGUAGES
 from . import corpus
+
+SOURCES = ("asterisk", "tuxpaint", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     for name, help_ in (
-        ("fetch", "apt-get download + dpkg-deb -x the Asterisk G.722 prompt packages"),
-        ("prepare", "decode to 16 kHz WAV, split, and write the manifest"),
-        ("info", "print clip counts and minutes per language and split"),
+        ("fetch", "apt-get download + dpkg-deb -x the Asterisk G.722 prompt packages and "
+                  "tuxpaint-stamps-default"),
+        ("prepare", "decode to 16 kHz WAV, split, and write the manifests"),
+        ("info", "print clip counts and minutes per source, language and split"),
     ):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--cache-dir", default=None,
                        help="cache root (default $SOUNDSPRING_CACHE or ~/.cache/soundspring)")
+        p.add_argument("--source", default="all", choices=SOURCES,
+                       help="which human-speech source (default: all)")
         p.add_argument("--languages", nargs="+", default=list(corpus.LANGUAGES),
-                       choices=corpus.LANGUAGES)
+                       choices=corpus.LANGUAGES,
+                       help="Asterisk languages (Tux Paint always takes every language: "
+                            "its split is by language)")
         if name == "fetch":
             p.add_argument("--update", action="store_true", help="always run apt-get update first")
     from . import tokens
@@ -73,15 +87,54 @@ def run(args: argparse.Namespace) -> int:
         return tokens.run(args)
     if args.action == "synth":
         return _run_synth(args)
+    from . import tuxpaint
+
+    sources = ("asterisk", "tuxpaint") if args.source == "all" else (args.source,)
     if args.action == "fetch":
-        out = corpus.fetch(args.cache_dir, args.languages, update=True if args.update else None)
-        print(f"extracted to {out}")
-    elif args.action == "prepare":
-        manifest = corpus.prepare(args.cache_dir, args.languages)
-        clips = corpus.read_manifest(manifest)
-        print(f"manifest {manifest}: {len(clips)} clips")
-        print(json.dumps(corpus.summary(clips), indent=1))
-    else:
-        clips = corpus.read_manifest(corpus.default_manifest(args.cache_dir))
-        print(json.dumps(corpus.summary(clips), indent=1))
+        update = True if args.update else None
+        for source in sources:
+            if source == "asterisk":
+                out = corpus.fetch(args.cache_dir, args.languages, update=update)
+            else:
+                out = tuxpaint.fetch(args.cache_dir, update=update)
+            print(f"{source}: extracted to {out}")
+            update = None if update is None else False  # apt-get update once
+        return 0
+    if args.action == "prepare":
+        for source in sources:
+            if source == "asterisk":
+                manifest = corpus.prepare(args.cache_dir, args.languages)
+            else:
+                manifest = tuxpaint.prepare(args.cache_dir)
+            print(f"{source}: manifest {manifest}: {len(corpus.read_manifest(manifest))} clips")
+    manifests = {"asterisk": corpus.default_manifest(args.cache_dir),
+                 "tuxpaint": tuxpaint.default_manifest(args.cache_dir)}
+    rows = []
+    for source in sources:
+        if manifests[source].exists():
+            rows += corpus.summary_rows(corpus.read_manifest(manifests[source]), source)
+        elif args.action == "info":
+            print(f"{source}: no manifest at {manifests[source]} "
+                  f"(run `soundspring data prepare --source {source}`)")
+    if rows:
+        print(format_summary(rows))
+        langs = ", ".join(TUXPAINT_HELDOUT_LANGUAGES)
+        print(f"heldout sets: asterisk = \"{corpus.EVAL_SET}\" (other prompts of the training "
+              f"speakers); tuxpaint = \"{tuxpaint.EVAL_SET}\" (languages {langs}: "
+              f"{tuxpaint.heldout_manifest(args.cache_dir)})")
     return 0
+
+
+def format_summary(rows: list[dict]) -> str:
+    """A markdown table of ``corpus.summary_rows`` with a total per source and split."""
+    lines = ["| source | language | split | clips | minutes |", "|---|---|---|---|---|"]
+    lines += [f"| {r['source']} | {r['language']} | {r['split']} | {r['clips']} | "
+              f"{r['minutes']:.2f} |" for r in rows]
+    totals: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        t = totals.setdefault((r["source"], r["split"]), [0, 0.0])
+        t[0] += r["clips"]
+        t[1] += r["minutes"]
+    lines += [f"| {s} | all | {sp} | {int(t[0])} | {t[1]:.2f} |"
+              for (s, sp), t in sorted(totals.items())]
+    return "\n".join(lines)

@@ -8,9 +8,14 @@ Layout of the cache directory (``$SOUNDSPRING_CACHE`` or ``~/.cache/soundspring`
     corpus/wav/<lang>/<relative path>.wav            decoded float32 WAV, 16 kHz mono
     corpus/manifest.jsonl                            one JSON object per clip
 
-Each manifest line is ``{"path", "language", "duration_s", "split"}`` with ``path`` relative
-to ``corpus/``. Every step skips work already done, so both commands are idempotent and
-resumable.
+Each manifest line is ``{"path", "language", "duration_s", "split", "source"}`` with ``path``
+relative to ``corpus/`` and ``source`` ``"asterisk"`` (manifests written before it existed
+have no ``source``; ``read_manifest`` still reads them). Every step skips work already done,
+so both commands are idempotent and resumable.
+
+The held-out split holds other prompts of the *same* five speakers as the train split:
+reports name it "same speakers" (``EVAL_SET``). The speaker-disjoint set is Tux Paint's
+held-out languages (``tuxpaint.heldout_manifest``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ PACKAGE_TEMPLATE = "asterisk-core-sounds-{lang}-g722"
 HELDOUT_FRACTION = 0.10
 MIN_DURATION_S = 0.5
 G722_BITRATE_BPS = 64_000
+SOURCE = "asterisk"
+EVAL_SET = "same speakers"
+"""What reports call the Asterisk held-out split: other prompts of the training speakers."""
 
 
 def default_cache_dir() -> Path:
@@ -73,6 +81,11 @@ class Clip:
     language: str
     duration_s: float
     split: str
+    source: str = ""
+    """``"asterisk"``, ``"tuxpaint"``, ``"<engine>:<voice>"`` for synthetic speech; empty
+    when the manifest row has none (Asterisk manifests written before the field)."""
+    speaker: str = ""
+    """Speaker id where the manifest names one (``"tuxpaint-<lang>"``), else empty."""
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> None:
@@ -82,6 +95,43 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
         raise ConfigError(f"{cmd[0]} not found: fetching needs a Debian system with apt") from exc
     except subprocess.CalledProcessError as exc:
         raise ConfigError(f"{' '.join(cmd)} failed ({exc.returncode}): {exc.stderr.strip()}") from exc
+
+
+def fetch_package(pkg: str, debs: Path, dest: Path, update: bool | None = None) -> Path:
+    """``apt-get download pkg`` into ``debs`` (unless a ``pkg_*.deb`` is there) and
+    ``dpkg-deb -x`` it into ``dest``; skipped when ``dest/.done`` exists. Returns ``dest``.
+
+    Args:
+        update: run ``apt-get update`` first; None = only when a download fails.
+
+    Raises:
+        ConfigError: apt or dpkg failing.
+    """
+    debs, dest = Path(debs), Path(dest)
+    done = dest / ".done"
+    if done.exists():
+        return dest
+    debs.mkdir(parents=True, exist_ok=True)
+    if update:
+        _run(["apt-get", "update"])
+    found = sorted(debs.glob(f"{pkg}_*.deb"))
+    if not found:
+        try:
+            _run(["apt-get", "download", pkg], cwd=debs)
+        except ConfigError:
+            if update is not None:
+                raise
+            _run(["apt-get", "update"])
+            _run(["apt-get", "download", pkg], cwd=debs)
+        found = sorted(debs.glob(f"{pkg}_*.deb"))
+        if not found:
+            raise ConfigError(f"apt-get download {pkg} produced no .deb in {debs}")
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    _run(["dpkg-deb", "-x", str(found[-1]), str(dest)])
+    done.write_text(found[-1].name + "\n")
+    return dest
 
 
 def fetch(
@@ -103,7 +153,6 @@ def fetch(
 
     root = Path(cache_dir or default_cache_dir())
     debs, extracted = root / "debs", root / "extracted"
-    debs.mkdir(parents=True, exist_ok=True)
     langs = list(languages)
     for lang in langs:
         if lang not in LANGUAGES:
@@ -111,28 +160,8 @@ def fetch(
     if update:
         _run(["apt-get", "update"])
     for lang in tqdm(langs, desc="fetch", unit="pkg"):
-        pkg = PACKAGE_TEMPLATE.format(lang=lang)
-        done = extracted / lang / ".done"
-        if done.exists():
-            continue
-        found = sorted(debs.glob(f"{pkg}_*.deb"))
-        if not found:
-            try:
-                _run(["apt-get", "download", pkg], cwd=debs)
-            except ConfigError:
-                if update is not None:
-                    raise
-                _run(["apt-get", "update"])
-                _run(["apt-get", "download", pkg], cwd=debs)
-            found = sorted(debs.glob(f"{pkg}_*.deb"))
-            if not found:
-                raise ConfigError(f"apt-get download {pkg} produced no .deb in {debs}")
-        dest = extracted / lang
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        _run(["dpkg-deb", "-x", str(found[-1]), str(dest)])
-        done.write_text(found[-1].name + "\n")
+        fetch_package(PACKAGE_TEMPLATE.format(lang=lang), debs, extracted / lang,
+                      update=None if update is None else False)
     return extracted
 
 
@@ -193,7 +222,7 @@ def prepare(cache_dir: str | Path | None = None, languages: Iterable[str] = LANG
             continue
         rows.append(
             {"path": rel.as_posix(), "language": lang, "duration_s": round(n / SAMPLE_RATE_HZ, 4),
-             "split": split_for(name)}
+             "split": split_for(name), "source": SOURCE}
         )
     manifest = out_root / "manifest.jsonl"
     tmp = manifest.with_name(manifest.name + ".part")
@@ -217,7 +246,8 @@ def read_manifest(path: str | Path | None = None, split: str | None = None) -> l
             continue
         try:
             r = json.loads(line)
-            clip = Clip(path.parent / r["path"], r["language"], float(r["duration_s"]), r["split"])
+            clip = Clip(path.parent / r["path"], r["language"], float(r["duration_s"]), r["split"],
+                        str(r.get("source", "")), str(r.get("speaker", "")))
         except (ValueError, KeyError) as exc:
             raise ConfigError(f"{path}:{i}: malformed manifest line: {exc}") from exc
         if split is None or clip.split == split:
@@ -233,3 +263,15 @@ def summary(clips: list[Clip]) -> dict:
         d["clips"] += 1
         d["minutes"] = round(d["minutes"] + c.duration_s / 60, 2)
     return out
+
+
+def summary_rows(clips: list[Clip], default_source: str = "") -> list[dict]:
+    """One row per (source, language, split), sorted, with ``clips`` and ``minutes``;
+    clips without a ``source`` count under ``default_source``."""
+    acc: dict[tuple[str, str, str], list[float]] = {}
+    for c in clips:
+        d = acc.setdefault((c.source or default_source, c.language, c.split), [0, 0.0])
+        d[0] += 1
+        d[1] += c.duration_s / 60
+    return [{"source": k[0], "language": k[1], "split": k[2], "clips": int(v[0]),
+             "minutes": round(v[1], 2)} for k, v in sorted(acc.items())]

@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -161,15 +162,21 @@ def encode_clip(codec: torch.nn.Module, wav: np.ndarray,
     return codec.encode(x, bitrate_kbps)[0].numpy().astype(np.int16)
 
 
-def precompute_tokens(codec_path: str | Path, manifest: str | Path | None = None,
+def precompute_tokens(codec_path: str | Path,
+                      manifest: str | Path | Sequence[str | Path] | None = None,
                       out_dir: str | Path | None = None, splits: tuple[str, ...] = SPLITS,
                       overwrite: bool = False, progress: bool = True,
-                      max_clips: int | None = None) -> dict[str, Path]:
+                      max_clips: int | None = None,
+                      heldout_manifest: str | Path | Sequence[str | Path] | None = None,
+                      ) -> dict[str, Path]:
     """Encodes every clip of the manifest's splits at 24 codebooks; skips finished splits.
 
     Args:
         codec_path: codec weights file, ``checkpoint.pt`` or run directory (read only).
-        manifest: corpus manifest (default: the cache's).
+        manifest: corpus manifest, or several (their clips of each split are pooled, in
+            order; default: the cache's Asterisk manifest).
+        heldout_manifest: where the "heldout" split comes from instead (e.g. only the
+            speaker-disjoint Tux Paint languages); default: ``manifest``.
         out_dir: output directory (default ``token_dir(hash)``).
         splits: which splits.
         overwrite: re-encode even if a split's file exists for this codec.
@@ -191,7 +198,9 @@ def precompute_tokens(codec_path: str | Path, manifest: str | Path | None = None
         raise ConfigError(f"the codec has {codec.n_codebooks} codebooks; tokens need "
                           f"{MAX_CODEBOOKS}")
     out = Path(out_dir) if out_dir else token_dir(h)
-    root = corpus_dir() if manifest is None else Path(manifest).parent
+    manifests = _manifest_list(manifest)
+    sources = {"heldout": _manifest_list(heldout_manifest) if heldout_manifest else manifests}
+    root = corpus_dir() if manifest is None else Path(manifests[0]).parent
     paths = {}
     for split in splits:
         path = out / f"{split}.npz"
@@ -202,7 +211,8 @@ def precompute_tokens(codec_path: str | Path, manifest: str | Path | None = None
                 continue
             except (ConfigError, ModelMismatchError):
                 pass
-        clips = read_manifest(manifest, split=split)[:max_clips]
+        clips = [c for m in sources.get(split, manifests)
+                 for c in read_manifest(m, split=split)][:max_clips]
         if not clips:
             raise ConfigError(f"manifest has no {split!r} clips")
         toks, names = [], []
@@ -219,11 +229,22 @@ def precompute_tokens(codec_path: str | Path, manifest: str | Path | None = None
     return paths
 
 
+def _manifest_list(manifest) -> list:
+    """[manifest] for one path (or None: the cache's default), the list for several."""
+    if manifest is None or isinstance(manifest, (str, Path)):
+        return [manifest]
+    return list(manifest)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``soundspring data tokens``."""
     parser.add_argument("--codec", required=True,
                         help="codec weights file, checkpoint.pt or run directory")
-    parser.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
+    parser.add_argument("--manifest", nargs="+", default=None,
+                        help="corpus manifest(s), pooled per split (default: the cache's)")
+    parser.add_argument("--heldout-manifest", nargs="+", default=None,
+                        help="take the heldout split from these manifests instead (e.g. the "
+                             "speaker-disjoint Tux Paint languages)")
     parser.add_argument("--out-dir", default=None,
                         help="output directory (default <cache>/tokens/<tokenizer hash[:16]>)")
     parser.add_argument("--overwrite", action="store_true")
@@ -237,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     paths = precompute_tokens(args.codec, args.manifest, args.out_dir,
                               overwrite=args.overwrite, progress=not args.no_progress,
-                              max_clips=args.max_clips)
+                              max_clips=args.max_clips, heldout_manifest=args.heldout_manifest)
     for split, p in paths.items():
         ts = load_tokens(p)
         print(f"{split}: {p} ({len(ts)} clips, {ts.frames} frames, codec {ts.tokenizer_sha256[:16]})")
