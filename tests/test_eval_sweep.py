@@ -350,7 +350,7 @@ def test_worker_processes_give_the_same_results(tmp_path: Path, clips: list[Swee
     assert _metrics_by_key(one) == _metrics_by_key(two) and len(one["items"]) == 4
 
 
-@pytest.mark.parametrize("doc_module", ["conditions", "report", "systems", "mos"])
+@pytest.mark.parametrize("doc_module", ["clips", "conditions", "report", "systems", "mos"])
 def test_docstring_examples(doc_module: str) -> None:
     import doctest
     import importlib

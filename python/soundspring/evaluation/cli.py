@@ -2,13 +2,19 @@
 ``soundspring eval lm`` (``lm_eval``), ``soundspring eval rd`` (``rd_eval``) and
 ``soundspring eval sweep`` (``sweep``).
 
+Every command evaluates the speaker-disjoint set by default (Tux Paint's held-out
+languages; ``--set same-speakers`` for the Asterisk held-out prompts, ``--manifest FILE``
+for any manifest, ``--set-name`` to name it) and names the set in every report: the first
+line of the markdown, the JSON field ``eval_set`` and plot titles (see :mod:`.clips`).
+
 Example::
 
     soundspring eval codec --bitrates 1.5 3 6 12 --max-clips 40 --json runs/eval/codec.json
 
-``eval codec`` also reports PESQ-WB and STOI per manifest ``"source"`` (JSON ``"by_source"``;
-clips without a source field group by language, and ``"group_by"`` says which), so an out-of-domain set from ``soundspring data synth`` shows
-which voices the codec generalises to::
+``eval codec`` also reports PESQ-WB and STOI per group (JSON ``"by_source"``): per manifest
+``"source"`` when the set mixes several, else per language (``"group_by"`` says which), so
+an out-of-domain set from ``soundspring data synth`` shows which voices the codec
+generalises to, and the speaker-disjoint set shows each held-out language::
 
     soundspring data synth --out-dir runs/ood
     soundspring eval codec --manifest runs/ood/manifest.jsonl --split heldout --max-clips 0
@@ -41,10 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("codec", help="PESQ-WB / STOI / SI-SDR / log-mel per bitrate, and RTF")
     p.add_argument("--weights", default=None,
                    help="weights file, checkpoint.pt or run dir (default: shipped weights)")
-    p.add_argument("--manifest", default=None,
-                   help="corpus manifest, e.g. DIR/manifest.jsonl from `soundspring data synth` "
-                        "(default: the cache's); paths resolve against its directory")
-    p.add_argument("--split", default="heldout", choices=["heldout", "train"])
+    from .clips import add_set_arguments
+
+    add_set_arguments(p)
+    p.add_argument("--split", default="heldout", choices=["heldout", "train"],
+                   help="manifest split (default heldout; train takes manifest order)")
     p.add_argument("--bitrates", type=float, nargs="+", default=[1.5, 3.0, 6.0, 12.0])
     p.add_argument("--max-clips", type=int, default=40,
                    help="clips, a fixed language-balanced subset (0 = all)")
@@ -114,37 +121,28 @@ def run(args: argparse.Namespace) -> int:
         from .rd_eval import run_rd_eval
 
         return run_rd_eval(args)
-    from ..data.corpus import default_manifest, read_manifest
-    from ..data.synth import read_sources
     from ..models.codec import load_codec
     from ..training.dataset import load_clips
+    from .clips import eval_set_from_args
     from .codec_eval import (
         aggregate_rows,
         breakdown_by_group,
         evaluate_codec_per_clip,
-        fixed_heldout_subset,
         real_time_factor,
     )
 
-    manifest = Path(args.manifest) if args.manifest else default_manifest()
-    clips = read_manifest(manifest, split=args.split)
-    if args.max_clips:
-        if args.split == "heldout":
-            clips = fixed_heldout_subset(clips, args.max_clips, min_s=0.0, max_s=1e9)
-        else:
-            clips = clips[: args.max_clips]
-    if not clips:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"manifest {manifest} has no {args.split!r} clips; expected at least one"
-                          " (a `soundspring data synth` set is all 'heldout')")
-    sources = [read_sources(manifest).get(str(c.path)) for c in clips]
-    group_by = "source" if any(sources) else "language"
-    groups = [s or c.language for s, c in zip(sources, clips)]
+    eval_set = eval_set_from_args(args, split=args.split)
+    clips = list(eval_set.clips)
+    # per source when the set mixes sources (e.g. `soundspring data synth` voices), else per
+    # language (one human source: its languages are its speakers)
+    sources = {c.source for c in clips if c.source}
+    group_by = "source" if len(sources) > 1 else "language"
+    groups = [(c.source or c.language) if group_by == "source" else c.language for c in clips]
     wavs = load_clips(clips)
     codec = load_codec(args.weights)
     t0 = time.time()
     result: dict = {
+        "eval_set": eval_set.info(),
         "weights": str(args.weights or "default"),
         "meta": getattr(codec, "meta", {}),
         "params": codec.num_parameters(),
@@ -161,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_rtf:
         result["rtf"] = [real_time_factor(codec, t) for t in (1, 2)]
     result["eval_seconds"] = round(time.time() - t0, 1)
+    print(eval_set.heading() + "\n")
     print(_table(result["codec"], result["opus_1.3"]))
     print(_group_table(result["by_source"], group_by))
     if "unavailable" in result["opus_1.3"]:

@@ -1,5 +1,10 @@
 """``soundspring eval rd``: the transceiver's rate-distortion curve on held-out audio.
 
+The clips are the evaluation set of :mod:`.clips` (default: the speaker-disjoint set;
+``--set same-speakers`` or ``--manifest FILE``), the first ``--max-clips`` of its fixed
+order, the same clips ``eval lm`` measures packets on; the report, the JSON (``eval_set``)
+and the plot title name the set.
+
 For each raw bitrate class and each rate-distortion weight ``rd_lambda`` (see
 ``TransceiverConfig``), every clip goes through the real transmitter (packets counted to
 the byte) and its sent tokens through the codec decoder (what a lossless receiver plays);
@@ -32,7 +37,9 @@ def add_rd_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also code with static PMFs (no LM) at every weight")
     parser.add_argument("--opus-bitrates", type=float, nargs="*", default=[6.0, 9.0, 12.0, 16.0],
                         help="Opus 1.3 target kbps for the comparison curve (none: skip)")
-    parser.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
+    from .clips import add_set_arguments
+
+    add_set_arguments(parser)
     parser.add_argument("--max-clips", type=int, default=40,
                         help="clips, a fixed language-balanced subset (0 = all)")
     parser.add_argument("--json", default=None, help="also write every number here")
@@ -92,8 +99,13 @@ def opus_curve(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
 
 
 def report_markdown(result: dict) -> str:
-    lines = [(f"Rate-distortion on {result['clips']} held-out clips (lossless transmission; "
-              "kbps = every packet byte):"), "",
+    from .clips import heading_line
+
+    set_name = result.get("eval_set", {}).get("name", "unnamed")
+    lines = [heading_line(result["eval_set"]) if "eval_set" in result
+             else "Evaluation set: unnamed", "",
+             (f"Rate-distortion on {result['clips']} held-out clips of the {set_name} set "
+              "(lossless transmission; kbps = every packet byte):"), "",
              "| PMFs | raw kbps | rd_lambda | kbps | saving vs raw | PESQ-WB | STOI |",
              "|---|---|---|---|---|---|---|"]
     for name, per_br in result["curves"].items():
@@ -132,7 +144,12 @@ def write_plot(result: dict, path: str | Path) -> Path:
         ax.plot(*zip(*pts), marker="s", color="k", label="Opus 1.3")
     ax.set_xlabel("measured bitrate (kbps)")
     ax.set_ylabel("PESQ-WB")
-    ax.set_title("Lossless rate-distortion (points: rd_lambda)")
+    from .clips import title_line
+
+    title = "Lossless rate-distortion (points: rd_lambda)"
+    if "eval_set" in result:
+        title += "\n" + title_line(result["eval_set"])
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -147,18 +164,17 @@ def run_rd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from ..audio import read_wav
-    from ..data.corpus import read_manifest
     from ..models.codec import load_codec
     from ..models.lm_adapter import load_coding_model
-    from .codec_eval import fixed_heldout_subset
+    from .clips import eval_set_from_args
 
     torch.set_num_threads(1)
+    eval_set = eval_set_from_args(args)  # the clips `eval lm` measures packets on
     codec = load_codec(args.codec)
     coding_model = load_coding_model(args.lm, codec)
-    clips = fixed_heldout_subset(read_manifest(args.manifest), args.max_clips or 10**9,
-                                 min_s=0.0, max_s=1e9)  # the clips `eval lm` measures
-    wavs = [read_wav(c.path) for c in clips]
-    result: dict = {"lm": coding_model.model_id, "clips": len(wavs),
+    wavs = [read_wav(c.path) for c in eval_set.clips]
+    result: dict = {"eval_set": eval_set.info(), "lm": coding_model.model_id,
+                    "clips": len(wavs),
                     "curves": rd_curves(codec, coding_model, wavs, args.bitrates,
                                         args.rd_lambdas, args.static)}
     if args.opus_bitrates:

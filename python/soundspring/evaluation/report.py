@@ -10,7 +10,9 @@
   (``^`` the baseline spent more bits than the target, e.g. Opus at its ~4.9 kbps floor
   against a 3 kbps target, so a target win is conservative; ``v`` it spent fewer, so a
   target win is not conclusive).
-* :func:`write_report` writes ``report.md``; :func:`write_plots` the PNG plots.
+* :func:`write_report` writes ``report.md``; :func:`write_plots` the PNG plots. Both name
+  the evaluation set (``results["eval_set"]``, see :mod:`.clips`): the report's first line
+  under its title, and every figure's title.
 
 Example:
     >>> items = [{"system": "a", "condition": "bern10", "bitrate_kbps": 6.0, "clip": "c",
@@ -227,9 +229,13 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
     ran = [s for s in systems if results["systems"][s]["available"]]
     conditions = results["settings"]["conditions"]
     metrics = [m for m in METRIC_LABELS if any(m in r for r in summary)]
+    from .clips import heading_line
+
     st = results["settings"]
     lines = [
         "# SoundSpring loss sweep", "",
+        heading_line(results.get("eval_set") or {"name": st.get("eval_set", "unnamed"),
+                                                  "clips": st["n_clips"]}), "",
         (f"{st['n_clips']} clips, {st['audio_seconds']:.1f} s of audio; conditions "
          f"{', '.join(conditions)}; nominal bitrates "
          f"{', '.join(f'{b:g}' for b in st['bitrates'])} kbps; loss mapping "
@@ -311,6 +317,11 @@ def write_plots(results: dict[str, Any], out_dir: str | Path) -> list[str]:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+    from .clips import title_line
+
+    set_title = title_line(results.get("eval_set") or {
+        "name": results["settings"].get("eval_set", "unnamed"),
+        "clips": results["settings"].get("n_clips", "?")})
     summary = results["summary"]
     idx = _index(summary)
     systems = [s for s, m in results["systems"].items() if m["available"]]
@@ -346,6 +357,7 @@ def write_plots(results: dict[str, Any], out_dir: str | Path) -> list[str]:
                     ax.tick_params(labelsize=6)
                     ax.grid(alpha=0.3)
             axes[0][0].legend(fontsize=5)
+            fig.suptitle(f"{label} vs loss rate: {set_title}", fontsize=8)
             fig.tight_layout()
             name = f"quality_vs_loss_{m}.png"
             fig.savefig(out_dir / name, dpi=110)
@@ -373,6 +385,7 @@ def write_plots(results: dict[str, Any], out_dir: str | Path) -> list[str]:
         for k in range(len(conds), nrow * ncol):
             axes[k // ncol][k % ncol].axis("off")
         axes[0][0].legend(fontsize=5)
+        fig.suptitle(f"{label} vs measured bitrate: {set_title}", fontsize=8)
         fig.tight_layout()
         name = f"quality_vs_bitrate_{m}.png"
         fig.savefig(out_dir / name, dpi=110)

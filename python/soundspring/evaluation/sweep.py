@@ -1,5 +1,9 @@
 """The loss sweep of DESIGN.md section 9: every system x condition x bitrate x clip.
 
+The clips are the speaker-disjoint set by default (``--set``, ``--manifest``, ``--clips``
+and ``--set-name``: :mod:`.clips` and :func:`load_sweep_set`); ``results.json`` holds it as
+``eval_set``, and ``report.md`` and every plot title name it.
+
 For each item the system encodes the clip, loses the transmission slots the condition's
 pattern says (:mod:`.conditions`: one seeded pattern per condition and clip on the 20 ms
 grid, mapped to each system's slots by the ``"packet"`` rule by default), decodes, and the
@@ -15,7 +19,8 @@ Files in ``out_dir``:
     those items (resume), so an interrupted sweep loses at most the item in flight.
 ``sweep.json``
     the settings the items were computed with; a rerun with different settings (codec,
-    loss mapping, metrics, a clip whose audio changed) is refused instead of mixing results.
+    loss mapping, metrics, evaluation set, a clip whose audio changed) is refused instead
+    of mixing results.
 ``results.json``
     settings, systems (with the reason for any skipped one), every item, the summary per
     (system, condition, bitrate), notes and timings.
@@ -80,22 +85,32 @@ class SweepClip:
 # ---- inputs ---------------------------------------------------------------------------------
 
 
-def load_sweep_clips(source: str | Path | None = None, max_clips: int | None = None,
-                     seconds_per_clip: float | None = None) -> list[SweepClip]:
-    """Clips for a sweep.
+def load_sweep_set(source: str | Path | None = None, max_clips: int | None = None,
+                   seconds_per_clip: float | None = None, *, eval_set: str | None = None,
+                   set_name: str | None = None) -> tuple[list[SweepClip], dict[str, Any]]:
+    """Clips for a sweep, and the ``eval_set`` record the reports name them by.
 
     Args:
         source: a directory (every ``*.wav`` below it, sorted; id = relative path without
-            suffix), a corpus manifest (``.jsonl``; its held-out split, in the fixed
-            language-balanced order of ``fixed_heldout_subset``, 1-6 s clips; id = path
-            under ``wav/``), or None for the default manifest of the corpus cache.
+            suffix; the set is named after the directory), a manifest (``.jsonl``; its
+            held-out split, in the fixed language-balanced order of ``fixed_heldout_subset``,
+            1-6 s clips; id = path under ``wav/``), or None for the named ``eval_set``.
         max_clips: keep the first N (None/0 = all).
         seconds_per_clip: keep the first S seconds of each clip (None = whole clips).
+        eval_set: ``"speaker-disjoint"`` (the default when ``source`` is None) or
+            ``"same-speakers"`` (see :mod:`.clips`); not with ``source``.
+        set_name: what reports call the set (default: from the set, manifest or folder).
+
+    Returns:
+        (clips, ``EvalSet.info()``-style dict: name, set, manifest, split, clips,
+        total_clips, minutes of the audio kept, languages, description).
 
     Raises:
-        ConfigError: nothing found, or a bad argument.
+        ConfigError: nothing found, a missing set (naming the command that prepares it), or
+            a bad argument.
     """
     from ..audio import read_wav
+    from .clips import file_set_name, resolve_eval_set
 
     if seconds_per_clip is not None and not seconds_per_clip > 0.25:
         raise ConfigError(f"seconds_per_clip must be > 0.25 s, got {seconds_per_clip!r}")
@@ -104,26 +119,38 @@ def load_sweep_clips(source: str | Path | None = None, max_clips: int | None = N
     src = Path(source) if source is not None else None
     pairs: list[tuple[str, Path]]
     if src is not None and src.is_dir():
+        if eval_set is not None:
+            raise ConfigError("give --set or a folder of clips, not both")
         files = sorted(src.rglob("*.wav"))
         pairs = [(f.relative_to(src).with_suffix("").as_posix(), f) for f in files]
+        info: dict[str, Any] = {"name": set_name or file_set_name(src.absolute()),
+                                "set": "directory", "manifest": str(src.absolute()),
+                                "split": None, "total_clips": len(pairs), "languages": [],
+                                "description": "every .wav under a folder"}
         if max_clips:
             pairs = pairs[:max_clips]
+        if not pairs:
+            raise ConfigError(f"no clips found in {str(source)!r}")
     else:
-        from ..data.corpus import read_manifest
-        from .codec_eval import fixed_heldout_subset
-
-        clips = read_manifest(src, split="heldout")
-        clips = fixed_heldout_subset(clips, max_clips or len(clips), min_s=1.0, max_s=6.0)
-        pairs = [(c.path.as_posix().split("/wav/")[-1].rsplit(".", 1)[0], c.path) for c in clips]
-    if not pairs:
-        raise ConfigError(f"no clips found in {str(source or 'the default manifest')!r}")
+        es = resolve_eval_set(eval_set, src, set_name, max_clips or 0, min_s=1.0, max_s=6.0)
+        pairs = [(c.path.as_posix().split("/wav/")[-1].rsplit(".", 1)[0], c.path)
+                 for c in es.clips]
+        info = es.info()
     out = []
     for cid, path in pairs:
         wav = read_wav(path)
         if seconds_per_clip is not None:
             wav = wav[: round(seconds_per_clip * SAMPLE_RATE_HZ)]
         out.append(SweepClip(cid, np.ascontiguousarray(wav, dtype=np.float32)))
-    return out
+    info |= {"clips": len(out), "minutes": round(sum(c.seconds for c in out) / 60, 2)}
+    return out, info
+
+
+def load_sweep_clips(source: str | Path | None = None, max_clips: int | None = None,
+                     seconds_per_clip: float | None = None, *, eval_set: str | None = None,
+                     ) -> list[SweepClip]:
+    """The clips of :func:`load_sweep_set` (default: the speaker-disjoint set)."""
+    return load_sweep_set(source, max_clips, seconds_per_clip, eval_set=eval_set)[0]
 
 
 def resolve_codec(path: str | Path | None = None) -> tuple[Any, str, str | None]:
@@ -187,6 +214,8 @@ def _check_settings(path: Path, settings: dict[str, Any]) -> None:
     if path.exists():
         old = json.loads(path.read_text())
         diff = [k for k in fixed if old.get(k) != settings.get(k)]
+        if "eval_set_source" in old and old["eval_set_source"] != settings.get("eval_set_source"):
+            diff.append(f"evaluation set {old.get('eval_set')!r} from {old['eval_set_source']}")
         clash = [c for c, h in settings["clip_sha1"].items()
                  if old.get("clip_sha1", {}).get(c, h) != h]
         if diff or clash:
@@ -327,7 +356,8 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
               mos: bool = True, dnsmos: bool = True, plots: bool = True,
               progress: bool = True,
               max_new_items: int | None = None, torch_threads: int | None = 1,
-              jobs: int = 1, lm_path: str | None = None) -> dict[str, Any]:
+              jobs: int = 1, lm_path: str | None = None,
+              eval_set: dict[str, Any] | None = None) -> dict[str, Any]:
     """Runs (or resumes) a sweep and writes ``results.json``, ``report.md`` and the plots.
 
     Args:
@@ -351,6 +381,10 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
         jobs: worker processes (forked; 1 = compute in this process). Results do not
             depend on it.
         lm_path: SpringLM weights for the SoundSpring systems.
+        eval_set: what the clips are (``load_sweep_set``'s record: at least ``"name"``);
+            written as ``results["eval_set"]``, the report's first line and the plot
+            titles (default ``{"name": "unnamed"}``). A rerun into ``out_dir`` with a set
+            from another manifest or folder (``"manifest"``) is refused; a new name is not.
 
     Returns:
         The ``results.json`` content, plus ``"n_computed"`` and ``"n_skipped"`` (items this
@@ -383,6 +417,8 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
     else:
         sys_map = build_systems(systems, codec=codec, codec_missing_reason=codec_missing_reason,
                                 chunk_frames=chunk_frames, lm_path=lm_path)
+    set_info = {"name": "unnamed", **(eval_set or {}), "clips": len(clips),
+                "minutes": round(sum(c.seconds for c in clips) / 60, 2)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -405,6 +441,7 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
         "codec_id": codec_id or ("none" if codec is None else "unnamed"),
         "mos": use_mos, "dnsmos": use_dnsmos, "chunk_frames": chunk_frames,
         "token_coding": getattr(nolm, "token_coding", None),
+        "eval_set": set_info["name"], "eval_set_source": set_info.get("manifest"),
         "clip_sha1": {c.id: c.sha1 for c in clips},
     }
     _check_settings(out / "sweep.json", settings)
@@ -454,6 +491,7 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
     for it in items:  # JSON null -> NaN for aggregation
         it["metrics"] = {k: (float("nan") if v is None else v) for k, v in it["metrics"].items()}
     results: dict[str, Any] = {
+        "eval_set": set_info,
         "settings": {
             **{k: v for k, v in settings.items() if k != "clip_sha1"},
             "conditions": [c.id for c in conds], "bitrates": brs,
@@ -580,9 +618,12 @@ def _timing(items: list[dict[str, Any]], n_systems: int) -> dict[str, Any]:
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``soundspring eval sweep`` options to ``parser``."""
+    from .clips import add_set_arguments
+
     parser.add_argument("--clips", default=None,
-                        help="a directory of .wav files or a corpus manifest (.jsonl, held-out "
-                             "split); default: the corpus cache's manifest")
+                        help="a directory of .wav files or a manifest (.jsonl, held-out split) "
+                             "instead of --set; the set is named after it unless --set-name")
+    add_set_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory (resumable)")
     parser.add_argument("--systems", nargs="+", default=None, choices=SYSTEM_NAMES,
                         metavar="SYSTEM", help=f"default: {' '.join(DEFAULT_SYSTEM_NAMES)}; "
@@ -591,7 +632,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"default: {' '.join(DEFAULT_CONDITIONS)}")
     parser.add_argument("--bitrates", nargs="+", type=float, default=None, metavar="KBPS",
                         help="nominal kbps classes (default 1.5 3 6 12)")
-    parser.add_argument("--max-clips", type=int, default=None, help="first N clips (default all)")
+    parser.add_argument("--max-clips", type=int, default=None,
+                        help="first N clips of the set's fixed order (default all)")
     parser.add_argument("--seconds-per-clip", type=float, default=None,
                         help="keep the first S seconds of each clip (default whole clips)")
     parser.add_argument("--codec", default=None,
@@ -614,7 +656,13 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sweep_cli(args: argparse.Namespace) -> int:
     """Runs ``soundspring eval sweep`` from parsed arguments; returns the exit code."""
-    clips = load_sweep_clips(args.clips, args.max_clips, args.seconds_per_clip)
+    from .clips import heading_line
+
+    if args.clips and args.manifest:
+        raise ConfigError("give --clips or --manifest, not both")
+    clips, set_info = load_sweep_set(args.clips or args.manifest, args.max_clips,
+                                     args.seconds_per_clip, eval_set=args.eval_set,
+                                     set_name=args.set_name)
     want = args.systems or list(DEFAULT_SYSTEM_NAMES)
     codec, codec_id, reason = None, "none", "not needed"
     if any(s in want for s in PIPELINE_SYSTEM_NAMES):
@@ -624,8 +672,9 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
                     chunk_frames=args.chunk_frames, loss_mapping=args.loss_mapping,
                     mos=not args.no_mos, dnsmos=not args.no_dnsmos, plots=not args.no_plots,
                     torch_threads=args.threads,
-                    jobs=args.jobs, lm_path=args.lm)
+                    jobs=args.jobs, lm_path=args.lm, eval_set=set_info)
     skipped = [f"{n}: {m['reason']}" for n, m in res["systems"].items() if not m["available"]]
+    print(heading_line(res["eval_set"]))
     print(f"{res['n_computed']} items computed, {res['n_skipped']} already done; "
           f"{res['timing']['total_cpu_s_per_clip_s']} s CPU per clip-second; {res['wall_s']} s wall")
     for s in skipped:
@@ -640,6 +689,7 @@ __all__ = [
     "SweepClip",
     "add_sweep_arguments",
     "load_sweep_clips",
+    "load_sweep_set",
     "resolve_codec",
     "run_sweep",
     "run_sweep_cli",
