@@ -16,18 +16,18 @@ def test_round_trip(layer: int, payload: bytes, fec: FecCopy | None) -> None:
     pkt = Packet(layer, payload, fec)
     data = pkt.to_bytes()
     assert parse_packet(data) == pkt
-    assert data[0] >> 6 == 1 and (data[0] >> 4) & 3 == layer
+    assert data[0] >> 6 == 2 and (data[0] >> 4) & 3 == layer
     assert bool(data[0] & 0x08) == (fec is not None)
 
 
 def test_golden_layout() -> None:
-    assert Packet(0, b"\x01\x02").to_bytes() == b"\x40\x01\x02"
-    assert Packet(3, b"").to_bytes() == b"\x70"
+    assert Packet(0, b"\x01\x02").to_bytes() == b"\x80\x01\x02"
+    assert Packet(3, b"").to_bytes() == b"\xb0"
     # fine packet with an FEC copy of its own chunk's base (offset 0), 1-byte length
-    assert Packet(1, b"\x12", FecCopy(0, b"\xab\xcd")).to_bytes() == b"\x58\x00\x02\xab\xcd\x12"
+    assert Packet(1, b"\x12", FecCopy(0, b"\xab\xcd")).to_bytes() == b"\x98\x00\x02\xab\xcd\x12"
     # 2-byte FEC length: 300 = 0x012C -> 0x81 0x2C
     data = Packet(2, b"", FecCopy(5, bytes(300))).to_bytes()
-    assert data[:4] == b"\x68\x05\x81\x2c" and len(data) == 304
+    assert data[:4] == b"\xa8\x05\x81\x2c" and len(data) == 304
 
 
 def test_every_accepted_byte_string_reserialises_identically() -> None:
@@ -46,18 +46,18 @@ def test_every_accepted_byte_string_reserialises_identically() -> None:
     [
         (b"", TruncatedError, "empty"),
         (b"\x00", UnsupportedVersionError, "version 0"),
-        (b"\x80\x01", UnsupportedVersionError, "version 2"),
+        (b"\x40\x01", UnsupportedVersionError, "version 1"),  # format 1: before the base checks
         (b"\xc0", UnsupportedVersionError, "version 3"),
-        (b"\x41", BitstreamError, "reserved"),
-        (b"\x44\x00", BitstreamError, "reserved"),
-        (b"\x58", TruncatedError, "FEC"),
-        (b"\x58\x01", TruncatedError, "FEC"),
-        (b"\x58\x01\x05ab", TruncatedError, "announces 5"),
-        (b"\x58\x01\x81", TruncatedError, "2-byte"),
-        (b"\x58\x01\x80\x05abcde", BitstreamError, "1-byte form"),
-        (b"\x58\x01\x00", BitstreamError, "length 0"),
-        (b"\x48\x00\x01a", BitstreamError, "offset 0"),
-        (b"\x40" + bytes(MAX_PACKET_BYTES), BitstreamError, "exceeds"),
+        (b"\x81", BitstreamError, "reserved"),
+        (b"\x84\x00", BitstreamError, "reserved"),
+        (b"\x98", TruncatedError, "FEC"),
+        (b"\x98\x01", TruncatedError, "FEC"),
+        (b"\x98\x01\x05ab", TruncatedError, "announces 5"),
+        (b"\x98\x01\x81", TruncatedError, "2-byte"),
+        (b"\x98\x01\x80\x05abcde", BitstreamError, "1-byte form"),
+        (b"\x98\x01\x00", BitstreamError, "length 0"),
+        (b"\x88\x00\x01a", BitstreamError, "offset 0"),
+        (b"\x80" + bytes(MAX_PACKET_BYTES), BitstreamError, "exceeds"),
     ],
 )
 def test_malformed_rejected(data: bytes, error: type[Exception], match: str) -> None:
@@ -76,7 +76,7 @@ def test_truncation_of_valid_packet_is_typed() -> None:
 
 
 def test_max_size_accepted_and_oversize_serialise_refused() -> None:
-    assert parse_packet(b"\x40" + bytes(MAX_PACKET_BYTES - 1)).payload == bytes(
+    assert parse_packet(b"\x80" + bytes(MAX_PACKET_BYTES - 1)).payload == bytes(
         MAX_PACKET_BYTES - 1
     )
     with pytest.raises(ConfigError, match="maximum"):
@@ -103,5 +103,5 @@ def test_wrong_types() -> None:
         parse_packet("abc")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="payload"):
         Packet(0, 123).to_bytes()  # type: ignore[arg-type]
-    parse_packet(memoryview(b"\x40\x01"))
-    parse_packet(bytearray(b"\x40\x01"))
+    parse_packet(memoryview(b"\x80\x01"))
+    parse_packet(bytearray(b"\x80\x01"))

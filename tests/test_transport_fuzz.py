@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from soundspring.errors import BitstreamError
 from soundspring.transport import (
+    PACKET_VERSION,
     FecCopy,
     JitterBuffer,
     Packet,
@@ -53,7 +54,7 @@ def mutate(rng: np.random.Generator, seeds: list[bytes]) -> bytes:
     if mode == 2:  # random bytes with a plausible first byte
         data = bytearray(rng.bytes(int(rng.integers(0, 80))))
         if data and rng.random() < 0.8:
-            data[0] = 0x40 | (data[0] & 0x3F)
+            data[0] = (PACKET_VERSION << 6) | (data[0] & 0x3F)
         return bytes(data)
     arr = bytearray(base)  # spliced: duplicate or delete a slice
     i, j = sorted(int(x) for x in rng.integers(0, len(arr) + 1, 2))

@@ -5,7 +5,7 @@
 //   TOC bit  7 6 | 5 4 | 3 | 2 1 0
 //            ver | lay | F | reserved (0)
 //
-//   ver  format version, kPacketVersion (= 1); any other value is unsupported.
+//   ver  format version, kPacketVersion (= 2); any other value is unsupported.
 //   lay  layer: 0 = base (codebooks 0-2), 1..3 = fine groups.
 //   F    1 = the payload starts with an FEC block carrying a copy of the base payload of
 //        an earlier (or, for a fine packet, the same) chunk.
@@ -25,7 +25,7 @@
 
 namespace soundspring::transport {
 
-inline constexpr std::uint8_t kPacketVersion = 1;       ///< TOC bits 7-6.
+inline constexpr std::uint8_t kPacketVersion = 2;       ///< TOC bits 7-6.
 inline constexpr int kMaxLayers = 4;                     ///< layers 0..3.
 inline constexpr std::size_t kMaxPacketBytes = 2048;     ///< TOC + payload, whole packet.
 inline constexpr std::size_t kMaxFecBytes = 32767;       ///< largest encodable fec_len.

@@ -52,7 +52,7 @@ void TestPacket() {
   std::size_t n = 0;
   CHECK(SerializePacket(p, buf, sizeof buf, &n).ok());
   CHECK(n == 1 + 1 + 2 + 200 + 3);
-  CHECK(buf[0] == 0x68);  // version 1, layer 2, F
+  CHECK(buf[0] == 0xA8);  // version 2, layer 2, F
   PacketView q;
   CHECK(ParsePacket(buf, n, &q).ok());
   CHECK(q.layer == 2 && q.has_fec && q.fec_offset == 1 && q.fec_size == 200 && q.payload_size == 3);
@@ -60,16 +60,16 @@ void TestPacket() {
   // errors
   CHECK(ParsePacket(buf, 0, &q).code() == StatusCode::kTruncated);
   CHECK(ParsePacket(buf, 3, &q).code() == StatusCode::kTruncated);
-  std::uint8_t bad_version = 0x80;
+  std::uint8_t bad_version = 0x40;  // format 1, before the base checks
   CHECK(ParsePacket(&bad_version, 1, &q).code() == StatusCode::kUnsupportedVersion);
-  std::uint8_t reserved = 0x41;
+  std::uint8_t reserved = 0x81;
   CHECK(ParsePacket(&reserved, 1, &q).code() == StatusCode::kCorrupt);
-  std::uint8_t noncanon[] = {0x58, 0, 0x80, 0x05, 1, 2, 3, 4, 5};
+  std::uint8_t noncanon[] = {0x98, 0, 0x80, 0x05, 1, 2, 3, 4, 5};
   CHECK(ParsePacket(noncanon, sizeof noncanon, &q).code() == StatusCode::kCorrupt);
-  std::uint8_t base_self[] = {0x48, 0, 1, 9};
+  std::uint8_t base_self[] = {0x88, 0, 1, 9};
   CHECK(ParsePacket(base_self, sizeof base_self, &q).code() == StatusCode::kCorrupt);
   std::vector<std::uint8_t> big(kMaxPacketBytes + 1, 0);
-  big[0] = 0x40;
+  big[0] = 0x80;
   CHECK(ParsePacket(big.data(), big.size(), &q).code() == StatusCode::kCorrupt);
   p.layer = 4;
   CHECK(SerializePacket(p, buf, sizeof buf, &n).code() == StatusCode::kInvalidArgument);
@@ -83,7 +83,7 @@ void TestContainer() {
   CHECK(AppendStreamHeader(json, 2, &file).ok());
   const std::size_t header_end = file.size();
   for (std::uint32_t i = 0; i < 20; ++i) {
-    std::uint8_t pkt[5] = {0x40, static_cast<std::uint8_t>(i), 1, 2, 3};
+    std::uint8_t pkt[5] = {0x80, static_cast<std::uint8_t>(i), 1, 2, 3};
     CHECK(AppendRecord(i, i / 2, pkt, 5, &file).ok());
   }
   std::size_t jo = 0, js = 0, ro = 0;
@@ -136,7 +136,7 @@ std::vector<std::uint8_t> WriteWithCopies(const std::vector<std::uint8_t>& json,
   ContainerWriter w;
   CHECK(w.Begin(json.data(), json.size(), &file).ok());
   for (std::uint32_t i = 0; i < n; ++i) {
-    std::uint8_t pkt[3] = {0x40, static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i >> 8)};
+    std::uint8_t pkt[3] = {0x80, static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i >> 8)};
     CHECK(w.Append(i, i, pkt, sizeof pkt, &file).ok());
   }
   CHECK(w.Finish(&file).ok());
@@ -220,7 +220,7 @@ void TestHeaderCopies() {
     CHECK(AppendStreamHeader(json.data(), json.size(), &d).ok());
     d[4] = 1;
     FixHeaderCrc(&d);
-    const std::uint8_t pkt[1] = {0x40};
+    const std::uint8_t pkt[1] = {0x80};
     CHECK(AppendRecord(kHeaderCopyMarker, kHeaderCopyMarker, pkt, 1, &d).ok());
     ContainerLayout l;
     CHECK(ReadContainer(d.data(), d.size(), &l).ok() && l.version == 1 &&
@@ -232,7 +232,7 @@ void TestHeaderCopies() {
   {
     ContainerWriter w;
     std::vector<std::uint8_t> out;
-    const std::uint8_t pkt[1] = {0x40};
+    const std::uint8_t pkt[1] = {0x80};
     CHECK(w.Append(0, 0, pkt, 1, &out).code() == StatusCode::kInvalidArgument);
     CHECK(w.Finish(&out).code() == StatusCode::kInvalidArgument);
     CHECK(w.Begin(json.data(), json.size(), &out).ok() && w.writes_copies());
@@ -295,8 +295,8 @@ void TestJitter() {
   c.window_chunks = 8;
   std::unique_ptr<JitterBuffer> jb;
   CHECK(JitterBuffer::Create(c, &jb).ok());
-  const std::uint8_t base[] = {0x40, 0xAA};
-  const std::uint8_t fine[] = {0x50, 0xBB};
+  const std::uint8_t base[] = {0x80, 0xAA};
+  const std::uint8_t fine[] = {0x90, 0xBB};
   PushOutcome o;
   CHECK(jb->Push(0, 0, 0.0, base, 2, &o).ok() && o == PushOutcome::kAccepted);
   CHECK(jb->Push(0, 0, 1.0, base, 2, &o).ok() && o == PushOutcome::kDuplicate);
@@ -318,7 +318,7 @@ void Fuzz() {
   ContainerWriter writer;
   writer.Begin(json, sizeof json, &valid);
   for (std::uint32_t i = 0; i < 8; ++i) {
-    std::uint8_t pkt[6] = {static_cast<std::uint8_t>(0x40 | (i % 4) << 4), 1, 2, 3, 4, 5};
+    std::uint8_t pkt[6] = {static_cast<std::uint8_t>(0x80 | (i % 4) << 4), 1, 2, 3, 4, 5};
     writer.Append(i, i, pkt, sizeof pkt, &valid);
   }
   writer.Finish(&valid);
@@ -338,7 +338,7 @@ void Fuzz() {
     } else {
       d.resize(rng.Next() % 64);
       for (auto& x : d) x = static_cast<std::uint8_t>(rng.Next());
-      if (!d.empty()) d[0] = static_cast<std::uint8_t>(0x40 | (d[0] & 0x3F));
+      if (!d.empty()) d[0] = static_cast<std::uint8_t>(0x80 | (d[0] & 0x3F));
     }
     ContainerLayout layout;
     Status st = ReadContainer(d.data(), d.size(), &layout);
