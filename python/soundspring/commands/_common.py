@@ -380,6 +380,54 @@ def wav_bytes(wav: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> bytes:
     return buf.getvalue()
 
 
+def pcm16_wav_header(n_samples: int, sample_rate_hz: int = SAMPLE_RATE_HZ) -> bytes:
+    """The 44-byte header of a mono 16-bit PCM WAV file of ``n_samples`` samples."""
+    import struct
+
+    data_bytes = 2 * n_samples
+    if data_bytes > 0xFFFFFFFF - 36:
+        raise ConfigError(f"{n_samples} samples do not fit a WAV file (at most about 37 h)")
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16,
+                       1, 1, sample_rate_hz, 2 * sample_rate_hz, 2, 16, b"data", data_bytes)
+
+
+def pcm16_bytes(block: np.ndarray) -> bytes:
+    """float audio [T] in [-1, 1] (clipped) as 16-bit little-endian PCM: floor(x * 32768),
+    clipped to int16, which is what libsndfile's float-to-short conversion gives here (a
+    test pins the two equal), so streamed and whole-file WAVs are identical."""
+    from ..audio import check_finite
+
+    arr = np.asarray(block, dtype=np.float32).reshape(-1)
+    if arr.size:
+        arr = check_finite(arr, "decoded audio")
+    scaled = np.floor(np.clip(arr, -1.0, 1.0).astype(np.float64) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
+
+
+def write_audio_stream(path: str, n_samples: int, blocks) -> None:
+    """Writes float audio blocks (an iterable adding up to exactly ``n_samples``) as a 16-bit
+    WAV to ``path`` (``-`` = stdout) while they are produced: the memory held is one
+    block, however long the audio. Atomic like ``write_output_bytes``."""
+    header = pcm16_wav_header(n_samples)
+
+    def emit(write) -> None:
+        write(header)
+        written = 0
+        for block in blocks:
+            written += len(block)
+            if written > n_samples:
+                raise SoundspringError(f"internal error: more than {n_samples} samples decoded")
+            write(pcm16_bytes(block))
+        if written != n_samples:
+            raise SoundspringError(f"internal error: {written} of {n_samples} samples decoded")
+
+    if path == "-":
+        emit(_write_stdout)
+        return
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        emit(lambda data: _write_all(f, data))
+
+
 def write_audio(path: str, wav: np.ndarray) -> None:
     """Writes float [T] at 16 kHz as a 16-bit WAV to ``path`` (``-`` = stdout), atomically."""
     write_output_bytes(path, wav_bytes(wav))

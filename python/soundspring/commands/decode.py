@@ -22,7 +22,7 @@ from typing import Any
 
 from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError, ModelMismatchError
-from ..pipeline import SentPacket, codec_id, load_models, receive
+from ..pipeline import SentPacket, codec_id, load_models, receive_blocks
 from ..plc import CONCEAL_MODES
 from ..stream_header import DecodePlan, StreamHeader, parse_stream_header, plan_decode
 from ..transport import ContainerContents, read_container
@@ -33,7 +33,7 @@ from ._common import (
     check_output_path,
     read_input_bytes,
     show_progress,
-    write_audio,
+    write_audio_stream,
     write_output_bytes,
 )
 
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     packets = [
         SentPacket(r.seq, r.chunk, -1, r.packet) for r in contents.records if plan.keeps(r.chunk)
     ]
-    wav, rx = receive(
+    rx, blocks = receive_blocks(  # streamed to the output: memory bounded by one chunk
         codec,
         model,
         cfg,
@@ -244,9 +244,9 @@ def run(args: argparse.Namespace) -> int:
         progress=show_progress(args, plan.n_samples),
         keep_history=True,
     )
+    write_audio_stream(args.output, plan.n_samples, blocks)
     history = list(rx.history or [])
     totals = summarize(history, plan)
-    write_audio(args.output, wav)
     if args.report is not None:
         report = build_report(args, contents, hdr, plan, history, totals, rx, conceal)
         write_output_bytes(args.report, report_text(report).encode("utf-8"))
