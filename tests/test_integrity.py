@@ -11,50 +11,11 @@ bounds account for; a control with no check shows the test finds garbage when th
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 
 import numpy as np
 import pytest
-from soundspring.entropy import MASK
 from soundspring.pipeline import TokenReceiver, TokenTransmitter, TransceiverConfig
-
-V = 1024
-
-
-class FastLM:
-    """A vectorised numpy coding model: fine PMFs peak at a token derived from the memory
-    and the visible tokens (so a wrong base or memory changes them); static base PMFs."""
-
-    model_id = "fast-synthetic-lm"
-    max_codebooks = 24
-    max_context_frames = 50
-    uses_memory = True
-
-    def __init__(self, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self._base = (rng.normal(size=(24, V)) * 2).astype(np.float32)
-        self._profile = rng.normal(size=(24, V)).astype(np.float32)
-
-    def base_logits(self) -> np.ndarray:
-        return self._base
-
-    def new_state(self, context_frames: int, chunk_frames: int):
-        return deque(maxlen=context_frames // chunk_frames)
-
-    def commit(self, state, base):
-        new = deque(state, maxlen=state.maxlen)
-        new.append(int(np.asarray(base).sum()))
-        return new
-
-    def fine_logits(self, state, view, levels):
-        lo, hi = levels
-        mem = sum(state)
-        visible = np.where(view < MASK, view, 0).sum(axis=0)  # [C]
-        out = np.repeat(self._profile[lo:hi, None, :], view.shape[1], axis=1)
-        lv = np.arange(lo, hi)[:, None]
-        centre = (mem * 7 + visible[None, :] * 13 + lv * 101) % V  # [L, C]
-        np.put_along_axis(out, centre[..., None], 8.0, axis=-1)
-        return out
+from synthetic_lm import V, FastLM
 
 
 # name: (settings, corrupted chunks, least share of chunks still played exactly). The

@@ -10,50 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import pytest
-from soundspring.entropy import MASK
 from soundspring.pipeline import TokenReceiver, TokenTransmitter, TransceiverConfig
 from soundspring.transport import PACKET_VERSION
+from synthetic_lm import V, FormulaLM
 
 GOLDEN = Path(__file__).parent / "golden" / "payload_golden.json"
-V = 1024
-
-
-class FormulaLM:
-    """Base and fine logits from integer formulas; fine ones depend on the memory and the
-    visible tokens, as SpringLM's do."""
-
-    model_id = "formula-lm"
-    max_codebooks = 24
-    max_context_frames = 50
-    uses_memory = True
-    can_conceal = False
-
-    def base_logits(self) -> np.ndarray:
-        k = np.arange(24)[:, None]
-        v = np.arange(V)[None, :]
-        return (-((v * 37 + k * 11) % 97) / 16.0).astype(np.float32)
-
-    def new_state(self, context_frames: int, chunk_frames: int):
-        return deque(maxlen=context_frames // chunk_frames)
-
-    def commit(self, state, base):
-        new = deque(state, maxlen=state.maxlen)
-        new.append(int(np.asarray(base).sum()))
-        return new
-
-    def fine_logits(self, state, view, levels):
-        lo, hi = levels
-        mem = sum(state)
-        visible = np.where(view < MASK, view, 0).sum(axis=0)  # [C]
-        level = np.arange(lo, hi)[:, None, None]
-        v = np.arange(V)[None, None, :]
-        centre = ((mem * 7 + visible * 13)[None, :, None] + level * 101) % V
-        return (-np.abs(v - centre) / 8.0).astype(np.float32)
 
 
 FORMATS = {
