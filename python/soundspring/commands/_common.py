@@ -150,7 +150,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--progressive", action="store_true", help="progressive fine coding")
     parser.add_argument("--check-bits", type=int_arg(0, 16), default=defaults.check_bits,
-                        help="integrity bits per chunk (per fine packet with --layered), 0-16")
+                        help="bits of each integrity check, 0-16 (0: none, so corruption may "
+                             "play): one per chunk; --layered: one per packet; a base check "
+                             "too in FEC copies and when --context-frames >= --chunk-frames")
     parser.add_argument(
         "--fec", action="store_true", help="copy each base payload into the next chunk"
     )

@@ -70,23 +70,37 @@ def demo_input(path: str | None, n_clips: int) -> tuple[np.ndarray, str]:
     """float32 [T] speech at 16 kHz and a description of where it came from."""
     if path:
         return read_audio(path), path
+    from ..data import speaker_disjoint_manifest
     from ..data.corpus import default_manifest, read_manifest
 
-    if default_manifest().exists() and n_clips > 0:
+    # voices no model trained on first (Tux Paint's held-out languages), else other
+    # prompts of the Asterisk training speakers, else a synthetic voice
+    sets = [(speaker_disjoint_manifest(), "speaker-disjoint clips (voices no model trained on)"),
+            (default_manifest(), "same-speaker held-out corpus clips")]
+    for manifest, what in sets:
+        if not (manifest.exists() and n_clips > 0):
+            continue
         from ..audio import read_wav
 
-        clips = read_manifest(None, split="heldout")
+        clips = [c for c in read_manifest(manifest, split="heldout") if c.duration_s >= 1.0]
         by_lang: dict[str, list] = {}
         for c in clips:
             by_lang.setdefault(c.language, []).append(c)
-        pick = []
-        while len(pick) < n_clips and any(by_lang.values()):
+        pick: list = []
+
+        def more() -> bool:  # n_clips clips, and (short clips) at least 20 s of speech
+            total_s = sum(c.duration_s for c in pick)
+            return (len(pick) < n_clips or total_s < 20.0) and len(pick) < 100
+
+        while more() and any(by_lang.values()):
             for lang in sorted(by_lang):
-                if by_lang[lang] and len(pick) < n_clips:
+                if by_lang[lang] and more():
                     pick.append(by_lang[lang].pop(0))
+        if not pick:
+            continue
         gap = np.zeros(SAMPLE_RATE_HZ // 5, dtype=np.float32)
         wav = np.concatenate([np.concatenate([read_wav(c.path), gap]) for c in pick])
-        return wav, f"{len(pick)} held-out corpus clips ({', '.join(c.path.name for c in pick)})"
+        return wav, f"{len(pick)} {what} ({', '.join(c.path.name for c in pick)})"
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise ConfigError("no --input, no prepared corpus (soundspring data fetch && soundspring "
