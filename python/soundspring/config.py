@@ -46,6 +46,12 @@ DEFAULT_CHUNK_FRAMES = 2
 MAX_CHUNK_FRAMES = 5
 
 DEFAULT_CODER_PRECISION_BITS = 16
+PRECISION_BITS_RANGE = (10, 16)
+"""Range-coder CDF precision accepted (V = 1024 needs 10 bits; the coder stops at 16)."""
+CHECK_BITS_RANGE = (0, 16)
+"""Width of one integrity check, in bits (0 = no check)."""
+MAX_CONTEXT_FRAMES = 50
+"""Longest entropy-context reach R (and concealment context), in frames."""
 
 
 def codebooks_for_bitrate(bitrate_kbps: float) -> int:

@@ -35,30 +35,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._validate import finite_float, int_in
 from .config import (
     BASE_CODEBOOKS,
+    CHECK_BITS_RANGE,
     CODEBOOK_SIZE,
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_CONTEXT_FRAMES,
     DEFAULT_RD_LAMBDA,
     FRAME_SAMPLES,
     MAX_CHUNK_FRAMES,
+    MAX_CONTEXT_FRAMES,
+    PRECISION_BITS_RANGE,
     RAW_BPS_PER_CODEBOOK,
     SAMPLE_RATE_HZ,
 )
-from .entropy import ChunkCoder, CodingModel, LayerLayout
+from .entropy import ChunkCoder, CodingModel, FineDecodeResult, LayerLayout
 from .errors import BitstreamError, ConfigError
 from .plc import CONCEAL_MODES, conceal_base, soft_latents
 from .transport import FecCopy, Packet, parse_packet
-
-
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    """``value`` as an int in [lo, hi]; bools, floats and other types are refused."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ConfigError(f"{name} must be in [{lo}, {hi}], got {value}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -105,23 +100,19 @@ class TransceiverConfig:
     rd_lambda: float = DEFAULT_RD_LAMBDA
 
     def __post_init__(self) -> None:
-        if isinstance(self.bitrate_kbps, bool) or not isinstance(
-                self.bitrate_kbps, (int, float, np.integer, np.floating)):
-            raise ConfigError(f"bitrate_kbps must be a number, got {self.bitrate_kbps!r}")
+        finite_float("bitrate_kbps", self.bitrate_kbps, "a number")
         LayerLayout.for_bitrate(self.bitrate_kbps)  # validates the bitrate
-        _check_int("chunk_frames", self.chunk_frames, 1, MAX_CHUNK_FRAMES)
-        _check_int("context_frames", self.context_frames, 0, 50)
-        _check_int("check_bits", self.check_bits, 0, 16)
-        _check_int("precision_bits", self.precision_bits, 10, 16)
-        _check_int("conceal_context_frames", self.conceal_context_frames, 0, 50)
+        int_in("chunk_frames", self.chunk_frames, 1, MAX_CHUNK_FRAMES)
+        int_in("context_frames", self.context_frames, 0, MAX_CONTEXT_FRAMES)
+        int_in("check_bits", self.check_bits, *CHECK_BITS_RANGE)
+        int_in("precision_bits", self.precision_bits, *PRECISION_BITS_RANGE)
+        int_in("conceal_context_frames", self.conceal_context_frames, 0, MAX_CONTEXT_FRAMES)
         for name in ("progressive", "fec", "layered"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.conceal not in CONCEAL_MODES:
             raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {self.conceal!r}")
-        if (isinstance(self.rd_lambda, bool)
-                or not isinstance(self.rd_lambda, (int, float, np.integer, np.floating))
-                or not (np.isfinite(self.rd_lambda) and self.rd_lambda >= 0)):
+        if finite_float("rd_lambda", self.rd_lambda, "finite and >= 0") < 0:
             raise ConfigError(f"rd_lambda must be finite and >= 0, got {self.rd_lambda!r}")
 
     @property
@@ -369,14 +360,10 @@ class ChunkOutcome:
     tokens: np.ndarray
     late_packets: int = 0
 
-    @property
-    def concealed(self) -> bool:
-        return self.base == "concealed"
-
 
 @dataclass
 class DecodedChunk:
-    """One chunk as ``TokenReceiver.next_chunk`` returns it: the tokens to play, the
+    """One chunk as ``TokenReceiver.next_chunk_tokens`` returns it: the tokens to play, the
     sharpened concealment PMFs float32 [3, C, V] when the "lm" mode asks the codec to
     decode their expected latents instead (else None), and the outcome."""
 
@@ -391,26 +378,29 @@ class _Slot:
     fec_base: bytes | None = None
     given_up: set[int] = field(default_factory=set)  # layers declared lost (mark_lost)
     late: int = 0  # copies of given-up layers that still arrived
+    damaged: bool = False  # a packet arrived too damaged to tell its layer, or a wrong one
     peeked: tuple[np.ndarray | None, str] | None = None  # cached _peek_base result
+    decoded: FineDecodeResult | None = None  # the whole chunk, when _peek_base decoded it
+
+    def changed(self) -> None:
+        """A packet arrived or was withdrawn: what was decoded from the slot is stale."""
+        self.peeked = self.decoded = None
 
 
 DEFAULT_WINDOW_CHUNKS = 256  # future chunks a receiver holds packets for (10.24 s at 40 ms)
 DEFAULT_HISTORY_CHUNKS = 1500  # outcomes a Receiver keeps (60 s at 40 ms); None = all
 
 
-def _check_index(name: str, value: object, bound: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an int in [0, {bound}), got {value!r}")
-    if not 0 <= int(value) < bound:
-        raise ConfigError(f"{name} must be in [0, {bound}), got {value}")
-    return int(value)
+def _u32(name: str, value: object) -> int:
+    """A transport field (seq, chunk): an int in [0, 2^32)."""
+    return int_in(name, value, 0, (1 << 32) - 1, "in [0, 2**32)")
 
 
 class TokenReceiver(_Endpoint):
     """Depacketiser + entropy decoder + concealment over tokens (no codec).
 
-    Packets may arrive in any order before their chunk is decoded; ``next_chunk`` decodes
-    chunks in order, concealing any chunk whose base has not arrived by then (the caller's
+    Packets may arrive in any order before their chunk is decoded; ``next_chunk_tokens``
+    decodes chunks in order, concealing any chunk whose base has not arrived by then (the caller's
     playout deadline, e.g. a ``transport.JitterBuffer`` in front). Every token it returns
     is either the token that was sent or a concealment: a payload that fails to decode
     or to pass its integrity check is never played (docs/bitstream.md, "Token payloads").
@@ -447,10 +437,10 @@ class TokenReceiver(_Endpoint):
                 f"conceal={cfg.conceal!r} needs a model that predicts lost tokens; "
                 f"{type(model).__name__} cannot: use conceal='repeat' or 'zero'"
             )
-        self._vocab = _check_int("vocab", vocab, 1, CODEBOOK_SIZE)
-        self.window_chunks = _check_int("window_chunks", window_chunks, 1, 1 << 20)
+        self._vocab = int_in("vocab", vocab, 1, CODEBOOK_SIZE)
+        self.window_chunks = int_in("window_chunks", window_chunks, 1, 1 << 20)
         if history_chunks is not None:
-            _check_int("history_chunks", history_chunks, 1, 1 << 30)
+            int_in("history_chunks", history_chunks, 1, 1 << 30)
         self._slots: dict[int, _Slot] = {}
         self._tainted: deque[bool] = deque(maxlen=cfg.reach_chunks)
         self._past = np.zeros((model.max_codebooks, 0), dtype=np.int64)  # recent base frames
@@ -474,8 +464,8 @@ class TokenReceiver(_Endpoint):
             ConfigError: ``seq`` or ``chunk`` is not an int in [0, 2^32).
             TypeError: ``packet`` is not bytes-like.
         """
-        _check_index("seq", seq, 1 << 32)
-        chunk = _check_index("chunk", chunk, 1 << 32)
+        _u32("seq", seq)
+        chunk = _u32("chunk", chunk)
         if not isinstance(packet, (bytes, bytearray, memoryview)):
             raise TypeError(f"packet must be bytes, got {type(packet).__name__}")
         if chunk < self.next_chunk:
@@ -488,13 +478,10 @@ class TokenReceiver(_Endpoint):
         try:
             pkt = parse_packet(bytes(packet))
         except BitstreamError:
+            pkt = None
+        if pkt is None or pkt.layer >= self.config.packets_per_chunk:
             self.stats.packets_corrupt += 1
-            slot = self._slots.setdefault(chunk, _Slot())
-            slot.payloads.setdefault(-1, b"")  # something arrived and was corrupt
-            return
-        if pkt.layer >= self.config.packets_per_chunk:
-            self.stats.packets_corrupt += 1
-            self._slots.setdefault(chunk, _Slot()).payloads.setdefault(-1, b"")
+            self._slots.setdefault(chunk, _Slot()).damaged = True
             return
         slot = self._slots.setdefault(chunk, _Slot())
         if pkt.layer in slot.given_up:  # declared lost by the transport: it is late
@@ -505,14 +492,14 @@ class TokenReceiver(_Endpoint):
         else:
             self.stats.packets_received += 1
             slot.payloads[pkt.layer] = pkt.payload
-            slot.peeked = None
+            slot.changed()
         if pkt.fec is not None and pkt.layer == 0:
             target = chunk - pkt.fec.offset
             if self.next_chunk <= target:  # (target <= chunk: inside the window)
                 tslot = self._slots.setdefault(target, _Slot())
                 if tslot.fec_base is None:
                     tslot.fec_base = pkt.fec.payload
-                    tslot.peeked = None
+                    tslot.changed()
 
     @property
     def history(self) -> list[ChunkOutcome] | None:
@@ -541,7 +528,7 @@ class TokenReceiver(_Endpoint):
         unwrapped (mod 2^16) to the nearest packet at or after the next chunk to decode;
         numbers behind it, or beyond the window of future chunks, are ignored.
         """
-        seq = _check_index("seq", seq, 1 << 32)
+        seq = _u32("seq", seq)
         ppc = self.config.packets_per_chunk
         first = self.next_chunk * ppc
         delta = (seq - first) % 0x10000
@@ -554,7 +541,7 @@ class TokenReceiver(_Endpoint):
         slot.given_up.add(layer)
         if slot.payloads.pop(layer, None) is not None:
             slot.late += 1
-        slot.peeked = None
+        slot.changed()
 
     # --------------------------------------------------------------------- decoding
     def _usable(self, base: np.ndarray) -> bool:
@@ -581,11 +568,18 @@ class TokenReceiver(_Endpoint):
                 elif self.coder.combined_base_check:
                     base = self.coder.decode_chunk_base(primary)
                 else:  # the one check covers the whole chunk; fine PMFs need no memory
-                    base = self.coder.decode_chunk(self._memory, primary).tokens[:BASE_CODEBOOKS]
+                    res = self.coder.decode_chunk(self._memory, primary)
+                    if self._usable(res.tokens):
+                        slot.decoded = res  # kept for when the chunk is played
+                    base = res.tokens[:BASE_CODEBOOKS]
                 if self._usable(base):
                     return base, "received"
             except BitstreamError:
                 pass
+        return self._fec_base(slot)
+
+    def _fec_base(self, slot: _Slot) -> tuple[np.ndarray | None, str]:
+        """The verified base of the slot's FEC copy, or (None, "concealed")."""
         if slot.fec_base is not None:
             try:
                 base = self.coder.decode_base(slot.fec_base)
@@ -595,9 +589,9 @@ class TokenReceiver(_Endpoint):
                 pass
         return None, "concealed"
 
-    def _decode_received(self, slot: _Slot) -> tuple[np.ndarray | None, str, int]:
-        """(tokens int64 [n_levels, C] or None, base source, fine packets that arrived)
-        of the chunk being played, counting fine-packet outcomes in ``stats``."""
+    def _decode_received(self, slot: _Slot) -> tuple[np.ndarray | None, str]:
+        """(tokens int64 [n_levels, C] or None, base source) of the chunk being played,
+        counting fine-packet outcomes in ``stats``."""
         cfg = self.config
         stats = self.stats
         tainted = self.model.uses_memory and any(self._tainted)
@@ -605,14 +599,11 @@ class TokenReceiver(_Endpoint):
         if cfg.layered:
             n_fine = sum(1 for layer in slot.payloads if layer > 0)
             base, how = self._verified_base(slot)
-            if base is None:
+            if base is None or tainted:
                 stats.fine_packets_undecodable += n_fine
-                return None, how, n_fine
+                return base, how
             if not n_fine:
-                return base, how, 0
-            if tainted:
-                stats.fine_packets_undecodable += n_fine
-                return base, how, n_fine
+                return base, how
             payloads = [slot.payloads.get(layer) for layer in range(1, cfg.layout.n_layers)]
             res = self.coder.decode_fine(self._memory, base, payloads)
             n_ok = sum(1 for _, hi in cfg.layout.layers[1:] if hi <= res.n_levels)
@@ -620,17 +611,17 @@ class TokenReceiver(_Endpoint):
             stats.fine_packets_decoded += n_ok
             stats.fine_packets_failed_check += len(res.failed_layers)
             stats.fine_packets_undecodable += n_fine - n_ok - len(res.failed_layers)
-            return tokens, how, n_fine
+            return tokens, how
         # combined: the fine levels ride in the chunk's own packet (never in FEC copies)
         n_fine = int(primary is not None and cfg.layout.n_layers > 1)
         if primary is not None and not tainted:
             try:
-                res = self.coder.decode_chunk(self._memory, primary)
+                res = slot.decoded or self.coder.decode_chunk(self._memory, primary)
                 if self._usable(res.tokens):
                     failed = len(res.failed_layers)
                     stats.fine_packets_failed_check += failed
                     stats.fine_packets_decoded += n_fine - failed
-                    return res.tokens, "received", n_fine
+                    return res.tokens, "received"
             except BitstreamError:
                 pass
         elif primary is not None:  # tainted memory: only the base can be verified
@@ -638,19 +629,12 @@ class TokenReceiver(_Endpoint):
                 base = self.coder.decode_chunk_base(primary)
                 if self._usable(base):
                     stats.fine_packets_undecodable += n_fine
-                    return base, "received", n_fine
+                    return base, "received"
             except BitstreamError:
                 pass
         if n_fine:
             stats.fine_packets_failed_check += 1
-        if slot.fec_base is not None:
-            try:
-                base = self.coder.decode_base(slot.fec_base)
-                if self._usable(base):
-                    return base, "fec", n_fine
-            except BitstreamError:
-                pass
-        return None, "concealed", n_fine
+        return self._fec_base(slot)
 
     def _conceal(self) -> tuple[np.ndarray, np.ndarray | None]:
         cfg = self.config
@@ -682,13 +666,12 @@ class TokenReceiver(_Endpoint):
         cfg = self.config
         c = self.next_chunk
         slot = self._slots.pop(c, _Slot())
-        tokens, how, _ = self._decode_received(slot)
+        tokens, how = self._decode_received(slot)
         probs = None
         if tokens is None:
             self.stats.chunks_concealed += 1
             # a base candidate (or a packet too damaged to tell its layer) arrived
-            arrived = (0 in slot.payloads or -1 in slot.payloads
-                       or slot.fec_base is not None)
+            arrived = 0 in slot.payloads or slot.damaged or slot.fec_base is not None
             status = "late" if slot.late else ("corrupt" if arrived else "concealed")
             self.stats.chunks_corrupt += status == "corrupt"
             if cfg.conceal == "repeat" and self._last_full is not None:
@@ -762,7 +745,7 @@ class Receiver(TokenReceiver):
 
         The output is the codec's streaming output: delayed by ``codec.lookahead_samples``.
         """
-        n_samples = _check_int("n_samples", n_samples, 0, 1 << 40)
+        n_samples = int_in("n_samples", n_samples, 0, 1 << 40)
         while self._out_len < n_samples:
             self._decode_next()
         return self._take(n_samples)
@@ -795,7 +778,7 @@ class Receiver(TokenReceiver):
 
     def decode_until(self, chunk: int) -> None:
         """Decodes (or conceals) every chunk before ``chunk``."""
-        chunk = _check_int("chunk", chunk, 0, 1 << 40)
+        chunk = int_in("chunk", chunk, 0, 1 << 40)
         while self.next_chunk < chunk:
             self._decode_next()
 
@@ -889,8 +872,8 @@ def receive_blocks(
     lookahead delay is removed. The receiver's stats and history are final once the
     iterator is exhausted.
     """
-    n_chunks = _check_int("n_chunks", n_chunks, 0, 1 << 40)
-    n_samples = _check_int("n_samples", n_samples, 0, 1 << 40)
+    n_chunks = int_in("n_chunks", n_chunks, 0, 1 << 40)
+    n_samples = int_in("n_samples", n_samples, 0, 1 << 40)
     rx = Receiver(codec, model, cfg, keep_history=keep_history,
                   history_chunks=None if keep_history else DEFAULT_HISTORY_CHUNKS)
     by_chunk: dict[int, list] = {}

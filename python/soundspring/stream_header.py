@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import BITRATES_KBPS, FRAME_SAMPLES, MAX_CHUNK_FRAMES
+from .config import (
+    BITRATES_KBPS,
+    CHECK_BITS_RANGE,
+    FRAME_SAMPLES,
+    MAX_CHUNK_FRAMES,
+    MAX_CONTEXT_FRAMES,
+    PRECISION_BITS_RANGE,
+)
 from .config import SAMPLE_RATE_HZ as _RATE
 from .errors import BitstreamError, ConfigError
 
@@ -46,9 +53,6 @@ MAX_ID_CHARS = 128
 """Longest ``codec_id`` / ``model_id`` accepted (printable ASCII, 1..128 characters)."""
 MAX_N_SAMPLES = 24 * 3600 * _RATE
 """Largest ``n_samples`` accepted: 24 h at 16 kHz (1 382 400 000)."""
-MAX_CONTEXT_FRAMES = 50
-CHECK_BITS_RANGE = (0, 16)
-PRECISION_BITS_RANGE = (10, 16)
 MAX_GAP_SAMPLES = 10 * _RATE
 """Longest run of missing audio (10 s) that ``plan_decode`` conceals between two records,
 or after the last one, before it declares the stream ended."""

@@ -34,7 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import BITRATES_KBPS, DEFAULT_CHUNK_FRAMES, MAX_CHUNK_FRAMES, SAMPLE_RATE_HZ
+from ..config import (
+    BITRATES_KBPS,
+    CHECK_BITS_RANGE,
+    DEFAULT_CHUNK_FRAMES,
+    MAX_CHUNK_FRAMES,
+    MAX_CONTEXT_FRAMES,
+    SAMPLE_RATE_HZ,
+)
 from ..errors import ConfigError, SoundspringError
 
 MAX_SEED = 2**64 - 1
@@ -145,11 +152,11 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = TransceiverConfig()
     parser.add_argument(
-        "--context-frames", type=int_arg(0, 50), default=defaults.context_frames,
+        "--context-frames", type=int_arg(0, MAX_CONTEXT_FRAMES), default=defaults.context_frames,
         help=f"entropy-context reach of the LM in frames, 0-50 (default {defaults.context_frames})",
     )
     parser.add_argument("--progressive", action="store_true", help="progressive fine coding")
-    parser.add_argument("--check-bits", type=int_arg(0, 16), default=defaults.check_bits,
+    parser.add_argument("--check-bits", type=int_arg(*CHECK_BITS_RANGE), default=defaults.check_bits,
                         help="bits of each integrity check, 0-16 (0: none, so corruption may "
                              "play): one per chunk; --layered: one per packet; a base check "
                              "too in FEC copies and when --context-frames >= --chunk-frames")

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError, ModelMismatchError
-from ..pipeline import SentPacket, codec_id, load_models, receive_blocks
+from ..pipeline import CHUNK_STATUSES, SentPacket, codec_id, load_models, receive_blocks
 from ..plc import CONCEAL_MODES
 from ..stream_header import DecodePlan, StreamHeader, parse_stream_header, plan_decode
 from ..transport import ContainerContents, read_container
@@ -39,9 +39,8 @@ from ._common import (
 
 REPORT_FORMAT = "soundspring-decode-report"
 REPORT_VERSION = 1
-CHUNK_STATUSES = ("received", "partial", "base_only", "fec", "concealed", "corrupt", "late")
-"""Per-chunk outcomes (``pipeline.ChunkOutcome.status``); the last three are concealed."""
 CONCEALED_STATUSES = ("concealed", "corrupt", "late")
+"""The per-chunk outcomes (``pipeline.CHUNK_STATUSES``) whose audio was concealed."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +90,7 @@ def summarize(history: list, plan: DecodePlan) -> dict[str, Any]:
         "concealed_chunks": int(concealed),
         "concealed_samples": int(concealed_samples),
         "concealed_share": float(share),
-        "late_packets": int(sum(int(getattr(o, "late_packets", 0)) for o in history)),
+        "late_packets": int(sum(o.late_packets for o in history)),
     }
 
 
@@ -202,13 +201,13 @@ def build_report(
             "records_dropped": plan.dropped_records,
         },
         "totals": totals,
-        "receiver": dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else {},
+        "receiver": dataclasses.asdict(stats),
         "chunks": [
             {
                 "chunk": int(o.chunk),
                 "status": str(o.status),
                 "n_levels": int(o.n_levels),
-                "late_packets": int(getattr(o, "late_packets", 0)),
+                "late_packets": int(o.late_packets),
             }
             for o in history
         ],

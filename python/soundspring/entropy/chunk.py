@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .. import coding
-from ..config import CODEBOOK_SIZE
+from ..config import CHECK_BITS_RANGE, CODEBOOK_SIZE, MAX_CHUNK_FRAMES, PRECISION_BITS_RANGE
 from ..errors import BitstreamError, ConfigError, IntegrityError
 from .layout import LayerLayout
 from .model import MASK, MASK_UPPER, CodingModel
@@ -137,14 +137,16 @@ class ChunkCoder:
         combined_base_check: bool = False,
         logit_step_log2: int = 6,
     ) -> None:
-        if not 1 <= chunk_frames <= 5:
-            raise ConfigError(f"chunk_frames must be in [1, 5], got {chunk_frames}")
-        if not 10 <= precision_bits <= 16:
+        if not 1 <= chunk_frames <= MAX_CHUNK_FRAMES:
+            raise ConfigError(f"chunk_frames must be in [1, {MAX_CHUNK_FRAMES}], got {chunk_frames}")
+        lo, hi = PRECISION_BITS_RANGE
+        if not lo <= precision_bits <= hi:
             raise ConfigError(
-                f"precision_bits must be in [10, 16] for V = 1024, got {precision_bits}"
+                f"precision_bits must be in [{lo}, {hi}] for V = 1024, got {precision_bits}"
             )
-        if not 0 <= check_bits <= 16:
-            raise ConfigError(f"check_bits must be in [0, 16], got {check_bits}")
+        lo, hi = CHECK_BITS_RANGE
+        if not lo <= check_bits <= hi:
+            raise ConfigError(f"check_bits must be in [{lo}, {hi}], got {check_bits}")
         if layout.n_codebooks > model.max_codebooks:
             raise ConfigError(
                 f"the model codes {model.max_codebooks} levels, the bitrate needs "
