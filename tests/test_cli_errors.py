@@ -250,11 +250,12 @@ def test_stdin_pipe_through_the_real_command(ws, tmp_path):
     cmd = [sys.executable, "-m", "soundspring", "encode", "-", str(tmp_path / "p.spring"),
            *_argv(CODEC, ws)]
     ok = subprocess.run(cmd, input=(ws / "in" / "in.wav").read_bytes(), capture_output=True,
-                        timeout=120)
+                        timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr.decode()
     assert (tmp_path / "p.spring").read_bytes() == (ws / "in" / "good.spring").read_bytes()
     cmd[5] = str(tmp_path / "q.spring")
-    bad = subprocess.run(cmd, input=b"garbage" * 10, capture_output=True, timeout=120)
+    bad = subprocess.run(cmd, input=b"garbage" * 10, capture_output=True, timeout=120,
+                         check=False)
     assert bad.returncode == 1
     _assert_one_error_line(bad.stderr.decode(), "encode")
     assert not (tmp_path / "q.spring").exists() and not (tmp_path / "q.spring.part").exists()
@@ -301,8 +302,8 @@ def test_interrupt_removes_the_part_file(ws, monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("exc", "text"), [
-    (RuntimeError("boom\nsecond line"), "internal error: RuntimeError: boom | second line "
-                                        "(set SOUNDSPRING_DEBUG=1 for a traceback)"),
+    (RuntimeError("boom\nsecond line"), ("internal error: RuntimeError: boom | second line "
+                                         "(set SOUNDSPRING_DEBUG=1 for a traceback)")),
     (MemoryError(), "out of memory"),
     (PermissionError(errno.EACCES, "Permission denied", "/x/y"),
      "cannot access /x/y: Permission denied (EACCES)"),

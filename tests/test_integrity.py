@@ -15,20 +15,19 @@ import dataclasses
 import numpy as np
 import pytest
 from soundspring.pipeline import TokenReceiver, TokenTransmitter, TransceiverConfig
-from synthetic_lm import V, FastLM
-
+from synthetic_lm import FastLM, V
 
 # name: (settings, corrupted chunks, least share of chunks still played exactly). The
 # share shows the checks are not over-cautious: a flip in a fine part, or in a primary
 # payload whose FEC copy is intact, keeps the verified base.
 FORMATS = {
-    "combined": (dict(bitrate_kbps=3), 10_000, 0.0),
-    "combined_fec": (dict(bitrate_kbps=3, fec=True), 10_000, 0.1),
-    "layered": (dict(bitrate_kbps=3, layered=True), 10_000, 0.3),
-    "layered_fec": (dict(bitrate_kbps=3, layered=True, fec=True), 10_000, 0.4),
+    "combined": ({"bitrate_kbps": 3}, 10_000, 0.0),
+    "combined_fec": ({"bitrate_kbps": 3, "fec": True}, 10_000, 0.1),
+    "layered": ({"bitrate_kbps": 3, "layered": True}, 10_000, 0.3),
+    "layered_fec": ({"bitrate_kbps": 3, "layered": True, "fec": True}, 10_000, 0.4),
     # a reach past the chunk: combined payloads carry a base check after the base
-    "combined_reach": (dict(bitrate_kbps=3, context_frames=4), 3_000, 0.15),
-    "combined_base_only": (dict(bitrate_kbps=1.5), 3_000, 0.0),
+    "combined_reach": ({"bitrate_kbps": 3, "context_frames": 4}, 3_000, 0.15),
+    "combined_base_only": ({"bitrate_kbps": 1.5}, 3_000, 0.0),
 }
 
 

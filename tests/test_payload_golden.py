@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 from soundspring.pipeline import TokenReceiver, TokenTransmitter, TransceiverConfig
 from soundspring.transport import PACKET_VERSION
-from synthetic_lm import V, FormulaLM
+from synthetic_lm import FormulaLM, V
 
 GOLDEN = Path(__file__).parent / "golden" / "payload_golden.json"
 
 
 FORMATS = {
-    "combined_6k": dict(bitrate_kbps=6),
-    "combined_6k_reach4": dict(bitrate_kbps=6, context_frames=4),
-    "combined_1k5": dict(bitrate_kbps=1.5),
-    "combined_6k_fec": dict(bitrate_kbps=6, fec=True),
-    "layered_12k": dict(bitrate_kbps=12, layered=True),
-    "layered_6k_fec_progressive": dict(bitrate_kbps=6, layered=True, fec=True, progressive=True),
+    "combined_6k": {"bitrate_kbps": 6},
+    "combined_6k_reach4": {"bitrate_kbps": 6, "context_frames": 4},
+    "combined_1k5": {"bitrate_kbps": 1.5},
+    "combined_6k_fec": {"bitrate_kbps": 6, "fec": True},
+    "layered_12k": {"bitrate_kbps": 12, "layered": True},
+    "layered_6k_fec_progressive": {"bitrate_kbps": 6, "layered": True, "fec": True, "progressive": True},
 }
 
 

@@ -90,7 +90,7 @@ def test_description_files_excludes_sound_effects(tmp_path) -> None:
     rels = [rel for _lang, rel, _f in found]
     assert rels == sorted(rels)
     assert "animals/koala.ogg" not in rels and "symbols/7_en_GB.ogg" not in rels
-    assert dict((rel, lang) for lang, rel, _f in found)["animals/koala_desc_da.ogg.ogg"] == "da"
+    assert {rel: lang for lang, rel, _f in found}["animals/koala_desc_da.ogg.ogg"] == "da"
     assert len(found) == 7
 
 

@@ -94,7 +94,7 @@ def _source(path: str | Path | bytes | BinaryIO, name: str | None) -> tuple[Any,
     if stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"cannot read {label}: it is a folder, not an audio file")
     try:
-        return open(p, "rb"), label  # noqa: SIM115 - closed by read_wav
+        return open(p, "rb"), label
     except OSError as exc:
         raise ConfigError(f"cannot read {label}: {exc.strerror or exc}") from None
 

@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"soundspring {name}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a missing dependency or a broken install
+    except Exception as exc:  # noqa: BLE001  (a missing dependency or a broken install)
         return _fail(name, f"cannot load the command: {type(exc).__name__}: {exc}")
     try:
         ns = parser.parse_args(args[1:])
@@ -130,6 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(name, "out of memory" + (f": {exc}" if str(exc) else ""))
     except OSError as exc:
         return _fail(name, _describe_os_error(exc))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (the last resort: one line, never a traceback)
         hint = "" if _debug() else " (set SOUNDSPRING_DEBUG=1 for a traceback)"
         return _fail(name, f"internal error: {type(exc).__name__}: {exc}{hint}")

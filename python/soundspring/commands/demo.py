@@ -1,7 +1,8 @@
 """``soundspring demo``: the transceiver on the shipped codec and SpringLM, end to end.
 
-Speech (``--input``, else held-out corpus clips when the corpus is prepared, else speech
-synthesised with espeak-ng: a voice the codec never heard) is sent once through the
+Speech (``--input``, else speaker-disjoint Tux Paint clips when prepared, else the Asterisk
+held-out prompts of the training speakers, else speech synthesised with espeak-ng: a voice
+the codec never heard) is sent once through the
 transmitter; one loss pattern (``--channel``, ``--loss``, ``--burst``, ``--seed``) drops
 packets; the receiver decodes the same received packets five ways: without loss, with LM
 concealment (expected latents, and greedy tokens), and with the repeat-last-frame and
@@ -66,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
+def _wants_more(pick: list, n_clips: int) -> bool:
+    """n_clips clips, and (short clips) at least 20 s of speech, 100 clips at most."""
+    return (len(pick) < n_clips or sum(c.duration_s for c in pick) < 20.0) and len(pick) < 100
+
+
 def demo_input(path: str | None, n_clips: int) -> tuple[np.ndarray, str]:
     """float32 [T] speech at 16 kHz and a description of where it came from."""
     if path:
@@ -87,14 +93,9 @@ def demo_input(path: str | None, n_clips: int) -> tuple[np.ndarray, str]:
         for c in clips:
             by_lang.setdefault(c.language, []).append(c)
         pick: list = []
-
-        def more() -> bool:  # n_clips clips, and (short clips) at least 20 s of speech
-            total_s = sum(c.duration_s for c in pick)
-            return (len(pick) < n_clips or total_s < 20.0) and len(pick) < 100
-
-        while more() and any(by_lang.values()):
+        while _wants_more(pick, n_clips) and any(by_lang.values()):
             for lang in sorted(by_lang):
-                if by_lang[lang] and more():
+                if by_lang[lang] and _wants_more(pick, n_clips):
                     pick.append(by_lang[lang].pop(0))
         if not pick:
             continue
@@ -161,7 +162,7 @@ class _Outputs:
     def __init__(self, out_dir: Path, create: bool) -> None:
         self.dir, self.create, self.written = out_dir, create, []
 
-    def __enter__(self) -> _Outputs:
+    def __enter__(self) -> _Outputs:  # noqa: PYI034
         if self.create:
             try:
                 self.dir.mkdir()

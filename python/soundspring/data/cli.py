@@ -25,8 +25,8 @@ SOURCES = ("asterisk", "tuxpaint", "all")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     for name, help_ in (
-        ("fetch", "apt-get download + dpkg-deb -x the Asterisk G.722 prompt packages and "
-                  "tuxpaint-stamps-default"),
+        ("fetch", ("apt-get download + dpkg-deb -x the Asterisk G.722 prompt packages and "
+                   "tuxpaint-stamps-default")),
         ("prepare", "decode to 16 kHz WAV, split, and write the manifests"),
         ("info", "print clip counts and minutes per source, language and split"),
     ):

@@ -204,9 +204,7 @@ class Trace(_Model):
         try:
             mask = _t.TraceLoss.parse_text(text)
         except ConfigError as exc:
-            msg = str(exc)
-            if msg.startswith("loss trace "):
-                msg = msg[len("loss trace "):]
+            msg = str(exc).removeprefix("loss trace ")
             raise ConfigError(f"loss trace {name}: {msg}") from None
         self._init(mask)
 
