@@ -323,3 +323,34 @@ def test_train_sampler_adds_the_train_split_of_extra_manifests(tmp_path) -> None
                                      extra_manifests=(tmp_path / "b" / "manifest.jsonl",
                                                       tmp_path / "c" / "manifest.jsonl"))
     assert len(sampler.wavs) == 2 and minutes == pytest.approx((16000 + 4800) / 16000 / 60)
+
+
+def test_augmentation_level_band_and_noise() -> None:
+    from soundspring.config import Augmentation, TrainConfig, augmentation_real_mics, from_json, to_json
+    from soundspring.training.dataset import CropSampler
+
+    cfg = TrainConfig(augment=augmentation_real_mics())
+    assert from_json(TrainConfig, to_json(cfg)) == cfg  # the nested config round-trips
+    rng = np.random.default_rng(0)
+    speech = (0.05 * rng.standard_normal(4 * 16000)).astype(np.float32)
+    level = CropSampler([speech], 16000, seed=1, augment=Augmentation(
+        level_dbfs_range=(-40.0, -10.0))).batch(32)[:, 0]
+    db = 20 * np.log10(np.sqrt(np.mean(level.astype(np.float64) ** 2, axis=1)))
+    assert db.min() >= -40.01 and db.max() <= -9.99 and db.max() - db.min() > 15
+    assert np.abs(level).max() <= 0.99 + 1e-6
+    band = CropSampler([speech], 16000, seed=1, augment=Augmentation(
+        bandlimit_prob=1.0, lowpass_hz_range=(3000.0, 3000.0))).batch(4)[:, 0]
+    spec = np.abs(np.fft.rfft(band, axis=1)) ** 2  # 1 Hz bins
+    assert spec[:, 5000:].sum() < 1e-4 * spec[:, 500:2500].sum()  # 8th order: -70 dB+
+    tone = np.sin(2 * np.pi * 440 * np.arange(2 * 16000) / 16000).astype(np.float32)
+    noisy = CropSampler([tone], 16000, seed=2, augment=Augmentation(
+        noise_prob=1.0, noise_snr_db_range=(10.0, 10.0))).batch(4)[:, 0]
+    w = 2 * np.pi * 440 * np.arange(16000) / 16000
+    basis = np.stack([np.sin(w), np.cos(w)], axis=1)  # the tone at any crop phase
+    fit = basis @ np.linalg.lstsq(basis, noisy.T.astype(np.float64), rcond=None)[0]
+    snr = 10 * np.log10(np.mean(fit ** 2, axis=0) / np.mean((noisy.T - fit) ** 2, axis=0))
+    assert np.all(np.abs(snr - 10.0) < 0.5), snr  # the level scales both alike
+    with pytest.raises(ConfigError, match="noise_prob"):
+        Augmentation(noise_prob=2.0)
+    with pytest.raises(ConfigError, match="level_dbfs_range"):
+        Augmentation(level_dbfs_range=(-10.0, 5.0))

@@ -106,6 +106,9 @@ def from_json(cls: type[_C], text: str | dict) -> _C:
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name in data and isinstance(data[f.name], list):
             data[f.name] = tuple(data[f.name])
+        elif (f.name in data and isinstance(data[f.name], dict)
+              and dataclasses.is_dataclass(f.default)):  # a nested config
+            data[f.name] = from_json(type(f.default), data[f.name])
     return cls(**data)
 
 
@@ -183,6 +186,53 @@ class CodecConfig:
         return _prod(self.enc_strides)
 
 
+def _range_in(name: str, r: tuple[float, float], lo: float, hi: float) -> None:
+    if not (len(r) == 2 and lo <= r[0] <= r[1] <= hi):
+        raise ConfigError(f"{name} must be (min, max) with {lo} <= min <= max <= {hi}, got {r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """What real microphones do to speech, applied to training crops (in this order, each
+    crop independently; ``training.dataset.CropSampler``).
+
+    ``bandlimit_prob`` of the crops pass a band: a high-pass at a corner drawn from
+    ``highpass_hz_range`` and an 8th-order low-pass at one from ``lowpass_hz_range``
+    (telephone-band to wide-band microphones). ``noise_prob`` get noise (white, pink or
+    brown, equally likely) at an SNR drawn from ``noise_snr_db_range``. With
+    ``level_dbfs_range`` set, every crop's RMS is set to a level drawn from it (dBFS) and
+    then scaled down if its peak would pass ``max_peak``; otherwise TrainConfig's
+    ``gain_db_range`` applies.
+    """
+
+    level_dbfs_range: tuple[float, float] | None = None
+    max_peak: float = 0.99
+    noise_prob: float = 0.0
+    noise_snr_db_range: tuple[float, float] = (15.0, 40.0)
+    bandlimit_prob: float = 0.0
+    lowpass_hz_range: tuple[float, float] = (3400.0, 7500.0)
+    highpass_hz_range: tuple[float, float] = (50.0, 300.0)
+
+    def __post_init__(self) -> None:
+        if self.level_dbfs_range is not None:
+            _range_in("level_dbfs_range", self.level_dbfs_range, -80.0, 0.0)
+        if not 0.0 < self.max_peak <= 1.0:
+            raise ConfigError(f"max_peak must be in (0, 1], got {self.max_peak}")
+        for name in ("noise_prob", "bandlimit_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        _range_in("noise_snr_db_range", self.noise_snr_db_range, -10.0, 100.0)
+        nyquist = SAMPLE_RATE_HZ / 2
+        _range_in("lowpass_hz_range", self.lowpass_hz_range, 100.0, nyquist * 0.98)
+        _range_in("highpass_hz_range", self.highpass_hz_range, 1.0, self.lowpass_hz_range[0] / 2)
+
+
+def augmentation_real_mics() -> Augmentation:
+    """Level over 40 dB (-45 to -5 dBFS RMS, i.e. +-20 dB around -25), a third of the crops
+    band-limited, a quarter with noise at 15-40 dB SNR."""
+    return Augmentation(level_dbfs_range=(-45.0, -5.0), noise_prob=0.25, bandlimit_prob=0.33)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Codec training hyperparameters (CPU-sized by default; see ``train_cpu_long``).
@@ -190,7 +240,8 @@ class TrainConfig:
     ``freeze_tokenizer`` trains the decoder alone (encoder and quantizer frozen, no EMA
     updates): the tokens, and so a SpringLM trained on them, stay valid.
     ``perturb_prob`` of the crops are played faster by a factor drawn from ``speed_range``
-    (pitch and formants shift together; see ``training.dataset.CropSampler``).
+    (pitch and formants shift together; see ``training.dataset.CropSampler``); ``augment``
+    adds level, band and noise changes (``Augmentation``).
     """
 
     batch_size: int = 8
@@ -211,6 +262,7 @@ class TrainConfig:
     gain_db_range: tuple[float, float] = (-9.0, 0.0)
     speed_range: tuple[float, float] = (1.0, 1.0)
     perturb_prob: float = 0.0
+    augment: Augmentation = Augmentation()
     log_every_steps: int = 25
     checkpoint_every_min: float = 5.0
     eval_every_min: float = 30.0

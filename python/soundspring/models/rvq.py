@@ -45,6 +45,29 @@ class RVQOutput:
     residual_rel: torch.Tensor
 
 
+def _distributed() -> bool:
+    return (torch.distributed.is_available() and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1)
+
+
+def _mean_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """The mean of t over data-parallel ranks (t itself in one process): EMA statistics of
+    every rank's batch, so replicas keep identical codebooks."""
+    if not _distributed():
+        return t
+    t = t.contiguous()
+    torch.distributed.all_reduce(t)
+    return t / torch.distributed.get_world_size()
+
+
+def _from_rank0(t: torch.Tensor) -> torch.Tensor:
+    """Rank 0's t on every rank (random codebook (re)initialisations agree)."""
+    if _distributed():
+        t = t.contiguous()
+        torch.distributed.broadcast(t, src=0)
+    return t
+
+
 class ResidualVQ(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
@@ -137,6 +160,7 @@ class ResidualVQ(nn.Module):
         v = self.codebook_size
         onehot_count = torch.bincount(idx, minlength=v).to(r.dtype)
         sums = torch.zeros(v, self.dim, dtype=r.dtype).index_add_(0, idx, r)
+        onehot_count, sums = _mean_over_ranks(onehot_count), _mean_over_ranks(sums)
         self.ema_count[k].mul_(self.decay).add_(onehot_count, alpha=1 - self.decay)
         self.ema_sum[k].mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.ema_count[k].sum()
@@ -146,7 +170,7 @@ class ResidualVQ(nn.Module):
         n_dead = int(dead.sum())
         if n_dead:
             pick = r[torch.randint(r.shape[0], (n_dead,))]
-            pick = pick + 1e-3 * pick.std() * torch.randn_like(pick)
+            pick = _from_rank0(pick + 1e-3 * pick.std() * torch.randn_like(pick))
             mean_count = float(self.ema_count[k].mean())
             self.codebooks[k][dead] = pick
             self.ema_sum[k][dead] = pick * mean_count
@@ -157,7 +181,7 @@ class ResidualVQ(nn.Module):
         # Batch vectors plus noise: without noise level 0 would copy every vector exactly
         # and leave zero residuals (and useless codebooks) to the levels after it.
         pick = r[torch.randint(r.shape[0], (self.codebook_size,))]
-        pick = pick + 0.1 * r.std(dim=0, keepdim=True) * torch.randn_like(pick)
+        pick = _from_rank0(pick + 0.1 * r.std(dim=0, keepdim=True) * torch.randn_like(pick))
         count = r.shape[0] / self.codebook_size  # expected assignments per code and step
         self.codebooks[k].copy_(pick)
         self.ema_sum[k].copy_(pick * count)

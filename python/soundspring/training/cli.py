@@ -7,7 +7,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..config import CODEC_PRESETS, TRAIN_PRESETS, TrainConfig
+from ..config import (
+    CODEC_PRESETS,
+    TRAIN_PRESETS,
+    Augmentation,
+    TrainConfig,
+    augmentation_real_mics,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="speed-perturb crops by a factor in [MIN, MAX] (e.g. 0.8 1.25)")
     p.add_argument("--perturb-prob", type=float, default=None,
                    help="fraction of crops perturbed when --perturb is given (default 0.5)")
+    p.add_argument("--augment", choices=("none", "real-mics"), default=None,
+                   help="real-mics: level -45..-5 dBFS, a third band-limited, a quarter with "
+                        "noise at 15-40 dB SNR (config.augmentation_real_mics)")
+    p.add_argument("--noise-prob", type=float, default=None, help="fraction of crops with noise")
+    p.add_argument("--bandlimit-prob", type=float, default=None,
+                   help="fraction of crops band-limited")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     e = sub.add_parser("export", help="write shipped-format fp16 weights from a run's checkpoint")
     e.add_argument("--run-dir", default="runs/codec")
@@ -90,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("perturb_prob", 0.5)
     if args.perturb_prob is not None:
         overrides["perturb_prob"] = args.perturb_prob
+    augment = cfg.augment
+    if args.augment is not None:
+        augment = augmentation_real_mics() if args.augment == "real-mics" else Augmentation()
+    for k in ("noise_prob", "bandlimit_prob"):
+        if getattr(args, k) is not None:
+            augment = dataclasses.replace(augment, **{k: getattr(args, k)})
+    overrides["augment"] = augment
     cfg = dataclasses.replace(cfg, **overrides)
     trainer = Trainer(Path(args.run_dir), CODEC_PRESETS[args.codec_preset](), cfg,
                       manifest=args.manifest, init_from=args.init_from,

@@ -31,13 +31,13 @@ import argparse
 import dataclasses
 import json
 import math
-import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F_
+from torch import nn
 
 from ..config import LAYER_BOUNDS, from_json, layers_for_codebooks, to_json
 from ..data.tokens import TokenSet, load_tokens, token_dir
@@ -51,6 +51,8 @@ from ..models.masked_lm import (
     SpringLMConfig,
 )
 from .checkpoint import atomic_save
+from .distributed import init_distributed, wrap
+from .loop import Progress, Schedule, append_jsonl, cosine_lr, now_iso, run_loop
 
 _LN2 = math.log(2.0)
 
@@ -213,10 +215,7 @@ def _masked_ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
 
 
 def _lr(cfg: LMTrainConfig, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.lr_decay_steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+    return cosine_lr(cfg.lr, cfg.warmup_steps, cfg.lr_decay_steps, cfg.min_lr_ratio, step)
 
 
 def training_losses(model: SpringLM, codes: torch.Tensor, cfg: LMTrainConfig,
@@ -332,11 +331,6 @@ def evaluate_lm(model: SpringLM, windows: torch.Tensor, context_frames: int = 15
 # --------------------------------------------------------------------------------------
 
 
-def _append(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
-
-
 def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMConfig | None = None,
              train_cfg: LMTrainConfig | None = None, init_from: str | Path | None = None,
              progress: bool = True) -> dict:
@@ -359,7 +353,6 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
         ConfigError: missing tokens, bad configs.
         ModelMismatchError: tokens, checkpoint or init weights from different codecs.
     """
-    from tqdm import tqdm
 
     from ..errors import ModelMismatchError
 
@@ -387,7 +380,8 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
             threads=train_cfg.threads)
     train_cfg = train_cfg or LMTrainConfig()
     torch.set_num_threads(max(1, train_cfg.threads))
-    torch.manual_seed(train_cfg.seed)
+    dist = init_distributed()
+    torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
     init_meta = None
     state_w: dict[str, torch.Tensor] = {}
     if resumed is None and init_from is not None:
@@ -419,15 +413,19 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
         last_eval = json.loads(resumed.get("last_eval", "{}"))
         torch.set_rng_state(resumed["torch_rng"])
         rng.bit_generator.state = json.loads(resumed["np_rng"])
-    sampler = TokenCropSampler(train_tokens, seed=train_cfg.seed + step)
+    if dist.rank:  # other ranks mask their own way (rank 0 resumes its own stream)
+        rng = np.random.default_rng(dist.seed(train_cfg.seed + step))
+        torch.manual_seed(dist.seed(train_cfg.seed + step))
+    sampler = TokenCropSampler(train_tokens, seed=dist.seed(train_cfg.seed + step))
     windows = eval_windows(held_tokens, train_cfg.eval_windows, train_cfg.eval_frames)
-    (run_dir / "config.json").write_text(json.dumps(
-        {"lm": json.loads(to_json(model_cfg)), "train": json.loads(to_json(train_cfg)),
-         "tokenizer_sha256": codec_h, "tokens_dir": str(tokens_dir), "init_from":
-         str(init_from) if init_from else None, "init_sha256": init_meta},
-        indent=1, sort_keys=True))
+    if dist.main:
+        (run_dir / "config.json").write_text(json.dumps(
+            {"lm": json.loads(to_json(model_cfg)), "train": json.loads(to_json(train_cfg)),
+             "tokenizer_sha256": codec_h, "tokens_dir": str(tokens_dir), "init_from":
+             str(init_from) if init_from else None, "init_sha256": init_meta},
+            indent=1, sort_keys=True))
 
-    def save() -> None:
+    def save_state() -> None:
         atomic_save({"lm_config": to_json(model_cfg), "train_config": to_json(train_cfg),
                      "tokenizer_sha256": codec_h, "model": model.state_dict(),
                      "optimizer": opt.state_dict(), "step": step,
@@ -438,88 +436,66 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
                         meta={"step": step, "train_minutes": round(train_seconds / 60, 1),
                               "heldout": last_eval})
 
-    def evaluate() -> dict:
+    def evaluate_row() -> dict:
         t0 = time.time()
         res = evaluate_lm(model, windows)
         row = {"step": step, "train_minutes": round(train_seconds / 60, 2)} | res
-        _append(run_dir / "eval.jsonl", row | {"eval_seconds": round(time.time() - t0, 1)})
+        append_jsonl(run_dir / "eval.jsonl", row | {"eval_seconds": round(time.time() - t0, 1),
+                                                    "time": now_iso()})
         return row
 
-    stop = {"flag": False}
-
-    def handler(signum, frame) -> None:
-        stop["flag"] = True
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    log_path = run_dir / "train.jsonl"
-    _append(log_path, {"event": "start", "step": step, "resumed": resumed is not None,
-                       "params": model.num_parameters(), "train_frames": train_tokens.frames,
-                       "tokenizer_sha256": codec_h, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    lm_loss = wrap(LMLoss(model, train_cfg), dist)
     cfg = train_cfg
-    last_ckpt = train_seconds
-    last_eval_t = last_eval.get("train_minutes", 0.0) * 60 if last_eval else 0.0
-    acc: dict[str, list[float]] = {}
-    t_prev = t_log = time.time()
-    bar = tqdm(initial=step, total=cfg.max_steps or None, unit="step", disable=not progress,
-               mininterval=10.0)
+    counters = Progress(step, train_seconds, last_eval.get("step"),
+                        last_eval["train_minutes"] * 60 if "train_minutes" in last_eval else None)
+
+    def save() -> None:
+        nonlocal step, train_seconds
+        step, train_seconds = counters.step, counters.train_seconds
+        save_state()
+
+    def evaluate() -> str:
+        nonlocal step, train_seconds, last_eval
+        step, train_seconds = counters.step, counters.train_seconds
+        last_eval = evaluate_row()
+        return (f"step {step}: fine bits/token {last_eval['fine_mean_bits_lm']} "
+                f"(unigram {last_eval['fine_mean_bits_unigram']}), conceal top-1 "
+                f"{last_eval['conceal_top1']}")
+
+    def train_step(at: int) -> dict:
+        codes = sampler.batch(cfg.batch_size, cfg.crop_frames)
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, at)
+        out = lm_loss(codes, rng)
+        loss = cfg.w_conceal * out["conceal"] + cfg.w_entropy * out["entropy"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        opt.step()
+        return {"loss": loss.item(), "conceal": out["conceal"].item(),
+                "entropy": out["entropy"].item(), "grad_norm": gn}
+
     model.train()
-    try:
-        while not stop["flag"]:
-            if (cfg.max_steps and step >= cfg.max_steps) or (
-                    cfg.max_hours and train_seconds >= cfg.max_hours * 3600):
-                if last_eval.get("step") != step:
-                    last_eval = evaluate()
-                break
-            codes = sampler.batch(cfg.batch_size, cfg.crop_frames)
-            for g in opt.param_groups:
-                g["lr"] = _lr(cfg, step)
-            out = training_losses(model, codes, cfg, rng)
-            loss = cfg.w_conceal * out["conceal"] + cfg.w_entropy * out["entropy"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-            opt.step()
-            step += 1
-            now = time.time()
-            train_seconds += now - t_prev
-            t_prev = now
-            stats = {"loss": loss.item(), "conceal": out["conceal"].item(),
-                     "entropy": out["entropy"].item(), "grad_norm": gn}
-            if not all(math.isfinite(v) for v in stats.values()):
-                raise FloatingPointError(f"non-finite loss at step {step}: {stats}")
-            for k, v in stats.items():
-                acc.setdefault(k, []).append(v)
-            bar.update(1)
-            if step % cfg.log_every_steps == 0:
-                row = {"step": step, "train_minutes": round(train_seconds / 60, 2),
-                       "lr": _lr(cfg, step)} | {k: round(float(np.mean(v)), 5)
-                                                for k, v in acc.items()}
-                row["steps_per_s"] = round(len(acc["loss"]) / max(1e-9, now - t_log), 3)
-                t_log = now
-                acc = {}
-                _append(log_path, row)
-                bar.set_postfix(conceal=row["conceal"], entropy=row["entropy"])
-            if cfg.eval_every_min and train_seconds - last_eval_t >= cfg.eval_every_min * 60:
-                last_eval = evaluate()
-                bar.write(f"step {step}: fine bits/token {last_eval['fine_mean_bits_lm']} "
-                          f"(unigram {last_eval['fine_mean_bits_unigram']}), conceal top-1 "
-                          f"{last_eval['conceal_top1']}")
-                last_eval_t = train_seconds
-                save()
-                last_ckpt = train_seconds
-                t_prev = t_log = time.time()
-            elif train_seconds - last_ckpt >= cfg.checkpoint_every_min * 60:
-                save()
-                last_ckpt = train_seconds
-                t_prev = t_log = time.time()
-    finally:
-        bar.close()
-        save()
-        _append(log_path, {"event": "stop", "step": step,
-                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        for s, h in old.items():
-            signal.signal(s, h)
-    return {"step": step, "train_minutes": train_seconds / 60, "last_eval": last_eval}
+    run_loop(run_dir, counters, Schedule(cfg.max_steps, cfg.max_hours, cfg.log_every_steps,
+                                         cfg.eval_every_min, cfg.checkpoint_every_min),
+             train_step=train_step, evaluate=evaluate, save=save, model=model, dist=dist,
+             lr_at=lambda at: _lr(cfg, at), postfix=("conceal", "entropy"),
+             start_row={"resumed": resumed is not None, "params": model.num_parameters(),
+                        "train_frames": train_tokens.frames, "tokenizer_sha256": codec_h},
+             show_progress=progress)
+    return {"step": counters.step, "train_minutes": counters.train_seconds / 60,
+            "last_eval": last_eval}
+
+
+class LMLoss(nn.Module):
+    """``training_losses`` as a module, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: SpringLM, cfg: LMTrainConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, codes: torch.Tensor, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        return training_losses(self.model, codes, self.cfg, rng)
 
 
 # --------------------------------------------------------------------------------------

@@ -12,13 +12,11 @@ Run directory layout::
 from __future__ import annotations
 
 import json
-import math
-import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from torch import nn
 
 from ..config import CodecConfig, TrainConfig, from_json, to_json
 from ..data.corpus import read_manifest
@@ -33,19 +31,44 @@ from ..models.codec import (
 )
 from .checkpoint import atomic_save, load_checkpoint
 from .dataset import load_clips, train_sampler
+from .distributed import init_distributed, wrap
+from .loop import Progress, Schedule, append_jsonl, cosine_lr, now_iso, run_loop
 from .losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.lr_decay_steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+    return cosine_lr(cfg.lr, cfg.warmup_steps, cfg.lr_decay_steps, cfg.min_lr_ratio, step)
 
 
-def _append(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+class CodecLoss(nn.Module):
+    """One training forward: crops x [B, 1, T] -> (loss, quantizer output), the loss parts
+    kept in ``last_parts``. A module so that DistributedDataParallel can wrap it: with a
+    frozen tokenizer only the decoder's parameters take gradients."""
+
+    def __init__(self, model: Codec, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.mel = MultiScaleMelLoss()
+        self.stft = MultiResolutionSTFTLoss()
+        self.last_parts: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor):
+        m, cfg = self.model, self.cfg
+        if cfg.freeze_tokenizer:
+            m.encoder.eval()
+            m.quantizer.eval()  # eval: no EMA codebook updates
+            with torch.no_grad():
+                q = m.quantizer(m.encoder(x), m.quantizer.sample_n_q(x.shape[0]))
+            y = m.decoder(q.quantized)
+        else:
+            y, q = m(x)
+        l_mel, l_stft = self.mel(y, x), self.stft(y, x)
+        l_l1 = torch.mean(torch.abs(y - x))
+        loss = cfg.w_mel * l_mel + cfg.w_stft * l_stft + cfg.w_l1 * l_l1
+        if not cfg.freeze_tokenizer:
+            loss = loss + cfg.w_commit * q.commit_loss
+        self.last_parts = {"mel": l_mel.detach(), "stft": l_stft.detach(), "l1": l_l1.detach()}
+        return loss, q
 
 
 class Trainer:
@@ -58,6 +81,7 @@ class Trainer:
         self.ckpt_path = self.run_dir / "checkpoint.pt"
         self.progress = progress
         torch.set_num_threads(train_cfg.threads)
+        self.dist = init_distributed()
         resumed = None
         if self.ckpt_path.exists():
             resumed = load_checkpoint(self.ckpt_path)
@@ -81,8 +105,8 @@ class Trainer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(trainable, lr=train_cfg.lr,
                                      betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
-        self.mel = MultiScaleMelLoss()
-        self.stft = MultiResolutionSTFTLoss()
+        self.loss_module = CodecLoss(self.model, train_cfg)
+        self.loss = wrap(self.loss_module, self.dist)
         self.step = 0
         self.train_seconds = 0.0
         self.last_eval: dict = {}
@@ -94,29 +118,33 @@ class Trainer:
             self.train_seconds = float(resumed["train_seconds"])
             self.last_eval = json.loads(resumed.get("last_eval", "{}"))
             torch.set_rng_state(resumed["torch_rng"])
+        if self.dist.rank:  # other ranks draw other quantizer dropouts (rank 0 resumes its own)
+            torch.manual_seed(self.dist.seed(train_cfg.seed + self.step))
         old = self.run_dir / "config.json"
         old_cfg = json.loads(old.read_text()) if old.exists() and resumed else None
         init_meta = (old_cfg.get("init_meta") if old_cfg is not None
                      else getattr(self.model, "meta", None) if init_from else None)
         if old_cfg is not None and not extra_train_manifests:  # a resumed run keeps its data
             extra_train_manifests = tuple(old_cfg.get("extra_train_manifests", ()))
-        (self.run_dir / "config.json").write_text(json.dumps(
-            {"codec": json.loads(to_json(self.ccfg)), "train": json.loads(to_json(self.cfg)),
-             "init_from": init_from, "init_meta": init_meta,
-             "extra_train_manifests": [str(m) for m in extra_train_manifests]},
-            indent=1, sort_keys=True))
+        if self.dist.main:
+            (self.run_dir / "config.json").write_text(json.dumps(
+                {"codec": json.loads(to_json(self.ccfg)), "train": json.loads(to_json(self.cfg)),
+                 "init_from": init_from, "init_meta": init_meta,
+                 "extra_train_manifests": [str(m) for m in extra_train_manifests]},
+                indent=1, sort_keys=True))
         self.resumed = resumed is not None
         if train_cfg.freeze_tokenizer:
             self.tokenizer_hash = codec_tokenizer_hash(self.model)
         self.manifest = manifest
-        seed = train_cfg.seed + self.step  # a resumed run continues with fresh crops
+        # A resumed run continues with fresh crops; every rank draws its own.
+        seed = self.dist.seed(train_cfg.seed + self.step)
         self.sampler, self.train_minutes = train_sampler(
             manifest, train_cfg.crop_s, train_cfg.gain_db_range, seed, train_cfg.speed_range,
-            train_cfg.perturb_prob, tuple(extra_train_manifests))
-        held = fixed_heldout_subset(read_manifest(manifest), train_cfg.eval_clips)
+            train_cfg.perturb_prob, tuple(extra_train_manifests), train_cfg.augment)
+        held = (fixed_heldout_subset(read_manifest(manifest), train_cfg.eval_clips)
+                if self.dist.main else [])  # rank 0 alone evaluates
         self.eval_names = [c.path.name for c in held]
         self.eval_wavs = load_clips(held, progress=False)
-        self._stop = False
 
     # ---- persistence -------------------------------------------------------------------
     def save(self) -> None:
@@ -137,106 +165,52 @@ class Trainer:
         res = evaluate_codec(self.model, self.eval_wavs, self.cfg.eval_bitrates_kbps)
         self.last_eval = {"step": self.step, "train_minutes": round(self.train_seconds / 60, 2),
                           "metrics": res, "clips": len(self.eval_wavs)}
-        _append(self.run_dir / "eval.jsonl", self.last_eval | {"eval_seconds": round(
-            time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        append_jsonl(self.run_dir / "eval.jsonl", self.last_eval | {
+            "eval_seconds": round(time.time() - t0, 1), "time": now_iso()})
         return res
 
     # ---- loop ----------------------------------------------------------------------------
-    def _train_step(self) -> dict:
+    def _train_step(self, step: int) -> dict:
         x = torch.from_numpy(self.sampler.batch(self.cfg.batch_size))
         for g in self.opt.param_groups:
-            g["lr"] = _lr(self.cfg, self.step)
-        if self.cfg.freeze_tokenizer:
-            m = self.model
-            m.encoder.eval()
-            m.quantizer.eval()  # eval: no EMA codebook updates
-            with torch.no_grad():
-                q = m.quantizer(m.encoder(x), m.quantizer.sample_n_q(x.shape[0]))
-            y = m.decoder(q.quantized)
-        else:
-            y, q = self.model(x)
-        l_mel = self.mel(y, x)
-        l_stft = self.stft(y, x)
-        l_l1 = torch.mean(torch.abs(y - x))
-        loss = self.cfg.w_mel * l_mel + self.cfg.w_stft * l_stft + self.cfg.w_l1 * l_l1
-        if not self.cfg.freeze_tokenizer:
-            loss = loss + self.cfg.w_commit * q.commit_loss
+            g["lr"] = _lr(self.cfg, step)
+        loss, q = self.loss(x)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], self.cfg.grad_clip)
         self.opt.step()
-        return {"loss": loss.item(), "mel": l_mel.item(), "stft": l_stft.item(),
-                "l1": l_l1.item(), "commit": q.commit_loss.item(), "grad_norm": float(gn),
-                "ppl": q.perplexity.tolist(), "usage": q.usage.tolist(),
-                "residual_rel": q.residual_rel.tolist()}
+        parts = self.loss_module.last_parts
+        return {"loss": loss.item()} | {k: v.item() for k, v in parts.items()} | {
+            "commit": q.commit_loss.item(), "grad_norm": float(gn),
+            "ppl": q.perplexity.tolist(), "usage": q.usage.tolist(),
+            "residual_rel": q.residual_rel.tolist()}
 
-    def _handle_signal(self, signum, frame) -> None:
-        self._stop = True
+    def _evaluate_line(self) -> str:
+        return f"step {self.step}: heldout {json.dumps(self.evaluate())}"
 
     def run(self) -> dict:
-        from tqdm import tqdm
-
-        old = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         cfg = self.cfg
-        log_path = self.run_dir / "train.jsonl"
-        _append(log_path, {"event": "start", "step": self.step, "resumed": self.resumed,
-                           "params": self.model.num_parameters(),
-                           "train_minutes_audio": round(self.train_minutes, 1),
-                           "eval_clips": self.eval_names,
-                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        last_ckpt = last_eval_t = self.train_seconds
-        if self.last_eval:
-            last_eval_t = self.last_eval.get("train_minutes", 0.0) * 60
-        acc: dict[str, list] = {}
-        t_prev = t_log = time.time()
-        bar = tqdm(initial=self.step, total=cfg.max_steps or None, unit="step",
-                   disable=not self.progress, mininterval=10.0, dynamic_ncols=False)
-        try:
-            while not self._stop:
-                if (cfg.max_steps and self.step >= cfg.max_steps) or (
-                        cfg.max_hours and self.train_seconds >= cfg.max_hours * 3600):
-                    if self.last_eval.get("step") != self.step:
-                        self.evaluate()  # a run that finishes ends with a held-out evaluation
-                    break
-                stats = self._train_step()
-                self.step += 1
-                now = time.time()
-                self.train_seconds += now - t_prev
-                t_prev = now
-                for k, v in stats.items():
-                    acc.setdefault(k, []).append(v)
-                if not all(math.isfinite(stats[k]) for k in ("loss", "grad_norm")):
-                    raise FloatingPointError(f"non-finite loss at step {self.step}: {stats}")
-                bar.update(1)
-                if self.step % cfg.log_every_steps == 0:
-                    row = {"step": self.step, "train_minutes": round(self.train_seconds / 60, 2),
-                           "lr": _lr(cfg, self.step)}
-                    for k, v in acc.items():
-                        arr = np.mean(np.asarray(v), axis=0)
-                        row[k] = [round(float(a), 3) for a in arr] if np.ndim(arr) else round(
-                            float(arr), 5)
-                    row["steps_per_s"] = round(len(acc["loss"]) / max(1e-9, now - t_log), 3)
-                    t_log = now
-                    _append(log_path, row)
-                    bar.set_postfix(loss=row["loss"], mel=row["mel"])
-                    acc = {}
-                if cfg.eval_every_min and self.train_seconds - last_eval_t >= cfg.eval_every_min * 60:
-                    res = self.evaluate()
-                    bar.write(f"step {self.step}: heldout {json.dumps(res)}")
-                    last_eval_t = self.train_seconds
-                    self.save()
-                    last_ckpt = self.train_seconds
-                    t_prev = t_log = time.time()  # evaluation time is not training time
-                elif self.train_seconds - last_ckpt >= cfg.checkpoint_every_min * 60:
-                    self.save()
-                    last_ckpt = self.train_seconds
-                    t_prev = t_log = time.time()
-        finally:
-            bar.close()
+        last = self.last_eval or {}
+        progress = Progress(self.step, self.train_seconds, last.get("step"),
+                            last["train_minutes"] * 60 if "train_minutes" in last else None)
+
+        def save() -> None:
+            self.step, self.train_seconds = progress.step, progress.train_seconds
             self.save()
-            _append(log_path, {"event": "stop", "step": self.step,
-                               "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            for s, h in old.items():
-                signal.signal(s, h)
+
+        def evaluate() -> str:
+            self.step, self.train_seconds = progress.step, progress.train_seconds
+            return self._evaluate_line()
+
+        run_loop(self.run_dir, progress, Schedule(cfg.max_steps, cfg.max_hours,
+                                                  cfg.log_every_steps, cfg.eval_every_min,
+                                                  cfg.checkpoint_every_min),
+                 train_step=self._train_step, evaluate=evaluate, save=save, model=self.model,
+                 dist=self.dist, lr_at=lambda step: _lr(cfg, step), postfix=("loss", "mel"),
+                 start_row={"resumed": self.resumed, "params": self.model.num_parameters(),
+                            "train_minutes_audio": round(self.train_minutes, 1),
+                            "eval_clips": self.eval_names},
+                 show_progress=self.progress)
+        self.step, self.train_seconds = progress.step, progress.train_seconds
         return {"step": self.step, "train_minutes": self.train_seconds / 60,
                 "last_eval": self.last_eval}
