@@ -326,7 +326,13 @@ def test_train_sampler_adds_the_train_split_of_extra_manifests(tmp_path) -> None
 
 
 def test_augmentation_level_band_and_noise() -> None:
-    from soundspring.config import Augmentation, TrainConfig, augmentation_real_mics, from_json, to_json
+    from soundspring.config import (
+        Augmentation,
+        TrainConfig,
+        augmentation_real_mics,
+        from_json,
+        to_json,
+    )
     from soundspring.training.dataset import CropSampler
 
     cfg = TrainConfig(augment=augmentation_real_mics())
