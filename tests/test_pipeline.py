@@ -179,7 +179,39 @@ def test_soft_and_greedy_lm_concealment_differ_only_from_the_loss_on(codec):
     assert np.abs(soft[start:] - greedy[start:]).max() > 0
 
 
-@pytest.mark.parametrize("mode", ["repeat", "zero", "lm", "lm_greedy"])
+def test_blend_concealment_mixes_the_lm_and_repeated_latents(codec, monkeypatch):
+    from soundspring.plc import BLEND_REPEAT_WEIGHT, hard_latents, soft_latents
+
+    books = codec.quantizer.codebooks.detach().numpy()
+    toks = np.array([[1, 2], [3, 4], [5, 6], [7, 8]])
+    want = codec.quantizer.decode(torch.from_numpy(toks)[None])[0].numpy()
+    np.testing.assert_allclose(hard_latents(toks, books), want, rtol=1e-5, atol=1e-6)
+    cfg = TransceiverConfig(bitrate_kbps=6)
+    tx, packets = _send(codec, cfg, seconds=0.6)
+    seen: dict[str, list] = {}
+    real = codec.decode_latent_step
+    for mode in ("lm", "blend"):
+        calls: list = []
+        monkeypatch.setattr(codec, "decode_latent_step",
+                            lambda lat, st, calls=calls: (calls.append(lat.numpy().copy()),
+                                                          real(lat, st))[1])
+        rx = Receiver(codec, SyntheticLM(), dataclasses.replace(cfg, conceal=mode))
+        for p in packets:
+            if p.chunk not in (4, 5):
+                rx.push(p.data, p.seq, p.chunk)
+        rx.decode_until(tx.chunks_sent)
+        seen[mode] = calls
+    pairs = list(zip(seen["lm"], seen["blend"], strict=True))  # every chunk's latent
+    differ = [i for i, (x, y) in enumerate(pairs) if not np.array_equal(x, y)]
+    assert differ == [4, 5]  # the two concealed chunks, nothing else
+    last_heard = np.repeat(tx.sent_tokens[3][:, -1:], 2, axis=1)  # all 12 levels of chunk 3
+    b = BLEND_REPEAT_WEIGHT
+    for i in differ:
+        np.testing.assert_allclose(pairs[i][1][0], (1 - b) * pairs[i][0][0]
+                                   + b * hard_latents(last_heard, books), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["repeat", "zero", "lm", "lm_greedy", "blend"])
 def test_concealment_controls(codec, mode):
     cfg = TransceiverConfig(bitrate_kbps=6, conceal=mode)
     tx, packets = _send(codec, cfg, seconds=0.6)

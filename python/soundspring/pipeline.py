@@ -52,7 +52,7 @@ from .config import (
 )
 from .entropy import ChunkCoder, CodingModel, FineDecodeResult, LayerLayout
 from .errors import BitstreamError, ConfigError
-from .plc import CONCEAL_MODES, conceal_base, soft_latents
+from .plc import BLEND_REPEAT_WEIGHT, CONCEAL_MODES, conceal_base, hard_latents, soft_latents
 from .transport import FecCopy, Packet, parse_packet
 
 
@@ -370,6 +370,9 @@ class DecodedChunk:
     tokens: np.ndarray
     probs: np.ndarray | None
     outcome: ChunkOutcome
+    repeat: np.ndarray | None = None
+    """The "blend" mode's other half: the last received frame's tokens int64 [levels, C]
+    (every level it carried), whose latent is mixed with the PMFs' (else None)."""
 
 
 @dataclass
@@ -430,7 +433,7 @@ class TokenReceiver(_Endpoint):
     ) -> None:
         _Endpoint.__init__(self, model, config)
         cfg = self.config
-        if cfg.conceal in ("lm", "lm_greedy") and not (
+        if cfg.conceal in ("lm", "lm_greedy", "blend") and not (
                 getattr(model, "can_conceal", True)
                 and callable(getattr(model, "conceal_logits", None))):
             raise ConfigError(
@@ -446,6 +449,7 @@ class TokenReceiver(_Endpoint):
         self._past = np.zeros((model.max_codebooks, 0), dtype=np.int64)  # recent base frames
         self._last_frame: np.ndarray | None = None
         self._last_full: np.ndarray | None = None
+        self._last_heard: np.ndarray | None = None  # the last chunk decoded from packets
         self.next_chunk = 0
         self.stats = ReceiverStats()
         self._history: deque[ChunkOutcome] | None = (
@@ -667,7 +671,7 @@ class TokenReceiver(_Endpoint):
         c = self.next_chunk
         slot = self._slots.pop(c, _Slot())
         tokens, how = self._decode_received(slot)
-        probs = None
+        probs = repeat = None
         if tokens is None:
             self.stats.chunks_concealed += 1
             # a base candidate (or a packet too damaged to tell its layer) arrived
@@ -678,6 +682,8 @@ class TokenReceiver(_Endpoint):
                 tokens = np.repeat(self._last_full[:, -1:], cfg.chunk_frames, axis=1)
             else:
                 tokens, probs = self._conceal()
+                if cfg.conceal == "blend" and self._last_heard is not None:
+                    repeat = np.repeat(self._last_heard[:, -1:], cfg.chunk_frames, axis=1)
             n_levels = 0
         else:
             self.stats.chunks_from_fec += how == "fec"
@@ -701,12 +707,14 @@ class TokenReceiver(_Endpoint):
         self._past = past[:, -keep:]
         self._last_frame = base[:, -1].copy()
         self._last_full = tokens.copy()
+        if how != "concealed":
+            self._last_heard = self._last_full
         outcome = ChunkOutcome(c, status, how, n_levels, tokens, slot.late)
         if self._history is not None:
             self._history.append(outcome)
         self.stats.chunks_decoded += 1
         self.next_chunk += 1
-        return DecodedChunk(tokens, probs, outcome)
+        return DecodedChunk(tokens, probs, outcome, repeat)
 
 
 class Receiver(TokenReceiver):
@@ -785,7 +793,11 @@ class Receiver(TokenReceiver):
     def _decode_next(self) -> None:
         d = self.next_chunk_tokens()
         if d.probs is not None:
-            latents = torch.from_numpy(soft_latents(d.probs, self._codebooks))[None]
+            lat = soft_latents(d.probs, self._codebooks)
+            if d.repeat is not None:
+                b = BLEND_REPEAT_WEIGHT
+                lat = (1.0 - b) * lat + b * hard_latents(d.repeat, self._codebooks)
+            latents = torch.from_numpy(lat)[None]
             wav, self._dec_state = self.codec.decode_latent_step(latents, self._dec_state)
         else:
             wav, self._dec_state = self.codec.decode_step(

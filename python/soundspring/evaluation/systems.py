@@ -397,9 +397,12 @@ DEFAULT_SYSTEM_NAMES: tuple[str, ...] = (
 )
 """The systems a sweep runs by default, in report order."""
 
-CONCEAL_CONTROL_NAMES: tuple[str, ...] = ("soundspring_repeat", "soundspring_zero")
-"""SoundSpring with its LM coding but control concealment (repeat the last received frame's
-tokens, or zero tokens): they isolate what LM concealment adds. Opt-in (``--systems``)."""
+_CONCEAL_VARIANTS = {"soundspring_greedy": "lm_greedy", "soundspring_blend": "blend",
+                     "soundspring_repeat": "repeat", "soundspring_zero": "zero"}
+CONCEAL_CONTROL_NAMES: tuple[str, ...] = tuple(_CONCEAL_VARIANTS)
+"""SoundSpring with its LM coding but other concealment (the LM's greedy tokens, the
+blend of LM and repeat, repeat the last received frame's tokens, or zero tokens): they
+isolate what LM concealment adds. Opt-in (``--systems``)."""
 
 SYSTEM_NAMES: tuple[str, ...] = DEFAULT_SYSTEM_NAMES + CONCEAL_CONTROL_NAMES
 """Every registered system, in report order."""
@@ -442,7 +445,7 @@ def build_systems(names: list[str] | tuple[str, ...] | None = None, codec: Any =
         elif n == "codec_nolm":
             out[n] = CodecNoLM(codec, chunk_frames, pmfs, missing_reason=codec_missing_reason)
         elif n in CONCEAL_CONTROL_NAMES:
-            mode = n.rsplit("_", 1)[1]
+            mode = _CONCEAL_VARIANTS[n]
             out[n] = PipelineSystem(
                 n, _springlm_factory(codec, lm_path), codec, mode, False, chunk_frames,
                 f"SpringLM transceiver (LM PMFs) with {mode} concealment (control)",
