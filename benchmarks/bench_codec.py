@@ -9,14 +9,15 @@ from __future__ import annotations
 import pytest
 import torch
 from soundspring.config import codec_default
-from soundspring.models.codec import DEFAULT_WEIGHTS, Codec, load_codec
+from soundspring.models.codec import Codec
+from soundspring.models.weights_io import DEFAULT_CODEC_WEIGHTS, load_codec
 
 
 @pytest.fixture(scope="module")
 def codec() -> Codec:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    return (load_codec() if DEFAULT_WEIGHTS.exists() else Codec(codec_default())).eval()
+    return (load_codec() if DEFAULT_CODEC_WEIGHTS.exists() else Codec(codec_default())).eval()
 
 
 @pytest.fixture(scope="module")

@@ -35,9 +35,9 @@ def test_resample_lengths(rate: int) -> None:
 
 def test_bad_inputs(tmp_path) -> None:
     with pytest.raises(ConfigError, match="empty"):
-        audio.check_finite(np.zeros(0, np.float32))
+        audio.check_pcm(np.zeros(0, np.float32))
     with pytest.raises(ConfigError, match="NaN"):
-        audio.check_finite(np.array([0.0, np.nan], np.float32))
+        audio.check_pcm(np.array([0.0, np.nan], np.float32))
     with pytest.raises(ConfigError, match="NaN or inf"):
         audio.write_wav(tmp_path / "x.wav", np.array([np.inf], np.float32))
     with pytest.raises(ConfigError, match="positive"):
@@ -112,3 +112,34 @@ def test_write_wav_removes_part_on_error(tmp_path, monkeypatch) -> None:
     with pytest.raises(OSError):
         audio.write_wav(tmp_path / "x.wav", np.zeros(10, np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_pcm_is_the_one_rule() -> None:
+    """float32 only, [T] (or [1, 1, T]) or batched [B, 1, T], finite, non-empty unless
+    allowed; tensors only where asked for."""
+    import torch
+
+    x = np.zeros(5, np.float32)
+    assert audio.check_pcm(x).shape == (5,)
+    assert audio.check_pcm(x.reshape(1, 1, 5)).shape == (5,)
+    assert audio.check_pcm(np.zeros((2, 1, 5), np.float32), batched=True).shape == (2, 1, 5)
+    assert audio.check_pcm(np.zeros(0, np.float32), allow_empty=True).shape == (0,)
+    assert audio.check_pcm(np.zeros(10, np.float32)[::2]).flags.c_contiguous
+    t = torch.zeros(1, 1, 4)
+    assert audio.check_pcm(t, batched=True, tensors=True) is t
+    with pytest.raises(TypeError, match="pcm must be float32"):
+        audio.check_pcm(x.astype(np.float64))
+    with pytest.raises(TypeError, match="pcm must be float32"):
+        audio.check_pcm(np.zeros(5, np.int16))
+    with pytest.raises(TypeError, match="numpy float32 array"):
+        audio.check_pcm(t)
+    with pytest.raises(TypeError, match="numpy float32 array"):
+        audio.check_pcm([0.0, 0.1])
+    with pytest.raises(ConfigError, match=r"must be float32 \[T\]"):
+        audio.check_pcm(np.zeros((1, 5), np.float32))
+    with pytest.raises(ConfigError, match=r"\[B, 1, T\]"):
+        audio.check_pcm(x, batched=True)
+    with pytest.raises(ConfigError, match="empty"):
+        audio.check_pcm(np.zeros((1, 1, 0), np.float32))
+    with pytest.raises(ConfigError, match="NaN or inf"):
+        audio.check_pcm(torch.tensor([[[float("inf")]]]), batched=True, tensors=True)

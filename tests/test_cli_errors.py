@@ -26,7 +26,8 @@ import soundfile as sf
 import torch
 from soundspring.cli import main
 from soundspring.config import codec_tiny
-from soundspring.models.codec import Codec, save_weights
+from soundspring.models.codec import Codec
+from soundspring.models.weights_io import save_codec_weights
 from test_pipeline import _speechlike
 
 
@@ -47,7 +48,7 @@ def ws(tmp_path_factory) -> Path:
     d.mkdir()
     (root / "out").mkdir()
     torch.manual_seed(0)
-    save_weights(Codec(codec_tiny()).eval(), d / "tiny.pt")
+    save_codec_weights(Codec(codec_tiny()).eval(), d / "tiny.pt")
     sf.write(d / "in.wav", _speechlike(0.5), 16000)
     sf.write(d / "short.wav", _speechlike(0.1), 16000)
     (d / "huge_rate.wav").write_bytes(_wav_header_bytes(2**31 - 1))
@@ -309,7 +310,7 @@ def test_interrupt_removes_the_part_file(ws, monkeypatch, capsys, tmp_path):
      "cannot access /x/y: Permission denied (EACCES)"),
 ])
 def test_unexpected_errors_are_one_line(monkeypatch, capsys, exc, text):
-    from soundspring import linktest
+    from soundspring.commands import linktest
 
     def boom(_args):
         raise exc
@@ -362,7 +363,8 @@ def test_short_audio_reports_null_metrics_as_strict_json(ws, capsys, tmp_path):
 
 
 def test_a_stream_of_no_samples_decodes_to_an_empty_wav(ws, tmp_path):
-    from soundspring.pipeline import TransceiverConfig, load_models
+    from soundspring.models.weights_io import load_models
+    from soundspring.pipeline import TransceiverConfig
     from soundspring.stream_header import stream_header
     from soundspring.transport import write_container
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from soundspring.config import codebooks_for_bitrate, codec_tiny
 from soundspring.errors import ConfigError, ModelMismatchError
-from soundspring.models.codec import (
-    DEFAULT_WEIGHTS,
-    Codec,
+from soundspring.models.codec import Codec
+from soundspring.models.weights_io import (
+    DEFAULT_CODEC_WEIGHTS,
     codec_from_weights,
     load_codec,
-    save_weights,
+    save_codec_weights,
 )
 
 HOP = 320
@@ -130,13 +130,19 @@ def test_latency_is_documented(codec: Codec) -> None:
 @pytest.mark.parametrize(
     "bad",
     [torch.zeros(1, 1, 0), torch.full((1, 1, 640), float("nan")),
-     torch.tensor([[[0.0, float("inf")] * 320]]), torch.zeros(1, 640), torch.zeros(1, 2, 640),
-     torch.zeros(1, 1, 640, dtype=torch.int64)],
-    ids=["empty", "nan", "inf", "2d", "stereo", "int"],
+     torch.tensor([[[0.0, float("inf")] * 320]]), torch.zeros(1, 640), torch.zeros(1, 2, 640)],
+    ids=["empty", "nan", "inf", "2d", "stereo"],
 )
 def test_bad_audio_raises(codec: Codec, bad: torch.Tensor) -> None:
     with pytest.raises(ConfigError):
         codec.encode(bad, 6.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float64], ids=["int", "float64"])
+def test_audio_of_another_dtype_is_a_type_error(codec: Codec, dtype: torch.dtype) -> None:
+    """The one PCM rule (``audio.check_pcm``): float32 only, a wrong dtype is a TypeError."""
+    with pytest.raises(TypeError, match="wav must be float32"):
+        codec.encode(torch.zeros(1, 1, 640, dtype=dtype), 6.0)
 
 
 @pytest.mark.parametrize("bitrate", [0.0, 1.25, 12.5, -3])
@@ -162,7 +168,7 @@ def test_encode_step_needs_whole_frames(codec: Codec) -> None:
 
 
 def test_weights_round_trip_and_integrity(codec: Codec, tmp_path) -> None:
-    path = save_weights(codec, tmp_path / "w.pt", meta={"step": 1})
+    path = save_codec_weights(codec, tmp_path / "w.pt", meta={"step": 1})
     blob = torch.load(path, weights_only=True)  # plain dict, no pickled classes
     assert blob["format"] == "soundspring-codec" and blob["version"] == 1
     assert all(t.dtype == torch.float16 for t in blob["state_dict"].values()
@@ -183,9 +189,9 @@ def test_weights_round_trip_and_integrity(codec: Codec, tmp_path) -> None:
 
 
 def test_shipped_weights_load_offline() -> None:
-    if not DEFAULT_WEIGHTS.exists():
-        pytest.skip(f"shipped weights {DEFAULT_WEIGHTS} absent in this checkout")
-    assert DEFAULT_WEIGHTS.stat().st_size <= 30 * 2**20
+    if not DEFAULT_CODEC_WEIGHTS.exists():
+        pytest.skip(f"shipped weights {DEFAULT_CODEC_WEIGHTS} absent in this checkout")
+    assert DEFAULT_CODEC_WEIGHTS.stat().st_size <= 30 * 2**20
     import soundspring
 
     codec = soundspring.load_codec()  # the lazily resolved package-level API
@@ -242,7 +248,7 @@ def test_train_smoke_and_resume(tmp_path) -> None:
                  init_from=str(tmp_path / "w.pt"), progress=False)
     assert not t3.resumed and t3.run()["step"] == 3
     # --freeze-tokenizer: the decoder learns, the tokens (encoder + quantizer) stay put.
-    from soundspring.models.codec import (
+    from soundspring.models.weights_io import (
         codec_content_hash,
         codec_from_weights,
         codec_tokenizer_hash,

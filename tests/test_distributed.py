@@ -18,8 +18,8 @@ import numpy as np
 import soundfile as sf
 import torch
 from soundspring.data.tokens import save_tokens
-from soundspring.models.lm_weights import read_lm_weights
 from soundspring.models.masked_lm import SpringLM, springlm_tiny
+from soundspring.models.weights_io import read_lm_weights
 from soundspring.training.distributed import state_digest
 
 HASH = "34" * 32

@@ -22,6 +22,12 @@ from soundspring.evaluation.clips import (
     resolve_eval_set,
     title_line,
 )
+from soundspring.models.weights_io import (
+    codec_tokenizer_hash,
+    load_codec,
+    save_codec_weights,
+    save_lm_weights,
+)
 
 SR = 16000
 FETCH_TUXPAINT = ("soundspring data fetch --source tuxpaint && "
@@ -74,15 +80,13 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(tiny random codec weights, untrained tiny SpringLM weights on its tokens)."""
-    from soundspring.data.tokens import load_codec_for_tokens
-    from soundspring.models.codec import Codec, save_weights
-    from soundspring.models.lm_weights import save_lm_weights
+    from soundspring.models.codec import Codec
     from soundspring.models.masked_lm import SpringLM, springlm_tiny
 
     d = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    wpath = save_weights(Codec(codec_tiny()).eval(), d / "codec.pt")
-    _, h = load_codec_for_tokens(wpath)
+    wpath = save_codec_weights(Codec(codec_tiny()).eval(), d / "codec.pt")
+    h = codec_tokenizer_hash(load_codec(wpath, as_exported=True))
     lm = save_lm_weights(SpringLM(springlm_tiny()), d / "lm.pt", tokenizer_sha256=h)
     return Path(wpath), Path(lm)
 

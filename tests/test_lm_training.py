@@ -6,31 +6,36 @@ tmp_path only.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
-from soundspring.config import LAYER_BOUNDS, codec_tiny
+from soundspring.cli import main
+from soundspring.config import LAYER_BOUNDS, LMTrainConfig, codec_tiny
 from soundspring.data.tokens import (
-    load_codec_for_tokens,
+    eval_windows,
     load_tokens,
     precompute_tokens,
     save_tokens,
 )
 from soundspring.errors import ConfigError, ModelMismatchError
-from soundspring.models.lm_weights import load_lm, read_lm_weights, save_lm_weights
+from soundspring.evaluation.lm_eval import evaluate_lm
 from soundspring.models.masked_lm import MASK, MASK_UPPER, SpringLM, springlm_tiny
+from soundspring.models.weights_io import (
+    codec_content_hash,
+    codec_from_weights,
+    codec_tokenizer_hash,
+    load_codec,
+    load_lm,
+    read_lm_weights,
+    save_codec_weights,
+    save_lm_weights,
+)
 from soundspring.training.lm import (
-    LMTrainConfig,
-    add_lm_arguments,
     coding_view,
     conceal_mask,
-    eval_windows,
-    evaluate_lm,
-    run_lm,
     train_lm,
     training_losses,
 )
@@ -82,10 +87,10 @@ def test_token_file_round_trip(tokens_dir) -> None:
 
 def test_precompute_with_tiny_codec(tmp_path, rng) -> None:
     from soundspring.audio import write_wav
-    from soundspring.models.codec import Codec, save_weights
+    from soundspring.models.codec import Codec
 
     torch.manual_seed(0)
-    wpath = save_weights(Codec(codec_tiny()), tmp_path / "codec.pt")
+    wpath = save_codec_weights(Codec(codec_tiny()), tmp_path / "codec.pt")
     corpus = tmp_path / "corpus"
     rows = []
     for i, split in enumerate(["train", "train", "heldout"]):
@@ -96,12 +101,8 @@ def test_precompute_with_tiny_codec(tmp_path, rng) -> None:
     (corpus / "manifest.jsonl").write_text("\n".join(rows) + "\n")
     paths = precompute_tokens(wpath, corpus / "manifest.jsonl", tmp_path / "tok",
                               progress=False)
-    codec, h = load_codec_for_tokens(wpath)
-    from soundspring.models.codec import (
-        codec_content_hash,
-        codec_from_weights,
-        codec_tokenizer_hash,
-    )
+    codec = load_codec(wpath, as_exported=True)
+    h = codec_tokenizer_hash(codec)
 
     # a checkpoint's codec is rounded to fp16 first: same hashes as its weights file
     assert codec_content_hash(codec) == torch.load(wpath, weights_only=True)["sha256"]
@@ -112,7 +113,7 @@ def test_precompute_with_tiny_codec(tmp_path, rng) -> None:
 
 
 def test_tokenizer_hash_ignores_the_decoder_only() -> None:
-    from soundspring.models.codec import Codec, codec_content_hash, codec_tokenizer_hash
+    from soundspring.models.codec import Codec
 
     torch.manual_seed(0)
     codec = Codec(codec_tiny())
@@ -212,19 +213,16 @@ def test_codec_mismatch_refused(tmp_path, tokens_dir, rng) -> None:
 
 
 def test_cli_arguments(tmp_path, tokens_dir, capsys) -> None:
-    parser = argparse.ArgumentParser()
-    add_lm_arguments(parser)
-    args = parser.parse_args(["--run-dir", str(tmp_path / "cli"), "--tokens-dir",
-                              str(tokens_dir), "--preset", "smoke", "--model-preset", "tiny",
-                              "--max-steps", "1", "--batch-size", "2", "--crop-frames", "20",
-                              "--eval-windows", "2", "--no-progress"])
-    assert run_lm(args) == 0
+    assert main(["train", "lm", "--run-dir", str(tmp_path / "cli"), "--tokens-dir",
+                 str(tokens_dir), "--preset", "smoke", "--model-preset", "tiny",
+                 "--max-steps", "1", "--batch-size", "2", "--crop-frames", "20",
+                 "--eval-windows", "2", "--no-progress"]) == 0
     assert '"step": 1' in capsys.readouterr().out
 
 
 def test_config_validation() -> None:
-    with pytest.raises(ConfigError, match="coding_bitrates"):
-        LMTrainConfig(coding_bitrates=(3,))
+    with pytest.raises(ConfigError, match="coding_levels"):
+        LMTrainConfig(coding_levels=(3,))
     with pytest.raises(ConfigError, match="chunk_frames_choices"):
         LMTrainConfig(chunk_frames_choices=(6,))
     assert dataclasses.replace(LMTrainConfig(), lr=1e-3).lr == 1e-3
@@ -254,10 +252,10 @@ def test_masked_true_values_never_reach_the_model(rng) -> None:
 def _tiny_corpus_and_models(tmp_path, rng):
     """A 3-clip corpus, a tiny random codec, its tokens and an untrained tiny SpringLM."""
     from soundspring.audio import write_wav
-    from soundspring.models.codec import Codec, save_weights
+    from soundspring.models.codec import Codec
 
     torch.manual_seed(0)
-    wpath = save_weights(Codec(codec_tiny()), tmp_path / "codec.pt")
+    wpath = save_codec_weights(Codec(codec_tiny()), tmp_path / "codec.pt")
     corpus = tmp_path / "corpus"
     rows = []
     for i, (split, seconds) in enumerate([("train", 1.0), ("heldout", 2.5), ("heldout", 1.5)]):
@@ -268,7 +266,7 @@ def _tiny_corpus_and_models(tmp_path, rng):
     manifest = corpus / "manifest.jsonl"
     manifest.write_text("\n".join(rows) + "\n")
     precompute_tokens(wpath, manifest, tmp_path / "tok", progress=False)
-    _, h = load_codec_for_tokens(wpath)
+    h = codec_tokenizer_hash(load_codec(wpath, as_exported=True))
     lm = save_lm_weights(SpringLM(springlm_tiny()), tmp_path / "lm.pt", tokenizer_sha256=h)
     return wpath, lm, manifest
 

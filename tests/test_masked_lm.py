@@ -10,7 +10,6 @@ import pytest
 import torch
 from soundspring.config import LAYER_BOUNDS
 from soundspring.errors import ConfigError, ModelMismatchError
-from soundspring.models.lm_weights import load_lm, model_id, read_lm_weights, save_lm_weights
 from soundspring.models.masked_lm import (
     MASK,
     MASK_UPPER,
@@ -20,6 +19,7 @@ from soundspring.models.masked_lm import (
     springlm_default,
     springlm_tiny,
 )
+from soundspring.models.weights_io import lm_model_id, load_lm, read_lm_weights, save_lm_weights
 
 V = 1024
 
@@ -231,7 +231,7 @@ def test_weights_round_trip(lm: SpringLM, tmp_path) -> None:
     assert cfg == lm.cfg and codec_h == "ab" * 32 and meta == {"step": 3}
     assert all(v.dtype == torch.float16 for v in state.values())
     back = load_lm(p, tokenizer_sha256="ab" * 32)
-    assert back.model_id == sha == model_id(back)
+    assert back.model_id == sha == lm_model_id(back)
     x = _view(torch.randint(0, V, (1, 24, 4), generator=torch.Generator().manual_seed(0)), 24)
     ref = SpringLM(lm.cfg).eval()
     ref.load_state_dict({k: v.half().float() for k, v in lm.state_dict().items()})
@@ -307,10 +307,10 @@ def test_config_validation() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import soundspring.models.lm_weights
     import soundspring.models.masked_lm
+    import soundspring.models.weights_io
 
-    for module in (soundspring.models.masked_lm, soundspring.models.lm_weights):
+    for module in (soundspring.models.masked_lm, soundspring.models.weights_io):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0
 

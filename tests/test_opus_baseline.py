@@ -18,9 +18,7 @@ import pytest
 from scipy import signal as sps
 from soundspring.baselines import opus as so
 from soundspring.baselines.opus import (
-    FRAME_SAMPLES,
     LOOKAHEAD_SAMPLES,
-    SAMPLE_RATE,
     OpusConfig,
     decode_opus,
     encode_opus,
@@ -30,6 +28,7 @@ from soundspring.baselines.opus import (
     packet_has_lbrr,
     run_opus,
 )
+from soundspring.config import FRAME_SAMPLES, SAMPLE_RATE_HZ
 from soundspring.errors import ConfigError, NativeFeatureError
 
 
@@ -65,7 +64,7 @@ def speech_like(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
     """float32 [T] at 16 kHz: glottal pulses (f0 90..180 Hz) -> 3 formant resonators,
     syllables of 120..250 ms separated by short pauses, plus a little aspiration noise."""
     rng = np.random.default_rng(seed)
-    sr, n = SAMPLE_RATE, int(seconds * SAMPLE_RATE)
+    sr, n = SAMPLE_RATE_HZ, int(seconds * SAMPLE_RATE_HZ)
     t = np.arange(n) / sr
     f0 = 130 + 40 * np.sin(2 * np.pi * 0.7 * t) + 10 * np.sin(2 * np.pi * 3.1 * t)
     phase = np.cumsum(f0) / sr
@@ -115,7 +114,7 @@ def espeak_speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
 
     sr, x = wavfile.read(wav)
     x = x.astype(np.float64) / 32768.0
-    return sps.resample_poly(x, SAMPLE_RATE, sr).astype(np.float32)
+    return sps.resample_poly(x, SAMPLE_RATE_HZ, sr).astype(np.float32)
 
 
 def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
@@ -180,7 +179,7 @@ def test_pesq_wb_on_espeak_speech(espeak_speech: np.ndarray, version: str) -> No
     pesq = pytest.importorskip("pesq")
     res = run_opus(espeak_speech, OpusConfig(24000, "plc", version), None)
     assert abs(xcorr_lag(espeak_speech, res.decoded)) < 0.5
-    score = pesq.pesq(SAMPLE_RATE, espeak_speech, res.decoded, "wb")
+    score = pesq.pesq(SAMPLE_RATE_HZ, espeak_speech, res.decoded, "wb")
     assert score > 3.5  # measured 4.07 (1.3.1) / 4.04 (1.5.2)
     # VBR on real speech lands near the target (measured ~20 kbps of 24).
     assert 0.7 * 24000 < res.bitrate_bps < 1.1 * 24000
@@ -305,7 +304,7 @@ def test_dred_adds_bytes_and_is_parsed(speech: np.ndarray) -> None:
     dred = encode_opus(speech, config)
     assert dred.packet_bytes.sum() > 1.1 * plain.packet_bytes.sum()
     backend = so._backend(config)
-    reach = [backend.dred_parse(p, 20 * SAMPLE_RATE // 100) for p in dred.packets[10:]]
+    reach = [backend.dred_parse(p, 20 * SAMPLE_RATE_HZ // 100) for p in dred.packets[10:]]
     assert min(reach) > FRAME_SAMPLES  # every packet reaches > 20 ms into the past
     # At 12 kbps libopus 1.5 gives DRED no budget (bitrate - 12000 <= 0): no extension.
     low = encode_opus(

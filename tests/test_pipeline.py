@@ -180,7 +180,7 @@ def test_soft_and_greedy_lm_concealment_differ_only_from_the_loss_on(codec):
 
 
 def test_blend_concealment_mixes_the_lm_and_repeated_latents(codec, monkeypatch):
-    from soundspring.plc import BLEND_REPEAT_WEIGHT, hard_latents, soft_latents
+    from soundspring.plc import BLEND_REPEAT_WEIGHT, hard_latents
 
     books = codec.quantizer.codebooks.detach().numpy()
     toks = np.array([[1, 2], [3, 4], [5, 6], [7, 8]])

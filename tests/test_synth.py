@@ -83,9 +83,10 @@ def test_synth_rejects_bad_arguments(tmp_path: Path) -> None:
 def test_eval_codec_on_synth_set_reports_per_source(ood_set: Path, tmp_path: Path) -> None:
     from soundspring.cli import main
     from soundspring.config import codec_tiny
-    from soundspring.models.codec import Codec, save_weights
+    from soundspring.models.codec import Codec
+    from soundspring.models.weights_io import save_codec_weights
 
-    save_weights(Codec(codec_tiny()).eval(), tmp_path / "w.pt")
+    save_codec_weights(Codec(codec_tiny()).eval(), tmp_path / "w.pt")
     out_json = tmp_path / "out.json"
     assert main(["eval", "codec", "--weights", str(tmp_path / "w.pt"), "--manifest", str(ood_set),
                  "--split", "heldout", "--no-opus", "--no-rtf", "--bitrates", "3",

@@ -12,7 +12,8 @@ import torch
 from soundspring.cli import main
 from soundspring.config import codec_tiny
 from soundspring.entropy.static import StaticModel
-from soundspring.models.codec import Codec, save_weights
+from soundspring.models.codec import Codec
+from soundspring.models.weights_io import save_codec_weights
 from soundspring.pipeline import SentPacket, TransceiverConfig, receive, transmit
 from soundspring.stream_header import MAX_N_SAMPLES, config_from_header, stream_header
 from soundspring.transport import read_container, write_container
@@ -24,9 +25,9 @@ from test_pipeline import _speechlike
 def weights(tmp_path_factory):
     d = tmp_path_factory.mktemp("w")
     torch.manual_seed(0)
-    a = save_weights(Codec(codec_tiny()).eval(), d / "a.pt")
+    a = save_codec_weights(Codec(codec_tiny()).eval(), d / "a.pt")
     torch.manual_seed(1)
-    b = save_weights(Codec(codec_tiny()).eval(), d / "b.pt")
+    b = save_codec_weights(Codec(codec_tiny()).eval(), d / "b.pt")
     return a, b
 
 
@@ -321,9 +322,12 @@ def test_simulate_trace_needs_file(tmp_path, wav_path, weights, capsys):
 
 
 def test_demo_compares_lm_concealment_with_the_controls(tmp_path, wav_path, weights, capsys):
-    from soundspring.models.codec import codec_from_weights, codec_tokenizer_hash
-    from soundspring.models.lm_weights import save_lm_weights
     from soundspring.models.masked_lm import SpringLM, springlm_tiny
+    from soundspring.models.weights_io import (
+        codec_from_weights,
+        codec_tokenizer_hash,
+        save_lm_weights,
+    )
 
     a, _ = weights
     torch.manual_seed(0)

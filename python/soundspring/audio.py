@@ -20,21 +20,57 @@ from .config import SAMPLE_RATE_HZ
 from .errors import ConfigError
 
 
-def check_finite(wav: np.ndarray, name: str = "wav") -> np.ndarray:
-    """Returns ``wav`` as float32 after checking it is non-empty and finite.
+def check_pcm(pcm: Any, name: str = "pcm", batched: bool = False,
+              allow_empty: bool = False, tensors: bool = False) -> Any:
+    """The one PCM check at every boundary that takes audio samples.
+
+    Args:
+        pcm: a numpy array (or, with ``tensors``, a torch tensor) of float32 samples in
+            [-1, 1] at 16 kHz. Unbatched (default): one signal [T], or [1, 1, T] as ``Codec.decode`` returns
+            it (flattened to [T]). ``batched``: [B, 1, T] with B >= 1.
+        name: how messages name the argument.
+        batched: expect [B, 1, T] instead of [T].
+        allow_empty: accept T = 0 (a streaming push of no samples); otherwise at least one
+            sample is needed.
+        tensors: also accept a torch tensor (the codec's own input); numpy only otherwise.
+
+    Returns:
+        The samples as C-contiguous float32: a numpy array [T] (or [B, 1, T]) for numpy
+        input; for a tensor, the same tensor (its device and autograd untouched), reshaped
+        to [T] when unbatched.
 
     Raises:
-        ConfigError: the array is empty or holds NaN/inf.
+        TypeError: not a numpy array (or tensor), or a dtype other than float32.
+        ConfigError: the wrong shape, no samples, or NaN/inf samples.
     """
-    arr = np.asarray(wav)
-    if arr.dtype.kind not in "fiu":
-        raise ConfigError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
-    if arr.size == 0 or arr.shape[-1] == 0:
-        raise ConfigError(f"{name} is empty (shape {tuple(arr.shape)}); need at least one sample")
-    if not np.isfinite(arr).all():
+    form = "[B, 1, T]" if batched else "[T] (or [1, 1, T])"
+    is_tensor = tensors and type(pcm).__module__.startswith("torch") and hasattr(pcm, "detach")
+    if not (is_tensor or isinstance(pcm, np.ndarray)):
+        kind = "a float32 numpy array or torch tensor" if tensors else "a numpy float32 array"
+        raise TypeError(f"{name} must be {kind} {form} at {SAMPLE_RATE_HZ} Hz, "
+                        f"got {type(pcm).__name__}")
+    dtype = str(pcm.dtype).removeprefix("torch.")
+    if dtype != "float32":
+        raise TypeError(f"{name} must be float32 {form} in [-1, 1], got dtype {dtype}")
+    shape = tuple(pcm.shape)
+    ok = (len(shape) == 3 and shape[1] == 1 and shape[0] >= 1) if batched else (
+        len(shape) == 1 or (len(shape) == 3 and shape[:2] == (1, 1)))
+    if not ok:
+        raise ConfigError(f"{name} must be float32 {form} mono at {SAMPLE_RATE_HZ} Hz, "
+                          f"got shape {shape}")
+    if not batched:
+        pcm = pcm.reshape(-1)
+    if shape[-1] == 0 and not allow_empty:
+        raise ConfigError(f"{name} is empty (shape {shape}); need at least one sample")
+    if is_tensor:
+        import torch
+
+        if not bool(torch.isfinite(pcm).all()):
+            raise ConfigError(f"{name} contains NaN or inf samples")
+        return pcm.contiguous()
+    if not np.isfinite(pcm).all():
         raise ConfigError(f"{name} contains NaN or inf samples")
-    return arr
+    return np.ascontiguousarray(pcm)
 
 
 def resample(wav: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
@@ -153,12 +189,12 @@ def read_wav(path: str | Path | bytes | BinaryIO, sample_rate_hz: int = SAMPLE_R
     if data.shape[0] == 0:
         raise ConfigError(f"audio in {label} is empty (0 samples)")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    mono = check_finite(mono, f"audio in {label}")
+    mono = check_pcm(np.ascontiguousarray(mono), f"audio in {label}")
     return resample(mono, sr, sample_rate_hz)
 
 
 def write_wav(path: str | Path, wav: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Path:
-    """Writes float mono [T] (or [1, T] / [1, 1, T]) as 16-bit PCM WAV; returns the path.
+    """Writes float32 mono [T] (or [1, 1, T]) as 16-bit PCM WAV; returns the path.
 
     Missing parent folders are created (library use; the ``soundspring`` commands refuse
     a missing output folder before they get here). The file is written to ``NAME.part``
@@ -166,7 +202,7 @@ def write_wav(path: str | Path, wav: np.ndarray, sample_rate_hz: int = SAMPLE_RA
     """
     import soundfile as sf
 
-    arr = check_finite(np.asarray(wav).reshape(-1), "wav")
+    arr = check_pcm(wav, "wav")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -184,7 +220,7 @@ __all__ = [
     "MAX_AUDIO_SECONDS",
     "MAX_FILE_RATE_HZ",
     "MIN_FILE_RATE_HZ",
-    "check_finite",
+    "check_pcm",
     "read_wav",
     "resample",
     "write_wav",

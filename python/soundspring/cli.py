@@ -31,13 +31,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the transceiver on the shipped models: loss, LM concealment vs controls",
     ),
     "linktest": (
-        "soundspring.linktest",
+        "soundspring.commands.linktest",
         "push synthetic tokens through coder, packets, jitter buffer and container",
     ),
-    "bench": ("soundspring.bench", "throughput benchmarks (coder) as JSON"),
-    "data": ("soundspring.data.cli", "fetch and prepare the speech corpus"),
-    "train": ("soundspring.training.cli", "train the codec or SpringLM"),
-    "eval": ("soundspring.evaluation.cli", "evaluate models against baselines"),
+    "bench": ("soundspring.commands.bench", "throughput benchmarks (coder) as JSON"),
+    "data": ("soundspring.commands.data", "fetch and prepare the speech corpus"),
+    "train": ("soundspring.commands.train", "train the codec or SpringLM"),
+    "eval": ("soundspring.commands.eval", "evaluate models against baselines"),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError
 
@@ -97,8 +97,17 @@ def to_json(cfg: Any) -> str:
 
 
 def from_json(cls: type[_C], text: str | dict) -> _C:
-    """Builds config dataclass ``cls`` from JSON text or a dict; unknown keys are refused."""
+    """Builds config dataclass ``cls`` from JSON text or a dict; unknown keys are refused.
+
+    A class's ``LEGACY_FIELDS`` ({old name: new name, or None for a retired field}) lets
+    the configs that older run directories and checkpoints recorded still load.
+    """
     data = json.loads(text) if isinstance(text, str) else dict(text)
+    for old, new in getattr(cls, "LEGACY_FIELDS", {}).items():
+        if old in data:
+            value = data.pop(old)
+            if new is not None:
+                data.setdefault(new, value)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - names
     if unknown:
@@ -244,6 +253,10 @@ class TrainConfig:
     adds level, band and noise changes (``Augmentation``).
     """
 
+    LEGACY_FIELDS: ClassVar[dict[str, str | None]] = {"adversarial": None}
+    """Fields older checkpoints recorded (read by ``from_json``): ``adversarial`` was never
+    implemented (it could only be False)."""
+
     batch_size: int = 8
     crop_s: float = 1.0
     lr: float = 5e-4
@@ -257,7 +270,6 @@ class TrainConfig:
     w_stft: float = 1.0
     w_l1: float = 0.1
     w_commit: float = 0.25
-    adversarial: bool = False
     freeze_tokenizer: bool = False
     gain_db_range: tuple[float, float] = (-9.0, 0.0)
     speed_range: tuple[float, float] = (1.0, 1.0)
@@ -282,11 +294,6 @@ class TrainConfig:
             raise ConfigError(f"perturb_prob must be in [0, 1], got {self.perturb_prob}")
         if not 0.5 <= self.speed_range[0] <= self.speed_range[1] <= 2.0:
             raise ConfigError(f"speed_range must lie in [0.5, 2], got {self.speed_range}")
-        if self.adversarial:
-            raise ConfigError(
-                "adversarial training is not implemented in this build (too slow on CPU, "
-                "DESIGN.md section 3); keep adversarial=False"
-            )
         for b in self.eval_bitrates_kbps:
             codebooks_for_bitrate(b)
 
@@ -348,7 +355,7 @@ levels undecodable, so the default reaches nowhere (DESIGN.md proposed 15)."""
 
 @dataclasses.dataclass(frozen=True)
 class SpringLMConfig:
-    """Shape of SpringLM.
+    """Shape of SpringLM. ``SpringLMConfig()`` is the shipped size (``springlm_default``).
 
     Attributes:
         n_codebooks: K_max, levels the model knows (24).
@@ -368,8 +375,8 @@ class SpringLMConfig:
     n_codebooks: int = MAX_CODEBOOKS
     codebook_size: int = CODEBOOK_SIZE
     base_codebooks: int = BASE_CODEBOOKS
-    dim: int = 256
-    n_layers: int = 6
+    dim: int = 192
+    n_layers: int = 4
     n_heads: int = 4
     ffn_mult: int = 4
     max_context_frames: int = 50
@@ -399,14 +406,15 @@ class SpringLMConfig:
 
 def springlm_default() -> SpringLMConfig:
     """The shipped size: D=192, L=4, H=4, FFN 768, tied heads (about 6.6 M parameters, most
-    of them the 24 x 1026 x D embeddings): trainable on CPU, real time on one thread."""
-    return SpringLMConfig(dim=192, n_layers=4, n_heads=4)
+    of them the 24 x 1026 x D embeddings): trainable on CPU, real time on one thread. The
+    same as ``SpringLMConfig()``."""
+    return SpringLMConfig()
 
 
 def springlm_large() -> SpringLMConfig:
     """D=256, L=6, H=4, FFN 1024 (about 11 M parameters): for GPU training; about 1.5x
     the shipped size's CPU inference time."""
-    return SpringLMConfig()
+    return SpringLMConfig(dim=256, n_layers=6)
 
 
 def springlm_tiny() -> SpringLMConfig:
@@ -416,6 +424,72 @@ def springlm_tiny() -> SpringLMConfig:
 
 SPRINGLM_PRESETS = {"default": springlm_default, "large": springlm_large,
                     "tiny": springlm_tiny}
+
+
+@dataclasses.dataclass(frozen=True)
+class LMTrainConfig:
+    """SpringLM training hyperparameters (``soundspring train lm``).
+
+    ``coding_levels`` are the bitrates of the entropy loss, as codebook counts K (6 / 12 /
+    24 levels: 3 / 6 / 12 kbps), one drawn per batch.
+    """
+
+    LEGACY_FIELDS: ClassVar[dict[str, str | None]] = {"coding_bitrates": "coding_levels"}
+    """Names older run directories wrote (read by ``from_json``)."""
+
+
+    batch_size: int = 16
+    crop_frames: int = 60
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    lr_decay_steps: int = 200_000
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    w_conceal: float = 1.0
+    w_entropy: float = 1.0
+    coding_levels: tuple[int, ...] = (6, 12, 24)
+    chunk_frames_choices: tuple[int, ...] = (1, 2, 2, 2, 3, 4, 5)
+    progressive_prob: float = 0.5
+    max_mask_ratio: float = 0.8
+    burst_prob: float = 0.5
+    log_every_steps: int = 25
+    checkpoint_every_min: float = 5.0
+    eval_every_min: float = 15.0
+    eval_windows: int = 64
+    eval_frames: int = 60
+    max_steps: int = 0
+    max_hours: float = 0.0
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.crop_frames < 10 or self.lr <= 0:
+            raise ConfigError("batch_size >= 1, crop_frames >= 10 and lr > 0 required")
+        if any(k not in (6, 12, 24) for k in self.coding_levels) or not self.coding_levels:
+            raise ConfigError("coding_levels must be drawn from (6, 12, 24) codebooks")
+        if any(not 1 <= c <= 5 for c in self.chunk_frames_choices):
+            raise ConfigError("chunk_frames_choices must lie in [1, 5]")
+        if not 0 < self.max_mask_ratio <= 1 or not 0 <= self.burst_prob <= 1:
+            raise ConfigError("max_mask_ratio in (0, 1] and burst_prob in [0, 1] required")
+        if self.eval_frames % 2:
+            raise ConfigError("eval_frames must be even (chunks of 2 frames)")
+
+
+def lm_train_default() -> LMTrainConfig:
+    """The shipped LM's training settings."""
+    return LMTrainConfig()
+
+
+def lm_train_smoke() -> LMTrainConfig:
+    """A minutes-long pipeline check (tiny model, a few hundred steps)."""
+    return LMTrainConfig(batch_size=8, warmup_steps=50, log_every_steps=25, max_steps=300,
+                         checkpoint_every_min=2.0, eval_every_min=0.0, eval_windows=32,
+                         lr=2e-3, threads=1)
+
+
+LM_TRAIN_PRESETS = {"default": lm_train_default, "smoke": lm_train_smoke}
 
 
 # ---- Speech data (DESIGN.md section 8) ---------------------------------------------------

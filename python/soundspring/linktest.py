@@ -1,8 +1,7 @@
-"""``soundspring linktest``: synthetic tokens through the coder, packets, a lossy channel, the
-jitter buffer and back; prints a report.
+"""The synthetic link behind ``soundspring linktest``: synthetic tokens through the coder,
+packets, a lossy channel, the jitter buffer and the container, and back (no models).
 
-The token source stands in for the codec + SpringLM until those ship: per level k a
-Markov chain over V = 1024 tokens whose conditional logits both ends can compute
+It tests the transport stack apart from the neural models: per level k a Markov chain over V = 1024 tokens whose conditional logits both ends can compute
 (``SyntheticTokenModel``). The first frame of every chunk is coded with the level's
 marginal, later frames with the chain conditioned on the previous frame of the same chunk,
 so no packet's PMFs depend on another packet. Layers follow the operating point
@@ -11,10 +10,7 @@ so no packet's PMFs depend on another packet. Layers follow the operating point
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
-import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,11 +28,10 @@ from .config import (
 )
 from .errors import ConfigError
 from .transport import (
-    Bernoulli,
-    GilbertElliott,
     JitterBuffer,
+    LossSpec,
     Packet,
-    WlanMarkov,
+    make_loss_model,
     parse_packet,
     read_container,
     write_container,
@@ -105,7 +100,9 @@ def decode_layer(
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class LinktestConfig:
+    """The synthetic link's settings (``soundspring linktest``'s options)."""
+
     bitrate_kbps: float = 6.0
     seconds: float = 10.0
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
@@ -128,7 +125,7 @@ class DemoConfig:
             raise ConfigError("jitter_ms and playout_delay_ms must be >= 0")
 
 
-def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
+def run_linktest(cfg: LinktestConfig, progress: bool = False) -> dict:
     """Runs the synthetic link end to end and returns the report as a dict."""
     rng = np.random.default_rng(cfg.seed)
     k = codebooks_for_bitrate(cfg.bitrate_kbps)
@@ -151,11 +148,7 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
     if cfg.channel == "none":
         lost = np.zeros(len(sent), dtype=bool)
     else:
-        channel = {
-            "bernoulli": lambda: Bernoulli(cfg.loss, cfg.seed),
-            "gilbert": lambda: GilbertElliott(cfg.loss, cfg.burst, cfg.seed),
-            "wlan": lambda: WlanMarkov(cfg.seed),
-        }[cfg.channel]()
+        channel = make_loss_model(LossSpec(cfg.channel, cfg.loss, cfg.burst), cfg.seed)
         lost = channel.losses(len(sent))
     arrival = (
         np.array([t for _, _, t, _ in sent])
@@ -223,51 +216,4 @@ def run_demo(cfg: DemoConfig, progress: bool = False) -> dict:
     }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .commands._common import (
-        add_bitrate_argument,
-        add_channel_arguments,
-        float_arg,
-    )
-
-    d = DemoConfig()
-    add_bitrate_argument(parser, d.bitrate_kbps)
-    parser.add_argument("--seconds", type=float_arg(0.0, 3600.0, lo_open=True),
-                        default=d.seconds, help="synthetic speech length in seconds, (0, 3600]")
-    parser.add_argument(
-        "--channel", default=d.channel, choices=["bernoulli", "gilbert", "wlan", "none"]
-    )
-    add_channel_arguments(parser, d.loss, d.burst)
-    parser.add_argument(
-        "--jitter-ms", type=float_arg(0.0, 10_000.0), default=d.jitter_ms,
-        help="mean extra network delay in ms, 0-10000",
-    )
-    parser.add_argument("--playout-delay-ms", type=float_arg(0.0, 10_000.0),
-                        default=d.playout_delay_ms, help="jitter-buffer delay in ms, 0-10000")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = DemoConfig(
-        bitrate_kbps=args.bitrate,
-        seconds=args.seconds,
-        channel=args.channel,
-        loss=args.loss,
-        burst=args.burst,
-        jitter_ms=args.jitter_ms,
-        playout_delay_ms=args.playout_delay_ms,
-        seed=args.seed,
-    )
-    if cfg.channel == "gilbert" and not cfg.loss < 1:
-        raise ConfigError(f"--channel gilbert needs --loss below 1, got {cfg.loss:g}")
-    report = run_demo(cfg, progress=not args.json and sys.stderr.isatty())
-    if args.json:
-        print(json.dumps(report, allow_nan=False))
-    else:
-        for key, value in report.items():
-            if key != "config":
-                print(
-                    f"{key:>26}: {value:.4f}" if isinstance(value, float) else f"{key:>26}: {value}"
-                )
-    ok = report["decoded_tokens_exact"] and report["container_round_trip_ok"]
-    return 0 if ok else 1
+__all__ = ["LinktestConfig", "SyntheticTokenModel", "decode_layer", "encode_layer", "run_linktest"]

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ._validate import finite_float, int_in
+from .audio import check_pcm
 from .config import (
     BASE_CODEBOOKS,
     CHECK_BITS_RANGE,
@@ -167,23 +168,6 @@ class SentPacket:
     data: bytes
 
 
-def _check_pcm(pcm: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(pcm, torch.Tensor):
-        pcm = pcm.detach().cpu().numpy()
-    if not isinstance(pcm, np.ndarray):
-        raise TypeError(
-            f"pcm must be a numpy float32 array [T] at {SAMPLE_RATE_HZ} Hz, got {type(pcm).__name__}"
-        )
-    if pcm.ndim != 1 and not (pcm.ndim == 3 and pcm.shape[:2] == (1, 1)):
-        raise ConfigError(f"pcm must be float32 [T] or [1, 1, T], got shape {pcm.shape}")
-    if pcm.dtype.kind != "f":
-        raise TypeError(f"pcm must be float32 in [-1, 1], got dtype {pcm.dtype}")
-    pcm = pcm.reshape(-1).astype(np.float32)
-    if not np.isfinite(pcm).all():
-        raise ConfigError("pcm contains NaN or inf")
-    return pcm
-
-
 class _Endpoint:
     """What both ends hold: the shared settings, the chunk coder and the model memory."""
 
@@ -255,7 +239,7 @@ class Transmitter(TokenTransmitter):
 
     def push(self, pcm: np.ndarray) -> list[SentPacket]:
         """Adds audio float32 [T] at 16 kHz; returns the packets of every completed chunk."""
-        pcm = _check_pcm(pcm)
+        pcm = check_pcm(pcm, "pcm", allow_empty=True)
         n = self.config.chunk_samples
         out: list[SentPacket] = []
         if len(self._pending):  # complete the pending chunk first
@@ -812,43 +796,13 @@ class Receiver(TokenReceiver):
 # ------------------------------------------------------------------------- whole signals
 
 
-def load_models(codec_path: str | None = None, lm: str | None = "default"):
-    """Loads (codec, coding model) offline.
-
-    Args:
-        codec_path: codec weights, a training checkpoint or run dir; None = shipped default.
-        lm: "none" for the static-PMF control (uniform PMFs), "default" for the shipped
-            SpringLM, or a path to SpringLM weights.
-
-    Raises:
-        ConfigError: missing weights. ModelMismatchError: an LM trained on another codec.
-    """
-    from .entropy.static import StaticModel
-    from .models.codec import load_codec
-
-    codec = load_codec(codec_path)
-    if lm in (None, "none"):
-        return codec, StaticModel()
-    from .models.lm_adapter import load_coding_model
-
-    return codec, load_coding_model(None if lm == "default" else lm, codec)
-
-
-def codec_id(codec) -> str:
-    """The codec's content hash (sha256 of its fp16 inference weights and config), the
-    value its shipped weights file records; stream headers and LM checks use it."""
-    from .models.codec import codec_content_hash
-
-    return codec_content_hash(codec)
-
-
 def transmit(
     codec, model: CodingModel, pcm: np.ndarray, cfg: TransceiverConfig, progress: bool = False
 ) -> tuple[list[SentPacket], Transmitter]:
     """Encodes a whole signal float32 [T] into packets (chunk by chunk, as a stream)."""
     from tqdm import tqdm
 
-    pcm = _check_pcm(pcm)
+    pcm = check_pcm(pcm, "pcm")
     tx = Transmitter(codec, model, cfg)
     step = cfg.chunk_samples * 25
     packets: list[SentPacket] = []

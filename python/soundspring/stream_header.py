@@ -200,7 +200,7 @@ def stream_header(codec, model: CodingModel, cfg: TransceiverConfig, n_samples: 
         ConfigError: n_samples is not an int in [0, MAX_N_SAMPLES], or the ids do not
             satisfy ``parse_stream_header`` (the writer never records what readers refuse).
     """
-    from .pipeline import codec_id
+    from .models.weights_io import codec_content_hash
 
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
         raise ConfigError(f"n_samples must be an int, got {type(n_samples).__name__}")
@@ -210,7 +210,7 @@ def stream_header(codec, model: CodingModel, cfg: TransceiverConfig, n_samples: 
         )
     header = {
         "format": FORMAT,
-        "codec_id": codec_id(codec),
+        "codec_id": codec_content_hash(codec),
         "model_id": model.model_id,
         "sample_rate_hz": _RATE,
         "n_samples": int(n_samples),

@@ -78,11 +78,13 @@ from typing import Literal
 
 import numpy as np
 
+from soundspring.audio import check_pcm
+from soundspring.config import FRAME_SAMPLES, SAMPLE_RATE_HZ
 from soundspring.errors import ConfigError, NativeFeatureError
 
-SAMPLE_RATE = 16000
-FRAME_SAMPLES = 320  # 20 ms at 16 kHz: one Opus frame = one packet
-FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+# One Opus frame = one packet = one codec frame (config.FRAME_SAMPLES, 20 ms at 16 kHz), so
+# Opus and SoundSpring share the 20 ms loss grid of the sweep.
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE_HZ
 LOOKAHEAD_SAMPLES = 104  # OPUS_GET_LOOKAHEAD at 16 kHz, VOIP (checked against both libraries)
 MAX_DRED_FRAMES = 104  # DRED_MAX_FRAMES in opus 1.5 dnn/dred_config.h (10 ms units)
 DEEP_PLC_MIN_COMPLEXITY = 5  # opus 1.5 src/opus_decoder.c: enable_deep_plc = complexity >= 5
@@ -366,7 +368,7 @@ class _Opus13(_Backend):
                 f"Opus 1.3 baseline: opuslib-next loaded {self.version!r}, expected libopus 1.3.x "
                 "(Debian bookworm libopus0)"
             )
-        enc = ol.Encoder(SAMPLE_RATE, 1, "voip")
+        enc = ol.Encoder(SAMPLE_RATE_HZ, 1, "voip")
         enc.bitrate = config.bitrate_bps
         enc.vbr = int(config.vbr)
         enc.complexity = config.complexity
@@ -377,7 +379,7 @@ class _Opus13(_Backend):
                 f"{self.version}: lookahead {enc.lookahead} != {LOOKAHEAD_SAMPLES}"
             )
         self._enc = enc
-        self._dec = ol.Decoder(SAMPLE_RATE, 1)
+        self._dec = ol.Decoder(SAMPLE_RATE_HZ, 1)
 
     def encode(self, frame: np.ndarray) -> bytes:
         return bytes(self._enc.encode_float(frame.tobytes(), frame.shape[0]))
@@ -412,7 +414,7 @@ class _Opus15(_Backend):
 
         lib = _load_opus15()
         self.version = lib.version
-        enc = oc.Encoder(lib, SAMPLE_RATE, oc.OPUS_APPLICATION_VOIP)
+        enc = oc.Encoder(lib, SAMPLE_RATE_HZ, oc.OPUS_APPLICATION_VOIP)
         enc.set(oc.SET_BITRATE, config.bitrate_bps)
         enc.set(oc.SET_VBR, int(config.vbr))
         enc.set(oc.SET_VBR_CONSTRAINT, 0)
@@ -424,7 +426,7 @@ class _Opus15(_Backend):
             raise NativeFeatureError(
                 f"{lib.version}: lookahead {enc.get(oc.GET_LOOKAHEAD)} != {LOOKAHEAD_SAMPLES}"
             )
-        dec = oc.Decoder(lib, SAMPLE_RATE, with_dred=config.mode == "dred")
+        dec = oc.Decoder(lib, SAMPLE_RATE_HZ, with_dred=config.mode == "dred")
         dec.set(oc.SET_COMPLEXITY, config.effective_decoder_complexity)
         if dec.get(oc.GET_COMPLEXITY) != config.effective_decoder_complexity:
             raise NativeFeatureError("libopus 1.5 decoder refused OPUS_SET_COMPLEXITY")
@@ -468,19 +470,13 @@ def opus_num_packets(n_samples: int) -> int:
     return math.ceil((int(n_samples) + LOOKAHEAD_SAMPLES) / FRAME_SAMPLES)
 
 
-def _check_wav(wav: np.ndarray, sample_rate: int) -> None:
-    if not isinstance(wav, np.ndarray):
-        raise TypeError(f"wav must be a numpy float32 array [T], got {type(wav).__name__}")
-    if wav.dtype != np.float32:
-        raise TypeError(f"wav must be float32 [T] at 16 kHz, got dtype {wav.dtype}")
-    if wav.ndim != 1 or wav.shape[0] == 0:
-        raise ConfigError(f"wav must be float32 [T] with T >= 1 (mono), got shape {wav.shape}")
-    if not np.isfinite(wav).all():
-        raise ConfigError("wav must be finite float32 [T]; it contains NaN or Inf")
-    if sample_rate != SAMPLE_RATE:
+def _check_wav(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    wav = check_pcm(wav, "wav")
+    if sample_rate != SAMPLE_RATE_HZ:
         raise ConfigError(
-            f"sample_rate must be {SAMPLE_RATE} Hz (resample first), got {sample_rate!r}"
+            f"sample_rate must be {SAMPLE_RATE_HZ} Hz (resample first), got {sample_rate!r}"
         )
+    return wav
 
 
 def _check_config(config: OpusConfig) -> None:
@@ -488,10 +484,10 @@ def _check_config(config: OpusConfig) -> None:
         raise TypeError(f"config must be an OpusConfig, got {type(config).__name__}")
 
 
-def encode_opus(wav: np.ndarray, config: OpusConfig, sample_rate: int = SAMPLE_RATE) -> OpusStream:
+def encode_opus(wav: np.ndarray, config: OpusConfig, sample_rate: int = SAMPLE_RATE_HZ) -> OpusStream:
     """Encode ``wav`` (float32 [T], 16 kHz mono, nominally in [-1, 1]) into 20 ms packets."""
     _check_config(config)
-    _check_wav(wav, sample_rate)
+    wav = _check_wav(wav, sample_rate)
     backend = _backend(config)
     return _encode(backend, wav, config)
 
@@ -546,7 +542,7 @@ def _decode(backend: _Backend, stream: OpusStream, mask: np.ndarray) -> OpusResu
             # Ask for all the redundancy the encoder was told to send (not just k frames):
             # DRED comes in 40 ms latents shifted by the encoder's feature delay, so asking
             # for exactly k*20 ms leaves the start of the oldest lost frame uncovered.
-            reach = backend.dred_parse(nxt, config.dred_duration_frames * SAMPLE_RATE // 100)
+            reach = backend.dred_parse(nxt, config.dred_duration_frames * SAMPLE_RATE_HZ // 100)
         for j, m in enumerate(gap):
             out = y[m * frame : (m + 1) * frame]
             offset = (k - j) * frame  # samples from the start of lost packet m to packet nxt
@@ -590,7 +586,7 @@ def run_opus(
     wav: np.ndarray,
     config: OpusConfig,
     loss_mask: np.ndarray | None,
-    sample_rate: int = SAMPLE_RATE,
+    sample_rate: int = SAMPLE_RATE_HZ,
 ) -> OpusResult:
     """Encode ``wav`` (float32 [T], 16 kHz mono) with ``config`` and decode it losing the
     packets where ``loss_mask`` (bool [opus_num_packets(T)], True = lost; None = no loss) is
@@ -603,7 +599,7 @@ def run_opus(
             built libopus 1.5, with the command that builds it, for 1.5).
     """
     _check_config(config)
-    _check_wav(wav, sample_rate)
+    wav = _check_wav(wav, sample_rate)
     mask = _check_mask(loss_mask, opus_num_packets(wav.shape[0]))
     backend = _backend(config)
     stream = _encode(backend, wav, config)
@@ -611,9 +607,7 @@ def run_opus(
 
 
 __all__ = [
-    "FRAME_SAMPLES",
     "LOOKAHEAD_SAMPLES",
-    "SAMPLE_RATE",
     "OpusConfig",
     "OpusResult",
     "OpusStream",

@@ -379,11 +379,10 @@ def wav_bytes(wav: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> bytes:
     stream of no samples, gives a valid empty WAV)."""
     import soundfile as sf
 
-    from ..audio import check_finite
+    from ..audio import check_pcm
 
-    arr = np.asarray(wav, dtype=np.float32).reshape(-1)
-    if arr.size:
-        arr = check_finite(arr, "decoded audio")
+    arr = check_pcm(np.asarray(wav, dtype=np.float32).reshape(-1), "decoded audio",
+                    allow_empty=True)
     buf = io.BytesIO()
     sf.write(buf, np.clip(arr, -1, 1), sample_rate_hz, subtype="PCM_16", format="WAV")
     return buf.getvalue()
@@ -404,11 +403,10 @@ def pcm16_bytes(block: np.ndarray) -> bytes:
     """float audio [T] in [-1, 1] (clipped) as 16-bit little-endian PCM: floor(x * 32768),
     clipped to int16, which is what libsndfile's float-to-short conversion gives here (a
     test pins the two equal), so streamed and whole-file WAVs are identical."""
-    from ..audio import check_finite
+    from ..audio import check_pcm
 
-    arr = np.asarray(block, dtype=np.float32).reshape(-1)
-    if arr.size:
-        arr = check_finite(arr, "decoded audio")
+    arr = check_pcm(np.asarray(block, dtype=np.float32).reshape(-1), "decoded audio",
+                    allow_empty=True)
     scaled = np.floor(np.clip(arr, -1.0, 1.0).astype(np.float64) * 32768.0)
     return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError, ModelMismatchError
-from ..pipeline import CHUNK_STATUSES, SentPacket, codec_id, load_models, receive_blocks
+from ..models.weights_io import codec_content_hash, load_models
+from ..pipeline import CHUNK_STATUSES, SentPacket, receive_blocks
 from ..plc import CONCEAL_MODES
 from ..stream_header import DecodePlan, StreamHeader, parse_stream_header, plan_decode
 from ..transport import ContainerContents, read_container
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_models(hdr: StreamHeader, codec, model) -> None:
-    have = codec_id(codec)
+    have = codec_content_hash(codec)
     if hdr.codec_id != have:
         raise ModelMismatchError(
             f"the stream was coded with codec {hdr.codec_id}, the loaded codec is {have}"

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError
-from ..pipeline import TransceiverConfig, load_models, transmit
+from ..models.weights_io import load_models
+from ..pipeline import TransceiverConfig, transmit
 from ._common import (
     add_bitrate_argument,
     add_channel_arguments,
@@ -77,7 +78,7 @@ def demo_input(path: str | None, n_clips: int) -> tuple[np.ndarray, str]:
     if path:
         return read_audio(path), path
     from ..data import speaker_disjoint_manifest
-    from ..data.corpus import default_manifest, read_manifest
+    from ..data.corpus import default_manifest, interleave_languages, read_manifest
 
     # voices no model trained on first (Tux Paint's held-out languages), else other
     # prompts of the Asterisk training speakers, else a synthetic voice
@@ -88,15 +89,12 @@ def demo_input(path: str | None, n_clips: int) -> tuple[np.ndarray, str]:
             continue
         from ..audio import read_wav
 
-        clips = [c for c in read_manifest(manifest, split="heldout") if c.duration_s >= 1.0]
-        by_lang: dict[str, list] = {}
-        for c in clips:
-            by_lang.setdefault(c.language, []).append(c)
         pick: list = []
-        while _wants_more(pick, n_clips) and any(by_lang.values()):
-            for lang in sorted(by_lang):
-                if by_lang[lang] and _wants_more(pick, n_clips):
-                    pick.append(by_lang[lang].pop(0))
+        for c in interleave_languages(c for c in read_manifest(manifest, split="heldout")
+                                      if c.duration_s >= 1.0):
+            if not _wants_more(pick, n_clips):
+                break
+            pick.append(c)
         if not pick:
             continue
         gap = np.zeros(SAMPLE_RATE_HZ // 5, dtype=np.float32)
@@ -196,14 +194,13 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.metrics import quality_report
 
     create_dir = check_out_dir(args.out_dir)
-    if args.channel == "gilbert" and not args.loss < 1:
-        raise ConfigError(f"--channel gilbert needs --loss below 1, got {args.loss:g}")
+    channel = make_channel(args)  # a bad --loss fails here, before any audio is coded
     cfg = TransceiverConfig(bitrate_kbps=args.bitrate)
     pcm, source = demo_input(args.input, args.clips)
     codec, model = load_models(args.codec, args.lm)
     out_dir = Path(args.out_dir)
     packets, tx = transmit(codec, model, pcm, cfg)
-    lost = make_channel(args).losses(len(packets))
+    lost = channel.losses(len(packets))
     report: dict = {"input": source, "seconds": round(len(pcm) / SAMPLE_RATE_HZ, 2),
                     "channel": args.channel, "loss": args.loss, "seed": args.seed,
                     "config": dataclasses.asdict(cfg), "lm": model.model_id, "ways": {}}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import io
 
-from ..pipeline import TransceiverConfig, load_models, transmit
+from ..models.weights_io import load_models
+from ..pipeline import TransceiverConfig, transmit
 from ..stream_header import stream_header
 from ..transport import ContainerWriter
 from ._common import (

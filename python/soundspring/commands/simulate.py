@@ -18,9 +18,10 @@ import numpy as np
 
 from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError
-from ..pipeline import algorithmic_latency_ms, load_models, receive, transmit
+from ..models.weights_io import load_models
+from ..pipeline import algorithmic_latency_ms, receive, transmit
 from ..plc import CONCEAL_MODES
-from ..transport import Bernoulli, GilbertElliott, Trace, WlanMarkov
+from ..transport import LOSS_MODEL_KINDS, LossSpec, make_loss_model
 from ._common import (
     add_channel_arguments,
     add_io_flags,
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", help="decoded 16 kHz WAV, or - for stdout")
     add_stream_arguments(parser)
     parser.add_argument(
-        "--channel", choices=["bernoulli", "gilbert", "wlan", "trace", "none"], default="bernoulli"
+        "--channel", choices=LOSS_MODEL_KINDS, default="bernoulli"
     )
     add_channel_arguments(parser)
     parser.add_argument("--trace", default=None, help="loss trace file, one 0/1 per packet")
@@ -51,19 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_channel(args: argparse.Namespace):
-    if args.channel == "bernoulli":
-        return Bernoulli(args.loss, args.seed)
-    if args.channel == "gilbert":
-        if not args.loss < 1:
-            raise ConfigError(f"--channel gilbert needs --loss below 1, got {args.loss:g}")
-        return GilbertElliott(args.loss, args.burst, args.seed)
-    if args.channel == "wlan":
-        return WlanMarkov(args.seed)
-    if args.channel == "trace":
-        if not args.trace:
-            raise ConfigError("--channel trace needs --trace FILE")
-        return Trace(args.trace)
-    return None
+    """The loss model of ``--channel/--loss/--burst/--trace/--seed`` (None for ``none``)."""
+    if args.channel == "gilbert" and not args.loss < 1:
+        raise ConfigError(f"--channel gilbert needs --loss below 1, got {args.loss:g}")
+    if args.channel == "trace" and not getattr(args, "trace", None):
+        raise ConfigError("--channel trace needs --trace FILE")
+    spec = LossSpec(args.channel, args.loss, args.burst, getattr(args, "trace", None))
+    return make_loss_model(spec, args.seed)
 
 
 def simulate(

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,47 @@ def read_manifest(path: str | Path | None = None, split: str | None = None) -> l
         if split is None or clip.split == split:
             clips.append(clip)
     return clips
+
+
+# ---- clip selection and loading: the one fixed held-out order, shared by training and evaluation
+
+
+def interleave_languages(clips: Iterable[Clip]) -> list[Clip]:
+    """``clips`` taken one per language in turn (languages in sorted order, each language's
+    clips in the given order) until every language runs out: any prefix is as
+    language-balanced as it can be."""
+    by_lang: dict[str, list[Clip]] = defaultdict(list)
+    for c in clips:
+        by_lang[c.language].append(c)
+    out: list[Clip] = []
+    for i in range(max((len(v) for v in by_lang.values()), default=0)):
+        out += [by_lang[lang][i] for lang in sorted(by_lang) if i < len(by_lang[lang])]
+    return out
+
+
+def fixed_heldout_subset(clips: list[Clip], n: int, min_s: float = 1.0,
+                         max_s: float = 6.0) -> list[Clip]:
+    """A fixed, language-balanced subset of held-out clips (order by sha1 of the path).
+
+    The first ``n`` held-out clips of ``min_s``..``max_s`` seconds in the order of
+    :func:`interleave_languages` over the sha1 order, so N clips are always the same N and
+    a smaller N is a prefix of a larger one. Training evaluates its checkpoints on it and
+    every evaluation set is ordered by it.
+    """
+    key = lambda c: hashlib.sha1(c.path.as_posix().split("/wav/")[-1].encode()).hexdigest()
+    held = [c for c in sorted(clips, key=key)
+            if c.split == "heldout" and min_s <= c.duration_s <= max_s]
+    return interleave_languages(held)[:n]
+
+
+def load_clips(clips: list[Clip], progress: bool = True) -> list[np.ndarray]:
+    """Reads every clip as float32 [T] at 16 kHz, in order."""
+    from tqdm import tqdm
+
+    from ..audio import read_wav
+
+    return [read_wav(c.path) for c in tqdm(clips, desc="load audio", unit="clip",
+                                           disable=not progress)]
 
 
 def summary(clips: list[Clip]) -> dict:

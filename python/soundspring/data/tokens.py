@@ -27,7 +27,6 @@ Example (needs a codec and the prepared corpus)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import time
@@ -39,6 +38,7 @@ import torch
 
 from ..config import MAX_CODEBOOKS, SAMPLE_RATE_HZ
 from ..errors import ConfigError, ModelMismatchError
+from ..models.weights_io import codec_tokenizer_hash, load_codec
 from .corpus import corpus_dir, default_cache_dir, read_manifest
 
 SPLITS = ("train", "heldout")
@@ -71,33 +71,6 @@ class TokenSet:
     def clip(self, i: int) -> np.ndarray:
         """int16 [K, F_i] tokens of clip i."""
         return self.tokens[:, self.offsets[i]:self.offsets[i + 1]]
-
-
-def codec_tokenizer_hash(codec: torch.nn.Module) -> str:
-    """sha256 of the codec's encoder + quantizer (what decides its tokens)."""
-    from ..models.codec import codec_tokenizer_hash as _hash
-
-    return _hash(codec)
-
-
-def load_codec_for_tokens(path: str | Path) -> tuple[torch.nn.Module, str]:
-    """Loads a codec (weights file, ``checkpoint.pt`` or run dir) for token precompute.
-
-    Returns:
-        (codec in eval mode with fp16-rounded weights, its tokenizer hash).
-    """
-    from ..models.codec import load_codec
-
-    codec = load_codec(path)
-    with torch.no_grad():
-        sd = codec.state_dict()
-        from ..models.codec import inference_state_dict
-
-        for k in inference_state_dict(codec):
-            t = sd[k]
-            if t.is_floating_point():
-                t.copy_(t.to(torch.float16).to(t.dtype))
-    return codec.eval(), codec_tokenizer_hash(codec)
 
 
 def token_dir(tokenizer_sha256: str, cache_dir: str | Path | None = None) -> Path:
@@ -154,6 +127,17 @@ def load_tokens(path: str | Path, tokenizer_sha256: str | None = None) -> TokenS
     return ts
 
 
+def eval_windows(tokens: TokenSet, n_windows: int, frames: int) -> torch.Tensor:
+    """Fixed, evenly spaced windows int64 [n, K, frames] of the held-out stream."""
+    n = tokens.frames
+    if n < frames:
+        raise ConfigError(f"held-out split holds {n} frames, fewer than {frames}")
+    count = min(n_windows, n // frames)
+    starts = np.linspace(0, n - frames, count).astype(np.int64)
+    stream = torch.from_numpy(tokens.tokens.astype(np.int64))
+    return torch.stack([stream[:, s:s + frames] for s in starts])
+
+
 @torch.inference_mode()
 def encode_clip(codec: torch.nn.Module, wav: np.ndarray,
                 bitrate_kbps: float = TOKENS_BITRATE_KBPS) -> np.ndarray:
@@ -193,7 +177,8 @@ def precompute_tokens(codec_path: str | Path,
 
     from ..audio import read_wav
 
-    codec, h = load_codec_for_tokens(codec_path)
+    codec = load_codec(codec_path, as_exported=True)
+    h = codec_tokenizer_hash(codec)
     if codec.n_codebooks < MAX_CODEBOOKS:
         raise ConfigError(f"the codec has {codec.n_codebooks} codebooks; tokens need "
                           f"{MAX_CODEBOOKS}")
@@ -236,56 +221,13 @@ def _manifest_list(manifest) -> list:
     return list(manifest)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``soundspring data tokens``."""
-    parser.add_argument("--codec", required=True,
-                        help="codec weights file, checkpoint.pt or run directory")
-    parser.add_argument("--manifest", nargs="+", default=None,
-                        help="corpus manifest(s), pooled per split (default: the cache's)")
-    parser.add_argument("--heldout-manifest", nargs="+", default=None,
-                        help="take the heldout split from these manifests instead (e.g. the "
-                             "speaker-disjoint Tux Paint languages)")
-    parser.add_argument("--out-dir", default=None,
-                        help="output directory (default <cache>/tokens/<tokenizer hash[:16]>)")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--max-clips", type=int, default=None,
-                        help="only the first N clips per split")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, args.threads))
-    paths = precompute_tokens(args.codec, args.manifest, args.out_dir,
-                              overwrite=args.overwrite, progress=not args.no_progress,
-                              max_clips=args.max_clips, heldout_manifest=args.heldout_manifest)
-    for split, p in paths.items():
-        ts = load_tokens(p)
-        print(f"{split}: {p} ({len(ts)} clips, {ts.frames} frames, codec {ts.tokenizer_sha256[:16]})")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m soundspring.data.tokens",
-                                     description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 __all__ = [
     "SPLITS",
     "TokenSet",
-    "add_arguments",
-    "codec_tokenizer_hash",
     "encode_clip",
-    "load_codec_for_tokens",
+    "eval_windows",
     "load_tokens",
     "precompute_tokens",
-    "run",
     "save_tokens",
     "token_dir",
 ]

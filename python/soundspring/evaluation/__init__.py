@@ -1,1 +1,2 @@
-"""Evaluation: speech metrics and ``soundspring eval`` commands."""
+"""Evaluation: speech metrics, evaluation sets, codec / SpringLM / rate-distortion reports
+and the loss sweep against Opus (the ``soundspring eval`` commands are in ``commands.eval``)."""

@@ -18,7 +18,7 @@ clips here and writes the set's name, manifest and clip count into every report:
     names it.
 
 ``--max-clips N`` keeps the first N of the fixed, language-balanced order of
-``codec_eval.fixed_heldout_subset`` (so N clips are always the same N, and a smaller N is
+``data.corpus.fixed_heldout_subset`` (so N clips are always the same N, and a smaller N is
 a prefix of a larger one); 0 keeps all.
 
 Example:
@@ -37,14 +37,13 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import TUXPAINT_HELDOUT_LANGUAGES
 from ..data import corpus, tuxpaint
-from ..data.corpus import Clip
+from ..data.corpus import Clip, fixed_heldout_subset
 from ..errors import ConfigError
 
 SPEAKER_DISJOINT = "speaker-disjoint"
@@ -149,21 +148,6 @@ def title_line(info: dict[str, Any]) -> str:
     return f"{info.get('name', 'unnamed')} set, {n} clip{'' if n == 1 else 's'}"
 
 
-def add_set_arguments(parser: argparse.ArgumentParser, manifest: bool = True) -> None:
-    """Adds ``--set``, ``--set-name`` and (with ``manifest``) ``--manifest``."""
-    parser.add_argument("--set", dest="eval_set", default=None, choices=SET_CHOICES,
-                        help=f"evaluation set (default {DEFAULT_SET}: "
-                             f"{SET_DESCRIPTIONS[SPEAKER_DISJOINT]}; {SAME_SPEAKERS}: "
-                             f"{SET_DESCRIPTIONS[SAME_SPEAKERS]})")
-    if manifest:
-        parser.add_argument("--manifest", default=None,
-                            help="evaluate the clips of this manifest instead of --set (paths "
-                                 "resolve against its directory; the set is named after the "
-                                 "file unless --set-name)")
-    parser.add_argument("--set-name", default=None,
-                        help="what the reports call the set (default: from --set or the file)")
-
-
 def set_manifest(key: str, cache_dir: str | Path | None = None) -> Path:
     """The manifest of a named set (it may not exist yet)."""
     if key == SPEAKER_DISJOINT:
@@ -216,8 +200,6 @@ def resolve_eval_set(eval_set: str | None = None, manifest: str | Path | None = 
         ConfigError: both a set and a manifest; the set's manifest missing (one line naming
             the command that makes it); no clip left.
     """
-    from .codec_eval import fixed_heldout_subset
-
     if max_clips is not None and max_clips < 0:
         raise ConfigError(f"max_clips must be >= 0, got {max_clips!r}")
     if split not in ("heldout", "train"):
@@ -257,23 +239,11 @@ def resolve_eval_set(eval_set: str | None = None, manifest: str | Path | None = 
                    description, (min_s, max_s) if filtered else None)
 
 
-def eval_set_from_args(args: argparse.Namespace, max_clips: int | None = None,
-                       split: str = "heldout", **kw: Any) -> EvalSet:
-    """``resolve_eval_set`` from the options of ``add_set_arguments`` (``max_clips``
-    defaults to ``args.max_clips``)."""
-    return resolve_eval_set(getattr(args, "eval_set", None), getattr(args, "manifest", None),
-                            getattr(args, "set_name", None),
-                            getattr(args, "max_clips", 0) if max_clips is None else max_clips,
-                            split=split, **kw)
-
-
 __all__ = [
     "DEFAULT_SET",
     "SET_CHOICES",
     "SET_NAMES",
     "EvalSet",
-    "add_set_arguments",
-    "eval_set_from_args",
     "file_set_name",
     "heading_line",
     "resolve_eval_set",

@@ -1,8 +1,8 @@
-"""Codec evaluation: metrics per bitrate on held-out clips, and real-time factors."""
+"""Codec evaluation: metrics per bitrate on held-out clips, beside Opus 1.3, and real-time
+factors (``soundspring eval codec``)."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import defaultdict
@@ -11,26 +11,9 @@ import numpy as np
 import torch
 
 from ..config import SAMPLE_RATE_HZ
-from ..data.corpus import Clip
-from ..errors import ConfigError
+from ..data.corpus import load_clips
+from ..errors import ConfigError, NativeFeatureError
 from . import metrics
-
-
-def fixed_heldout_subset(clips: list[Clip], n: int, min_s: float = 1.0,
-                         max_s: float = 6.0) -> list[Clip]:
-    """A fixed, language-balanced subset of held-out clips (order by sha1 of the path)."""
-    by_lang: dict[str, list[Clip]] = defaultdict(list)
-    key = lambda c: hashlib.sha1(c.path.as_posix().split("/wav/")[-1].encode()).hexdigest()
-    for c in sorted(clips, key=key):
-        if c.split == "heldout" and min_s <= c.duration_s <= max_s:
-            by_lang[c.language].append(c)
-    out: list[Clip] = []
-    langs = sorted(by_lang)
-    i = 0
-    while len(out) < n and any(i < len(by_lang[lang]) for lang in langs):
-        out += [by_lang[lang][i] for lang in langs if i < len(by_lang[lang])]
-        i += 1
-    return out[:n]
 
 
 def _mean(xs: list[float]) -> float:
@@ -140,6 +123,76 @@ def evaluate_codec(codec, wavs: list[np.ndarray], bitrates_kbps, progress: bool 
     return {f"{float(br):g}": agg.get(f"{float(br):g}", {"n": 0}) for br in bitrates}
 
 
+def opus_rows(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
+    """Opus 1.3 (VOIP, PLC mode, no loss) at each target bitrate: mean metrics and measured
+    kbps per bitrate, or ``{"unavailable": reason}`` without libopus."""
+    from ..baselines.opus import OpusConfig, run_opus
+
+    out: dict = {}
+    try:
+        for br in bitrates:
+            cfg = OpusConfig(bitrate_bps=round(br * 1000), mode="plc", version="1.3")
+            rows: dict[str, list] = {}
+            bps = []
+            for w in wavs:
+                res = run_opus(np.ascontiguousarray(w, np.float32), cfg, None)
+                bps.append(res.bitrate_bps)
+                for k, v in metrics.all_metrics(w, res.decoded).items():
+                    rows.setdefault(k, []).append(v)
+            out[f"{br:g}"] = {k: round(_mean(v), 4) for k, v in rows.items()} | {
+                "measured_kbps": round(float(np.mean(bps)) / 1000, 2), "n": len(wavs)}
+    except NativeFeatureError as exc:
+        return {"unavailable": str(exc)}
+    return out
+
+
+def codec_report(codec, eval_set, bitrates_kbps: list[float], weights_label: str,
+                 opus: bool = True, rtf: bool = True, progress: bool = True) -> dict:
+    """``soundspring eval codec``'s numbers: metrics per bitrate on an evaluation set, per
+    group, beside Opus 1.3, with the codec's real-time factors.
+
+    Args:
+        codec: the ``Codec`` evaluated.
+        eval_set: a ``clips.EvalSet`` (its clips, in its fixed order).
+        bitrates_kbps: raw bitrate classes.
+        weights_label: what the report calls the weights (a path, or ``"default"``).
+        opus: also measure Opus 1.3 at the same bitrates.
+        rtf: also time encode + decode at 1 and 2 threads.
+        progress: tqdm bars.
+
+    Returns:
+        The report dict (``codec``, ``by_source`` grouped by ``group_by``, ``opus_1.3``,
+        ``rtf``, ``eval_set`` and provenance), as ``--json`` writes it.
+    """
+    clips = list(eval_set.clips)
+    # per source when the set mixes sources (e.g. `soundspring data synth` voices), else per
+    # language (one human source: its languages are its speakers)
+    sources = {c.source for c in clips if c.source}
+    group_by = "source" if len(sources) > 1 else "language"
+    groups = [(c.source or c.language) if group_by == "source" else c.language for c in clips]
+    wavs = load_clips(clips, progress=progress)
+    t0 = time.time()
+    result: dict = {
+        "eval_set": eval_set.info(),
+        "weights": weights_label,
+        "meta": getattr(codec, "meta", {}),
+        "params": codec.num_parameters(),
+        "algorithmic_latency_ms": codec.algorithmic_latency_ms,
+        "split": eval_set.split, "clips": len(wavs),
+        "audio_minutes": round(sum(w.size for w in wavs) / SAMPLE_RATE_HZ / 60, 2),
+    }
+    rows = evaluate_codec_per_clip(codec, wavs, bitrates_kbps, progress=progress)
+    result["codec"] = aggregate_rows(rows)
+    result["group_by"] = group_by
+    result["by_source"] = breakdown_by_group(rows, groups)
+    result["opus_1.3"] = opus_rows(wavs, bitrates_kbps) if opus else {
+        "unavailable": "--no-opus"}
+    if rtf:
+        result["rtf"] = [real_time_factor(codec, t) for t in (1, 2)]
+    result["eval_seconds"] = round(time.time() - t0, 1)
+    return result
+
+
 def real_time_factor(codec, threads: int, seconds: float = 4.0, bitrate_kbps: float = 12.0,
                      repeats: int = 3) -> dict:
     """Encode and decode wall time divided by audio duration (best of ``repeats``)."""
@@ -164,3 +217,14 @@ def real_time_factor(codec, threads: int, seconds: float = 4.0, bitrate_kbps: fl
                 "total_rtf": round((min(enc) + min(dec)) / seconds, 4)}
     finally:
         torch.set_num_threads(prev)
+
+
+__all__ = [
+    "aggregate_rows",
+    "breakdown_by_group",
+    "codec_report",
+    "evaluate_codec",
+    "evaluate_codec_per_clip",
+    "opus_rows",
+    "real_time_factor",
+]

@@ -70,6 +70,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ConfigError
+from ..transport import LossSpec, WlanMarkov, make_loss_model
 
 LossMapping = Literal["packet", "time"]
 LOSS_MAPPINGS: tuple[str, ...] = ("packet", "time")
@@ -122,13 +123,8 @@ class Condition:
 
     def channel(self, seed: int):  # type: ignore[no-untyped-def]
         """A fresh seeded ``soundspring.transport`` loss model for this condition."""
-        from ..transport.channel import Bernoulli, GilbertElliott, WlanMarkov
-
-        if self.model == "bernoulli":
-            return Bernoulli(self.loss_rate, seed)
-        if self.model == "gilbert_elliott":
-            return GilbertElliott(self.loss_rate, self.mean_burst, seed)
-        return WlanMarkov(seed)
+        kind = {"gilbert_elliott": "gilbert"}.get(self.model, self.model)
+        return make_loss_model(LossSpec(kind, self.loss_rate, self.mean_burst), seed)
 
     def flags(self, clip_id: str, n: int) -> np.ndarray:
         """The first ``n`` flags bool [n] (True = lost) of this condition's pattern for a clip.
@@ -151,8 +147,6 @@ def parse_condition(cid: str) -> Condition:
     if not isinstance(cid, str):
         raise ConfigError(f"condition id must be a str, got {type(cid).__name__}")
     if cid == "wlan":
-        from ..transport.channel import WlanMarkov
-
         return Condition("wlan", "wlan", float(WlanMarkov.STATIONARY_LOSS_RATE),
                          float(WlanMarkov.MEAN_BURST))
     m = _BERN.match(cid)

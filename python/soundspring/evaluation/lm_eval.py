@@ -1,6 +1,7 @@
 """``soundspring eval lm``: what SpringLM saves, measured two ways on held-out data.
 
-1. **Model bits** on held-out token windows (``training.lm.evaluate_lm``): bits/token per
+1. **Model bits** on held-out token windows (:func:`evaluate_lm`, which training also
+   runs on its held-out windows): bits/token per
    level for static PMFs and for the LM, at each entropy-context reach R (frames) and
    chunk C; concealment top-1 against repeat-last-frame.
 2. **Packet bits** on held-out audio: the real transceiver (``pipeline.transmit``) at each
@@ -25,47 +26,109 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F_
 
-from ..config import SAMPLE_RATE_HZ
+from ..audio import read_wav
+from ..config import LAYER_BOUNDS, MAX_CODEBOOKS, SAMPLE_RATE_HZ
+from ..data.corpus import load_clips
+from ..data.tokens import TokenSet, encode_clip, eval_windows, load_tokens
+from ..entropy.static import StaticModel
+from ..errors import ConfigError
+from ..models.masked_lm import MASK, SpringLM
+from ..models.weights_io import codec_tokenizer_hash
+from ..pipeline import TransceiverConfig, transmit
+from ..transport import Bernoulli
+from .clips import file_set_name, heading_line
+
+_LN2 = math.log(2.0)
 
 
-def add_lm_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lm", default=None, help="SpringLM weights (default: shipped)")
-    parser.add_argument("--codec", default=None, help="codec weights (default: shipped)")
-    parser.add_argument("--tokens-dir", default=None,
-                        help="read the model-bits windows from DIR/heldout.npz (soundspring "
-                             "data tokens --codec W makes it; the cache's is "
-                             "<cache>/tokens/<tokenizer hash[:16]>) instead of encoding the "
-                             "evaluation set's clips (the default)")
-    parser.add_argument("--reach", type=int, nargs="+", default=[0, 2, 4, 8, 15, 30],
-                        help="entropy-context reaches R in frames to compare")
-    parser.add_argument("--chunk-frames", type=int, default=2)
-    parser.add_argument("--windows", type=int, default=256, help="held-out token windows")
-    parser.add_argument("--bitrates", type=float, nargs="+", default=[6.0, 12.0])
-    from .clips import add_set_arguments
+@torch.no_grad()
+def evaluate_lm(model: SpringLM, windows: torch.Tensor, context_frames: int = 15,
+                chunk_frames: int = 2, loss_rate: float = 0.1, seed: int = 0,
+                batch_size: int = 16) -> dict:
+    """Held-out metrics on fixed windows int64 [N, K_max, F].
 
-    add_set_arguments(parser)
-    parser.add_argument("--max-clips", type=int, default=40,
-                        help="clips of the set for packet bits, the first N of its fixed "
-                             "language-balanced order (0: skip packet bits)")
-    parser.add_argument("--context-frames", type=int, default=None,
-                        help="R for the packet measurement (default: the transceiver's)")
-    parser.add_argument("--rd-lambda", type=float, default=0.0,
-                        help="transmitter rate-distortion weight for the packet measurement "
-                             "(default 0: the nearest codewords, so both codings code the "
-                             "same tokens; `eval rd` measures the token choice)")
-    parser.add_argument("--json", default=None, help="also write every number here")
+    Returns a dict with per-level lists (index = level):
+        ``bits_unigram``: static per-level PMFs (the no-LM control and base coding);
+        ``bits_lm``: coding mode, every fine level MASK at once (12 kbps), R and C given;
+        ``bits_lm_progressive``: fine group g coded with groups < g revealed;
+    plus means over the fine levels and, at ``loss_rate`` Bernoulli packet loss
+    (packets of C frames), concealment top-1 accuracy per base level vs repeating the last
+    received frame (``conceal_top1`` / ``repeat_top1``).
+    """
+    was_training = model.training
+    model.eval()
+    nb, kmax = model.cfg.base_codebooks, model.cfg.n_codebooks
+    n, _, f = windows.shape
+    uni = model.unigram_logprobs  # [K, V]
+    bits_uni = torch.stack([-uni[k][windows[:, k]].mean() for k in range(kmax)]) / _LN2
+    ce_all = torch.zeros(kmax)
+    ce_prog = torch.zeros(kmax)
+    correct = torch.zeros(nb)
+    rep_correct = torch.zeros(nb)
+    n_lost = 0
+    channel = Bernoulli(loss_rate, seed)
+    for s in range(0, n, batch_size):
+        x = windows[s:s + batch_size]
+        b = x.shape[0]
+        view = x.clone()
+        view[:, nb:] = MASK
+        lg = model.forward_coding(view, context_frames, chunk_frames, levels=(nb, kmax))
+        ce_all[nb:] += F_.cross_entropy(lg.permute(0, 3, 1, 2), x[:, nb:],
+                                        reduction="none").mean(dim=(0, 2)) * b
+        for gi in range(1, len(LAYER_BOUNDS) - 1):
+            lo, hi = LAYER_BOUNDS[gi], LAYER_BOUNDS[gi + 1]
+            view = x.clone()
+            view[:, lo:] = MASK
+            lg = model.forward_coding(view, context_frames, chunk_frames, levels=(lo, hi))
+            ce_prog[lo:hi] += F_.cross_entropy(lg.permute(0, 3, 1, 2), x[:, lo:hi],
+                                               reduction="none").mean(dim=(0, 2)) * b
+        lost = torch.from_numpy(np.repeat(channel.losses(b * (-(-f // chunk_frames))),
+                                          chunk_frames).reshape(b, -1)[:, :f])
+        cv = x.clone()
+        cv[:, :nb] = torch.where(lost[:, None, :], MASK, cv[:, :nb])
+        pred = model.forward_conceal(cv).argmax(-1)  # [b, nb, F]
+        # repeat-last-frame baseline: the last received frame before each lost one
+        idx = torch.where(lost, torch.full_like(lost, -1, dtype=torch.int64),
+                          torch.arange(f).expand(b, f))
+        idx = torch.cummax(idx, dim=1).values.clamp(min=0)
+        rep = torch.gather(x[:, :nb], 2, idx[:, None, :].expand(b, nb, f))
+        m = lost[:, None, :].expand(b, nb, f)
+        correct += ((pred == x[:, :nb]) & m).sum(dim=(0, 2))
+        rep_correct += ((rep == x[:, :nb]) & m).sum(dim=(0, 2))
+        n_lost += int(lost.sum())
+    bits_lm = ce_all / n / _LN2
+    bits_prog = ce_prog / n / _LN2
+    bits_lm[:nb] = bits_uni[:nb]
+    bits_prog[:nb] = bits_uni[:nb]
+    model.train(was_training)
+
+    def r(t: torch.Tensor) -> list[float]:
+        return [round(float(v), 4) for v in t]
+
+    return {
+        "context_frames": context_frames, "chunk_frames": chunk_frames, "windows": n,
+        "frames": f, "bits_unigram": r(bits_uni), "bits_lm": r(bits_lm),
+        "bits_lm_progressive": r(bits_prog),
+        "fine_mean_bits_unigram": round(float(bits_uni[nb:].mean()), 4),
+        "fine_mean_bits_lm": round(float(bits_lm[nb:].mean()), 4),
+        "fine_mean_bits_lm_progressive": round(float(bits_prog[nb:].mean()), 4),
+        "conceal_loss_rate": loss_rate, "conceal_lost_frames": n_lost,
+        "conceal_top1": r(correct / max(1, n_lost)),
+        "repeat_top1": r(rep_correct / max(1, n_lost)),
+    }
 
 
 def model_bits(lm, windows, reaches: list[int], chunk_frames: int) -> dict:
-    from ..training.lm import evaluate_lm
-
+    """``evaluate_lm`` at each context reach R: {"<R>": its dict}."""
     out = {}
     for r in reaches:
         res = evaluate_lm(lm, windows, context_frames=r, chunk_frames=chunk_frames)
@@ -77,8 +140,6 @@ def transmit_clips(codec, model, wavs: list[np.ndarray], cfg, desc: str | None =
     """Sends every clip through the real transmitter; returns (measured bitrate in bps over
     all packet bytes, the transmitters, whose ``sent_tokens`` hold what was sent)."""
     from tqdm import tqdm
-
-    from ..pipeline import transmit
 
     n_bytes, n_chunks, txs = 0, 0, []
     for w in tqdm(wavs, desc=desc, leave=False, disable=desc is None):
@@ -92,9 +153,6 @@ def transmit_clips(codec, model, wavs: list[np.ndarray], cfg, desc: str | None =
 def packet_bits(codec, coding_model, wavs: list[np.ndarray], bitrates: list[float],
                 context_frames: int | None, chunk_frames: int, rd_lambda: float = 0.0) -> dict:
     """Measured packet bitrate per raw bitrate for the LM and for static PMFs."""
-    from ..entropy.static import StaticModel
-    from ..pipeline import TransceiverConfig
-
     static = StaticModel(coding_model.base_logits())  # the LM's own static PMFs, every level
     out = {}
     for br in bitrates:
@@ -126,12 +184,6 @@ def encode_set_tokens(codec, clips, frames: int, progress: bool = True):
         ConfigError: the codec has fewer than ``MAX_CODEBOOKS`` codebooks.
     """
     from tqdm import tqdm
-
-    from ..audio import read_wav
-    from ..config import MAX_CODEBOOKS
-    from ..data.tokens import TokenSet, encode_clip
-    from ..errors import ConfigError
-    from ..models.codec import codec_tokenizer_hash
 
     if codec.n_codebooks < MAX_CODEBOOKS:
         raise ConfigError(f"the codec has {codec.n_codebooks} codebooks; the LM's token "
@@ -173,61 +225,65 @@ def clips_in_set(names, clips) -> int:
                    else Path(n).as_posix() in tails))
 
 
-def run_lm_eval(args: argparse.Namespace) -> int:
-    import torch
+def lm_report(codec, coding_model, eval_set, tokens_dir: str | Path | None = None,
+              n_windows: int = 256, reaches: Sequence[int] = (0, 2, 4, 8, 15, 30),
+              chunk_frames: int = 2, max_clips: int = 40,
+              bitrates: Sequence[float] = (6.0, 12.0), context_frames: int | None = None,
+              rd_lambda: float = 0.0) -> dict:
+    """``soundspring eval lm``'s numbers: model bits per context reach and packet bits.
 
-    from ..data.tokens import load_tokens
-    from ..models.codec import codec_tokenizer_hash, load_codec
-    from ..models.lm_adapter import load_coding_model
-    from ..training.lm import eval_windows
-    from .clips import eval_set_from_args, file_set_name
+    Args:
+        codec: the ``Codec`` whose tokens the LM models.
+        coding_model: the ``SpringLMCodingModel`` evaluated.
+        eval_set: a ``clips.EvalSet``, every clip of it (the token windows may need them).
+        tokens_dir: read the windows from ``tokens_dir/heldout.npz`` instead of encoding
+            the set's clips.
+        n_windows: held-out token windows of 60 frames.
+        reaches: entropy-context reaches R (frames) to compare.
+        chunk_frames: frames per chunk C of the model-bits measurement.
+        max_clips: clips of the set for the packet bits (0: skip them).
+        bitrates: raw bitrate classes of the packet bits.
+        context_frames: R of the packet measurement (None: the transceiver's default).
+        rd_lambda: the transmitter's rate-distortion weight for the packet measurement.
 
-    if args.max_clips < 0:
-        from ..errors import ConfigError
+    Returns:
+        The report dict, as ``--json`` writes it.
 
-        raise ConfigError(f"--max-clips must be >= 0, got {args.max_clips}")
-    torch.set_num_threads(1)
-    eval_set = eval_set_from_args(args, max_clips=0)  # every clip: the token windows need them
-    codec = load_codec(args.codec)
-    coding_model = load_coding_model(args.lm, codec)
+    Raises:
+        ConfigError: ``max_clips`` < 0, a token file of another codec, too few frames.
+    """
+    if max_clips < 0:
+        raise ConfigError(f"max_clips must be >= 0, got {max_clips}")
     lm = coding_model.lm
     frames = 60
-    if args.tokens_dir:
-        tfile = Path(args.tokens_dir) / "heldout.npz"
+    if tokens_dir:
+        tfile = Path(tokens_dir) / "heldout.npz"
         held = load_tokens(tfile, codec_tokenizer_hash(codec))
         inside = clips_in_set(held.names, eval_set.clips)
         token_set = {"name": eval_set.name if inside == len(held) else file_set_name(tfile),
                      "source": str(tfile.absolute())}
     else:
-        held = encode_set_tokens(codec, eval_set.clips, args.windows * frames)
+        held = encode_set_tokens(codec, eval_set.clips, n_windows * frames)
         inside = len(held)
         token_set = {"name": eval_set.name, "source": "encoded from the evaluation set "
                      "(12 kbps, 24 codebooks)"}
     token_set |= {"clips": len(held), "frames": held.frames, "in_eval_set": inside}
-    windows = eval_windows(held, args.windows, frames)
+    windows = eval_windows(held, n_windows, frames)
     # the clips the report counts: those of the packet measurement, else of the windows
-    shown = eval_set.head(args.max_clips or (0 if args.tokens_dir else len(held)))
+    shown = eval_set.head(max_clips or (0 if tokens_dir else len(held)))
     result: dict = {"eval_set": shown.info(), "token_set": token_set,
                     "lm": coding_model.model_id, "windows": int(windows.shape[0]),
-                    "model_bits": model_bits(lm, windows, args.reach, args.chunk_frames)}
-    if args.max_clips:
-        from ..audio import read_wav
-
-        clips = eval_set.head(args.max_clips).clips
-        wavs = [read_wav(c.path) for c in clips]
+                    "model_bits": model_bits(lm, windows, list(reaches), chunk_frames)}
+    if max_clips:
+        wavs = load_clips(eval_set.head(max_clips).clips, progress=False)
         result["clips"] = len(wavs)
-        result["packet_bits"] = packet_bits(codec, coding_model, wavs, args.bitrates,
-                                            args.context_frames, args.chunk_frames,
-                                            args.rd_lambda)
-    print(report_markdown(result))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    return 0
+        result["packet_bits"] = packet_bits(codec, coding_model, wavs, list(bitrates),
+                                            context_frames, chunk_frames, rd_lambda)
+    return result
 
 
 def report_markdown(result: dict) -> str:
-    from .clips import heading_line
+    """The report as markdown, headed by the evaluation set's line."""
 
     mb = result["model_bits"]
     ts = result.get("token_set", {})
@@ -268,3 +324,15 @@ def report_markdown(result: dict) -> str:
                          f"{100 * s['saving_vs_raw']:.1f}% | {st['bitrate_bps'] / 1000:.3f} | "
                          f"{100 * st['saving_vs_raw']:.1f}% |")
     return "\n".join(lines)
+
+
+__all__ = [
+    "clips_in_set",
+    "encode_set_tokens",
+    "evaluate_lm",
+    "lm_report",
+    "model_bits",
+    "packet_bits",
+    "report_markdown",
+    "transmit_clips",
+]

@@ -13,11 +13,10 @@ Example:
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ..config import SAMPLE_RATE_HZ
+from ..dsp import log_mel
 from ..errors import ConfigError
 
 
@@ -134,48 +133,6 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray, eps: float = 1e-12) -> float:
     return float(10 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-@functools.lru_cache(maxsize=32)
-def mel_filterbank(n_fft: int, n_mels: int, sample_rate_hz: int = SAMPLE_RATE_HZ,
-                   fmin_hz: float = 0.0, fmax_hz: float | None = None) -> np.ndarray:
-    """Triangular HTK-mel filterbank, float32 [n_mels, n_fft // 2 + 1], area-normalised.
-
-    Raises:
-        ConfigError: n_mels < 1 or fmax above Nyquist.
-    """
-    fmax_hz = sample_rate_hz / 2 if fmax_hz is None else fmax_hz
-    if n_mels < 1 or not 0 <= fmin_hz < fmax_hz <= sample_rate_hz / 2:
-        raise ConfigError(f"bad mel filterbank: n_mels={n_mels}, {fmin_hz}..{fmax_hz} Hz")
-    freqs = np.linspace(0, sample_rate_hz / 2, n_fft // 2 + 1)
-    pts = _mel_to_hz(np.linspace(_hz_to_mel(fmin_hz), _hz_to_mel(fmax_hz), n_mels + 2))
-    lo, mid, hi = pts[:-2, None], pts[1:-1, None], pts[2:, None]
-    up = (freqs[None] - lo) / np.maximum(mid - lo, 1e-9)
-    down = (hi - freqs[None]) / np.maximum(hi - mid, 1e-9)
-    fb = np.maximum(0.0, np.minimum(up, down))
-    fb *= (2.0 / np.maximum(hi - lo, 1e-9))  # slaney-style area normalisation
-    return fb.astype(np.float32)
-
-
-def log_mel(x: np.ndarray, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
-            sample_rate_hz: int = SAMPLE_RATE_HZ, eps: float = 1e-5) -> np.ndarray:
-    """Natural-log mel magnitude spectrogram [n_mels, frames] (Hann window, no centering)."""
-    x = np.asarray(x, dtype=np.float64).reshape(-1)
-    if x.size < n_fft:
-        x = np.pad(x, (0, n_fft - x.size))
-    n = 1 + (x.size - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n)[:, None]
-    frames = x[idx] * np.hanning(n_fft + 1)[:-1]
-    mag = np.abs(np.fft.rfft(frames, axis=1)).T  # [bins, frames]
-    return np.log(mel_filterbank(n_fft, n_mels, sample_rate_hz) @ mag + eps)
-
-
 def log_mel_distance(ref: np.ndarray, deg: np.ndarray,
                      sample_rate_hz: int = SAMPLE_RATE_HZ) -> float:
     """Mean absolute difference of natural-log mel spectrograms (lower is better)."""
@@ -198,9 +155,7 @@ def all_metrics(ref: np.ndarray, deg: np.ndarray,
 __all__ = [
     "PESQ_MIN_SECONDS",
     "all_metrics",
-    "log_mel",
     "log_mel_distance",
-    "mel_filterbank",
     "pesq_wb",
     "quality_report",
     "si_sdr",

@@ -19,40 +19,23 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
-
-def add_rd_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lm", default=None, help="SpringLM weights (default: shipped)")
-    parser.add_argument("--codec", default=None, help="codec weights (default: shipped)")
-    parser.add_argument("--bitrates", type=float, nargs="+", default=[6.0, 12.0],
-                        help="raw bitrate classes in kbps")
-    parser.add_argument("--rd-lambdas", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0],
-                        help="rate-distortion weights (latent squared error per bit)")
-    parser.add_argument("--static", action="store_true",
-                        help="also code with static PMFs (no LM) at every weight")
-    parser.add_argument("--opus-bitrates", type=float, nargs="*", default=[6.0, 9.0, 12.0, 16.0],
-                        help="Opus 1.3 target kbps for the comparison curve (none: skip)")
-    from .clips import add_set_arguments
-
-    add_set_arguments(parser)
-    parser.add_argument("--max-clips", type=int, default=40,
-                        help="clips, a fixed language-balanced subset (0 = all)")
-    parser.add_argument("--json", default=None, help="also write every number here")
-    parser.add_argument("--plot", default=None, help="also draw PESQ-WB against kbps here (.png)")
+from ..data.corpus import load_clips
+from ..entropy.static import StaticModel
+from ..pipeline import TransceiverConfig
+from . import metrics
+from .clips import heading_line, title_line
+from .codec_eval import opus_rows
+from .lm_eval import transmit_clips
 
 
 def rd_point(codec, model, wavs: list[np.ndarray], cfg) -> dict:
     """Mean measured bitrate and quality of lossless transmission of ``wavs`` under ``cfg``."""
-    import torch
-
-    from . import metrics
-    from .lm_eval import transmit_clips
-
     bps, txs = transmit_clips(codec, model, wavs, cfg)
     pesq, stoi = [], []
     for w, tx in zip(wavs, txs):
@@ -70,9 +53,6 @@ def rd_curves(codec, coding_model, wavs: list[np.ndarray], bitrates: list[float]
     """{model name: {bitrate: {lambda: rd_point}}} for the LM (and static PMFs)."""
     from tqdm import tqdm
 
-    from ..entropy.static import StaticModel
-    from ..pipeline import TransceiverConfig
-
     models = {"springlm": coding_model}
     if static:
         models["static"] = StaticModel(coding_model.base_logits())
@@ -89,9 +69,7 @@ def rd_curves(codec, coding_model, wavs: list[np.ndarray], bitrates: list[float]
 
 def opus_curve(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
     """Opus 1.3 (VOIP, no loss) at each target: measured kbps, PESQ-WB, STOI."""
-    from .cli import _opus_rows
-
-    rows = _opus_rows(wavs, bitrates)
+    rows = opus_rows(wavs, bitrates)
     if "unavailable" in rows:
         return rows
     return {br: {"bitrate_bps": round(r["measured_kbps"] * 1000, 1), "pesq_wb": r["pesq_wb"],
@@ -99,7 +77,7 @@ def opus_curve(wavs: list[np.ndarray], bitrates: list[float]) -> dict:
 
 
 def report_markdown(result: dict) -> str:
-    from .clips import heading_line
+    """The report as markdown, headed by the evaluation set's line."""
 
     set_name = result.get("eval_set", {}).get("name", "unnamed")
     lines = [heading_line(result["eval_set"]) if "eval_set" in result
@@ -144,8 +122,6 @@ def write_plot(result: dict, path: str | Path) -> Path:
         ax.plot(*zip(*pts), marker="s", color="k", label="Opus 1.3")
     ax.set_xlabel("measured bitrate (kbps)")
     ax.set_ylabel("PESQ-WB")
-    from .clips import title_line
-
     title = "Lossless rate-distortion (points: rd_lambda)"
     if "eval_set" in result:
         title += "\n" + title_line(result["eval_set"])
@@ -160,32 +136,31 @@ def write_plot(result: dict, path: str | Path) -> Path:
     return path
 
 
-def run_rd_eval(args: argparse.Namespace) -> int:
-    import torch
+def rd_report(codec, coding_model, eval_set, bitrates: Sequence[float] = (6.0, 12.0),
+              rd_lambdas: Sequence[float] = (0.0, 0.1, 0.3, 1.0), static: bool = False,
+              opus_bitrates: Sequence[float] = (6.0, 9.0, 12.0, 16.0)) -> dict:
+    """``soundspring eval rd``'s numbers: the rate-distortion curves on ``eval_set``.
 
-    from ..audio import read_wav
-    from ..models.codec import load_codec
-    from ..models.lm_adapter import load_coding_model
-    from .clips import eval_set_from_args
+    Args:
+        codec: the ``Codec``.
+        coding_model: the ``SpringLMCodingModel``.
+        eval_set: a ``clips.EvalSet``; every clip of it is measured.
+        bitrates: raw bitrate classes in kbps.
+        rd_lambdas: the transmitter's rate-distortion weights.
+        static: also code with static PMFs (no LM) at every weight.
+        opus_bitrates: Opus 1.3 target kbps of the comparison curve (empty: none).
 
-    torch.set_num_threads(1)
-    eval_set = eval_set_from_args(args)  # the clips `eval lm` measures packets on
-    codec = load_codec(args.codec)
-    coding_model = load_coding_model(args.lm, codec)
-    wavs = [read_wav(c.path) for c in eval_set.clips]
+    Returns:
+        The report dict, as ``--json`` writes it.
+    """
+    wavs = load_clips(eval_set.clips, progress=False)
     result: dict = {"eval_set": eval_set.info(), "lm": coding_model.model_id,
                     "clips": len(wavs),
-                    "curves": rd_curves(codec, coding_model, wavs, args.bitrates,
-                                        args.rd_lambdas, args.static)}
-    if args.opus_bitrates:
-        result["opus"] = opus_curve(wavs, args.opus_bitrates)
-    print(report_markdown(result))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    if args.plot:
-        print(f"plot: {write_plot(result, args.plot)}")
-    return 0
+                    "curves": rd_curves(codec, coding_model, wavs, list(bitrates),
+                                        list(rd_lambdas), static)}
+    if opus_bitrates:
+        result["opus"] = opus_curve(wavs, list(opus_bitrates))
+    return result
 
 
-__all__ = ["rd_curves", "rd_point", "report_markdown", "run_rd_eval", "write_plot"]
+__all__ = ["opus_curve", "rd_curves", "rd_point", "rd_report", "report_markdown", "write_plot"]

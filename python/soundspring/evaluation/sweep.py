@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -50,14 +49,17 @@ from typing import Any
 
 import numpy as np
 
-from ..config import BITRATES_KBPS, DEFAULT_CHUNK_FRAMES, SAMPLE_RATE_HZ
+from ..config import (
+    BITRATES_KBPS,
+    DEFAULT_CHUNK_FRAMES,
+    FRAME_MS,
+    FRAME_SAMPLES,
+    SAMPLE_RATE_HZ,
+)
 from ..errors import ConfigError
 from . import metrics as _metrics
 from .conditions import DEFAULT_CONDITIONS, LOSS_MAPPINGS, parse_condition, slot_losses
 from .systems import (
-    DEFAULT_SYSTEM_NAMES,
-    PIPELINE_SYSTEM_NAMES,
-    SYSTEM_NAMES,
     System,
     build_systems,
 )
@@ -160,11 +162,11 @@ def resolve_codec(path: str | Path | None = None) -> tuple[Any, str, str | None]
     weights; else the newest ``runs/*/codec_latest.pt`` of this checkout (read only).
     The id is the file name plus the first 12 hex digits of its SHA-256.
     """
-    from ..models.codec import DEFAULT_WEIGHTS, load_codec
+    from ..models.weights_io import DEFAULT_CODEC_WEIGHTS, load_codec
 
     if path is None:
-        if DEFAULT_WEIGHTS.is_file():
-            path = DEFAULT_WEIGHTS
+        if DEFAULT_CODEC_WEIGHTS.is_file():
+            path = DEFAULT_CODEC_WEIGHTS
         else:
             found = sorted((_REPO_ROOT / "runs").glob("*/codec_latest.pt"),
                            key=lambda p: p.stat().st_mtime)
@@ -276,11 +278,11 @@ def _compute_item(ctx: _ItemContext, clip: SweepClip, br: float, name: str,
         ctx.memo[memo_key] = _score(clip.wav, res.decoded, ctx.use_mos, ctx.use_dnsmos)
     scores = ctx.memo[memo_key]
     t2, c2 = time.perf_counter(), time.process_time()
-    grid = cond.flags(clip.id, math.ceil(clip.wav.size / 320))
+    grid = cond.flags(clip.id, math.ceil(clip.wav.size / FRAME_SAMPLES))
     return {
         "key": _item_key(name, cond.id, br, clip.id), "system": name, "condition": cond.id,
         "bitrate_kbps": br, "clip": clip.id, "clip_seconds": round(clip.seconds, 4),
-        "n_slots": res.n_slots, "slot_ms": 20.0 * res.slot_frames,
+        "n_slots": res.n_slots, "slot_ms": float(FRAME_MS * res.slot_frames),
         "duration_s": round(res.duration_s, 4), "n_lost": res.n_lost,
         "n_concealed": res.n_concealed, "realised_loss_rate": round(res.realised_loss_rate, 5),
         "grid_loss_rate": round(float(grid.mean()), 5) if grid.size else 0.0,
@@ -426,7 +428,7 @@ def run_sweep(clips: list[SweepClip], out_dir: str | Path,
     for name, s in sys_map.items():
         reason = s.unavailable_reason()
         sys_meta[name] = {"available": reason is None, "reason": reason,
-                          "description": s.description, "slot_ms": 20.0 * s.slot_frames}
+                          "description": s.description, "slot_ms": float(FRAME_MS * s.slot_frames)}
     runnable = {n: s for n, s in sys_map.items() if sys_meta[n]["available"]}
     unsupported = [{"system": n, "bitrate_kbps": b, "reason": r}
                    for n, s in runnable.items() for b in brs
@@ -613,84 +615,10 @@ def _timing(items: list[dict[str, Any]], n_systems: int) -> dict[str, Any]:
     return out
 
 
-# ---- command line -------------------------------------------------------------------------
-
-
-def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the ``soundspring eval sweep`` options to ``parser``."""
-    from .clips import add_set_arguments
-
-    parser.add_argument("--clips", default=None,
-                        help="a directory of .wav files or a manifest (.jsonl, held-out split) "
-                             "instead of --set; the set is named after it unless --set-name")
-    add_set_arguments(parser)
-    parser.add_argument("--out", required=True, help="output directory (resumable)")
-    parser.add_argument("--systems", nargs="+", default=None, choices=SYSTEM_NAMES,
-                        metavar="SYSTEM", help=f"default: {' '.join(DEFAULT_SYSTEM_NAMES)}; "
-                        f"also: {' '.join(sorted(set(SYSTEM_NAMES) - set(DEFAULT_SYSTEM_NAMES)))}")
-    parser.add_argument("--conditions", nargs="+", default=None, metavar="COND",
-                        help=f"default: {' '.join(DEFAULT_CONDITIONS)}")
-    parser.add_argument("--bitrates", nargs="+", type=float, default=None, metavar="KBPS",
-                        help="nominal kbps classes (default 1.5 3 6 12)")
-    parser.add_argument("--max-clips", type=int, default=None,
-                        help="first N clips of the set's fixed order (default all)")
-    parser.add_argument("--seconds-per-clip", type=float, default=None,
-                        help="keep the first S seconds of each clip (default whole clips)")
-    parser.add_argument("--codec", default=None,
-                        help="codec weights, checkpoint.pt or run dir (default: shipped weights, "
-                             "else the newest runs/*/codec_latest.pt)")
-    parser.add_argument("--lm", default=None, help="SpringLM weights (SoundSpring systems)")
-    parser.add_argument("--chunk-frames", type=int, default=DEFAULT_CHUNK_FRAMES,
-                        help="frames per chunk for the codec systems (default %(default)s)")
-    parser.add_argument("--loss-mapping", choices=LOSS_MAPPINGS, default="packet",
-                        help="pattern -> slots rule (default %(default)s)")
-    parser.add_argument("--no-mos", action="store_true", help="skip PLCMOS and DNSMOS")
-    parser.add_argument("--no-dnsmos", action="store_true",
-                        help="skip DNSMOS only (the costliest metric), keep PLCMOS")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per process (default %(default)s)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="worker processes (default %(default)s; results do not depend on it)")
-
-
-def run_sweep_cli(args: argparse.Namespace) -> int:
-    """Runs ``soundspring eval sweep`` from parsed arguments; returns the exit code."""
-    from .clips import heading_line
-
-    if args.clips and args.manifest:
-        raise ConfigError("give --clips or --manifest, not both")
-    clips, set_info = load_sweep_set(args.clips or args.manifest, args.max_clips,
-                                     args.seconds_per_clip, eval_set=args.eval_set,
-                                     set_name=args.set_name)
-    want = args.systems or list(DEFAULT_SYSTEM_NAMES)
-    codec, codec_id, reason = None, "none", "not needed"
-    if any(s in want for s in PIPELINE_SYSTEM_NAMES):
-        codec, codec_id, reason = resolve_codec(args.codec)
-    res = run_sweep(clips, args.out, want, args.conditions, args.bitrates, codec=codec,
-                    codec_id=codec_id, codec_missing_reason=reason or "",
-                    chunk_frames=args.chunk_frames, loss_mapping=args.loss_mapping,
-                    mos=not args.no_mos, dnsmos=not args.no_dnsmos, plots=not args.no_plots,
-                    torch_threads=args.threads,
-                    jobs=args.jobs, lm_path=args.lm, eval_set=set_info)
-    skipped = [f"{n}: {m['reason']}" for n, m in res["systems"].items() if not m["available"]]
-    print(heading_line(res["eval_set"]))
-    print(f"{res['n_computed']} items computed, {res['n_skipped']} already done; "
-          f"{res['timing']['total_cpu_s_per_clip_s']} s CPU per clip-second; {res['wall_s']} s wall")
-    for s in skipped:
-        print(f"skipped {s}")
-    for n, fl in res["failures"].items():
-        print(f"FAILED {n} ({fl['items']} items): {fl['error']}")
-    print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'report.md'}")
-    return 1 if res["failures"] else 0
-
-
 __all__ = [
     "SweepClip",
-    "add_sweep_arguments",
     "load_sweep_clips",
     "load_sweep_set",
     "resolve_codec",
     "run_sweep",
-    "run_sweep_cli",
 ]

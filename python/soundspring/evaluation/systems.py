@@ -13,7 +13,7 @@ every packet sent (lost ones and FEC/DRED redundancy included), so
 system really used. ``out.n_concealed`` counts slots the receiver had to fill without their
 own packet (concealment, FEC or DRED); it equals ``lost.sum()`` for every system here.
 The codec systems run the real transceiver (:class:`PipelineSystem`); SoundSpring needs a
-SpringLM coding model (``soundspring.models.lm_adapter.load_coding_model``) and is
+SpringLM coding model (``soundspring.models.weights_io.load_coding_model``) and is
 reported unavailable, with the reason, until one loads.
 
 Registry (:data:`SYSTEM_NAMES`, :func:`build_systems`):
@@ -277,17 +277,13 @@ class PipelineSystem(System):
         if self._model is None and self._model_error is None:
             try:
                 self._model = self._factory()
-            except Exception as exc:  # noqa: BLE001 -- missing module or weights: say why
+            except Exception as exc:  # noqa: BLE001 -- missing or mismatched weights: say why
                 self._model_error = str(exc) or type(exc).__name__
         return self._model
 
     def unavailable_reason(self) -> str | None:
         if self.codec is None:
             return self._missing
-        try:
-            import soundspring.pipeline  # noqa: F401
-        except ImportError as exc:
-            return f"soundspring.pipeline (Transmitter/Receiver) not importable: {exc}"
         if self.model is None:
             return self._model_error
         return None
@@ -378,12 +374,8 @@ class CodecNoLM(PipelineSystem):
 
 def _springlm_factory(codec: Any, lm_path: str | None) -> Any:
     def factory() -> Any:
-        try:
-            from ..models.lm_adapter import load_coding_model  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise NativeFeatureError(
-                "SpringLM coding model not available yet "
-                f"(soundspring.models.lm_adapter.load_coding_model: {exc})") from exc
+        from ..models.weights_io import load_coding_model
+
         return load_coding_model(lm_path, codec)
 
     return factory

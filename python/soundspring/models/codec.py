@@ -1,4 +1,5 @@
-"""The streaming neural speech codec: ``Codec``, its streaming states, and shipped weights.
+"""The streaming neural speech codec: ``Codec`` and its streaming states (its weights files
+and loader: ``models.weights_io``).
 
 Shapes (glossary): B batch, T samples at 16 kHz, F frames (50 Hz), K codebooks, D latent.
 
@@ -13,30 +14,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..audio import check_pcm
 from ..config import (
     SAMPLE_RATE_HZ,
     CodecConfig,
     codebooks_for_bitrate,
     codec_default,
-    from_json,
-    to_json,
 )
-from ..errors import ConfigError, ModelMismatchError
+from ..errors import ConfigError
 from .rvq import ResidualVQ, RVQOutput
 from .seanet import SEANetEncoder
 from .vocos import VocosDecoder
-from .weights_io import content_hash, read_weights_file, write_weights_file
-
-WEIGHTS_FORMAT = "soundspring-codec"
-WEIGHTS_VERSION = 1
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "codec_default.pt"
 
 
 @dataclasses.dataclass
@@ -102,21 +95,9 @@ class Codec(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # ---- validation at the boundary ------------------------------------------------------
-    def _check_wav(self, wav: torch.Tensor, name: str = "wav") -> torch.Tensor:
-        if not isinstance(wav, torch.Tensor):
-            if isinstance(wav, np.ndarray):
-                wav = torch.from_numpy(np.ascontiguousarray(wav))
-            else:
-                raise TypeError(f"{name} must be a torch.Tensor or numpy array [B, 1, T]")
-        if wav.dim() != 3 or wav.shape[1] != 1:
-            raise ConfigError(f"{name} must be float [B, 1, T] mono audio, got {tuple(wav.shape)}")
-        if not wav.is_floating_point():
-            raise ConfigError(f"{name} must be floating point, got {wav.dtype}")
-        if wav.shape[0] == 0 or wav.shape[-1] == 0:
-            raise ConfigError(f"{name} is empty (shape {tuple(wav.shape)})")
-        if not torch.isfinite(wav).all():
-            raise ConfigError(f"{name} contains NaN or inf samples")
-        return wav.to(torch.float32)
+    def _check_wav(self, wav: torch.Tensor | np.ndarray, name: str = "wav") -> torch.Tensor:
+        wav = check_pcm(wav, name, batched=True, tensors=True)
+        return torch.from_numpy(wav) if isinstance(wav, np.ndarray) else wav
 
     def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
         if not isinstance(codes, torch.Tensor):
@@ -246,107 +227,4 @@ class Codec(nn.Module):
         return state.convs[-1].unsqueeze(1).clone()
 
 
-# ---- shipped weights -----------------------------------------------------------------------
-
-def inference_state_dict(codec: Codec) -> dict[str, torch.Tensor]:
-    """The tensors inference needs (no EMA statistics), as fp16 on CPU."""
-    skip = {f"quantizer.{n}" for n in ResidualVQ.TRAINING_ONLY}
-    return {k: v.detach().to("cpu", torch.float16).contiguous()
-            for k, v in codec.state_dict().items() if k not in skip}
-
-
-def codec_content_hash(codec: Codec) -> str:
-    """sha256 of a codec as its shipped weights file records it (fp16 inference tensors)."""
-    return content_hash(to_json(codec.cfg), inference_state_dict(codec))
-
-
-TOKENIZER_PREFIXES = ("encoder.", "quantizer.")
-
-
-def codec_tokenizer_hash(codec: Codec) -> str:
-    """sha256 of the part of a codec that decides its tokens: config + encoder + quantizer.
-
-    SpringLM weights and token caches bind to this hash, not to the full content hash:
-    a codec whose decoder alone was retrained produces the same tokens, so its LM still
-    fits (and the LM's coding is unchanged bit for bit).
-    """
-    state = {k: v for k, v in inference_state_dict(codec).items()
-             if k.startswith(TOKENIZER_PREFIXES)}
-    return content_hash(to_json(codec.cfg), state)
-
-
-def save_weights(codec: Codec, path: str | Path, meta: dict | None = None) -> Path:
-    """Writes the versioned weights file: config JSON + fp16 state dict + sha256.
-
-    A plain dict of str / int / tensors (no pickled classes), loadable with
-    ``torch.load(..., weights_only=True)``; written atomically.
-    """
-    return write_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, to_json(codec.cfg),
-                              inference_state_dict(codec),
-                              meta=json.dumps(meta or {}, sort_keys=True))
-
-
-def read_weights(path: str | Path) -> tuple[CodecConfig, dict[str, torch.Tensor], dict]:
-    """Reads and verifies a weights file; returns (config, fp16 state dict, meta).
-
-    Raises:
-        ConfigError: missing file or wrong format/version.
-        ModelMismatchError: the content hash does not match.
-    """
-    blob = read_weights_file(path, WEIGHTS_FORMAT, WEIGHTS_VERSION, "codec")
-    return (from_json(CodecConfig, blob["config"]), blob["state_dict"],
-            json.loads(blob.get("meta", "{}")))
-
-
-def codec_from_weights(path: str | Path) -> Codec:
-    """Builds a float32 ``Codec`` from a weights file (EMA statistics rebuilt)."""
-    cfg, state, meta = read_weights(path)
-    codec = Codec(cfg)
-    missing, unexpected = codec.load_state_dict({k: v.float() for k, v in state.items()},
-                                                strict=False)
-    allowed = {f"quantizer.{n}" for n in ResidualVQ.TRAINING_ONLY}
-    if unexpected or set(missing) - allowed:
-        raise ModelMismatchError(f"{path}: missing {sorted(set(missing) - allowed)}, "
-                                 f"unexpected {sorted(unexpected)}")
-    codec.quantizer.reset_ema()
-    codec.meta = meta  # type: ignore[attr-defined]
-    return codec
-
-
-def load_codec(path: str | Path | None = None) -> Codec:
-    """Loads a codec for inference (eval mode, CPU), offline.
-
-    Args:
-        path: a weights file written by ``save_weights``, a training checkpoint
-            (``checkpoint.pt``) or run directory; None = the shipped default weights.
-
-    Raises:
-        ConfigError: the file is missing or not a codec weights file.
-        ModelMismatchError: its hash or tensors do not match the config.
-    """
-    p = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if p.is_dir():
-        p = p / "checkpoint.pt"
-    if p.name == "checkpoint.pt":
-        from ..training.checkpoint import load_checkpoint_codec
-
-        codec = load_checkpoint_codec(p)
-    else:
-        codec = codec_from_weights(p)
-    return codec.eval()
-
-
-__all__ = [
-    "DEFAULT_WEIGHTS",
-    "SAMPLE_RATE_HZ",
-    "Codec",
-    "DecoderState",
-    "EncoderState",
-    "codec_content_hash",
-    "codec_from_weights",
-    "codec_tokenizer_hash",
-    "inference_state_dict",
-    "load_codec",
-    "read_weights",
-    "save_weights",
-]
+__all__ = ["SAMPLE_RATE_HZ", "Codec", "DecoderState", "EncoderState"]

@@ -1,4 +1,5 @@
-"""SpringLM as a ``soundspring.entropy.CodingModel``: numpy in and out, batch 1, no grad.
+"""SpringLM as a ``soundspring.entropy.CodingModel``: numpy in and out, batch 1, no grad
+(``models.weights_io.load_coding_model`` loads one).
 
 Both ends run every stream at batch size 1 through this adapter, so the logits are the
 same bits on the same build and thread count (SpringLM's measured invariance: bit-identical
@@ -8,16 +9,13 @@ integrity check catches the rare value that lands on a rounding boundary elsewhe
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..config import BASE_CODEBOOKS
 from .masked_lm import SpringLM, SpringLMState
-
-DEFAULT_LM_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "springlm_default.pt"
 
 
 class SpringLMCodingModel:
@@ -29,7 +27,7 @@ class SpringLMCodingModel:
         self.lm = lm.eval()
         self._base = np.ascontiguousarray(
             lm.unigram_logprobs.detach().to(torch.float32).numpy()
-        )  # [24, V]
+        )  # [K_max, V]
         self._id = str(getattr(lm, "model_id", "")) or "springlm-unsaved"
 
     @property
@@ -64,27 +62,7 @@ class SpringLMCodingModel:
     @torch.inference_mode()
     def conceal_logits(self, window: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(window, dtype=np.int64))[None]
-        return self.lm.forward_conceal(x, levels=(0, 3))[0].numpy()
+        return self.lm.forward_conceal(x, levels=(0, BASE_CODEBOOKS))[0].numpy()
 
 
-def load_coding_model(path: str | Path | None, codec) -> SpringLMCodingModel:
-    """Loads SpringLM weights (None = the shipped default) checked against ``codec``.
-
-    Raises:
-        ConfigError: no weights at ``path`` (or none shipped yet).
-        ModelMismatchError: the LM was trained on the tokens of another codec.
-    """
-    from .codec import codec_tokenizer_hash
-    from .lm_weights import load_lm
-
-    p = Path(path) if path is not None else DEFAULT_LM_WEIGHTS
-    if not p.exists():
-        raise ConfigError(
-            f"SpringLM weights {str(p)!r} not found"
-            + (
-                "; no default LM is shipped yet: pass --lm PATH or --lm none"
-                if path is None
-                else ""
-            )
-        )
-    return SpringLMCodingModel(load_lm(p, tokenizer_sha256=codec_tokenizer_hash(codec)))
+__all__ = ["SpringLMCodingModel"]

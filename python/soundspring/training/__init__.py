@@ -1,1 +1,2 @@
-"""Codec training: presets in ``soundspring.config``, loop in ``trainer``."""
+"""Training of the codec (``trainer``) and of SpringLM (``lm``) on one resumable loop
+(``loop``, ``distributed`` under torchrun); presets in ``soundspring.config``."""

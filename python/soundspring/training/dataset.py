@@ -6,19 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import read_wav
 from ..config import SAMPLE_RATE_HZ, Augmentation
-from ..data.corpus import Clip, read_manifest
+from ..data.corpus import load_clips, read_manifest
 from ..errors import ConfigError
-
-
-def load_clips(clips: list[Clip], progress: bool = True) -> list[np.ndarray]:
-    """Reads every clip as float32 [T] at 16 kHz."""
-    from tqdm import tqdm
-
-    return [read_wav(c.path) for c in tqdm(clips, desc="load audio", unit="clip",
-                                           disable=not progress)]
-
 
 NO_AUGMENTATION = Augmentation()
 """Crops as recorded (apart from ``gain_db_range``)."""

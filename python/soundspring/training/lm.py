@@ -27,7 +27,6 @@ Run directory layout::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -39,79 +38,31 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
-from ..config import LAYER_BOUNDS, from_json, layers_for_codebooks, to_json
-from ..data.tokens import TokenSet, load_tokens, token_dir
-from ..errors import ConfigError
-from ..models.lm_weights import read_lm_weights, save_lm_weights
+from ..config import (
+    LAYER_BOUNDS,
+    LM_TRAIN_PRESETS,
+    LMTrainConfig,
+    from_json,
+    layers_for_codebooks,
+    to_json,
+)
+from ..data.tokens import TokenSet, eval_windows, load_tokens
+from ..errors import ConfigError, ModelMismatchError
+from ..evaluation.lm_eval import evaluate_lm
 from ..models.masked_lm import (
     MASK,
     MASK_UPPER,
-    SPRINGLM_PRESETS,
     SpringLM,
     SpringLMConfig,
 )
-from .checkpoint import atomic_save
+from ..models.weights_io import atomic_save, read_lm_weights, save_lm_weights
+from ..transport import GilbertElliott
 from .distributed import init_distributed, wrap
 from .loop import Progress, Schedule, append_jsonl, cosine_lr, now_iso, run_loop
 
 _LN2 = math.log(2.0)
 
 
-@dataclasses.dataclass(frozen=True)
-class LMTrainConfig:
-    """SpringLM training hyperparameters."""
-
-    batch_size: int = 16
-    crop_frames: int = 60
-    lr: float = 5e-4
-    betas: tuple[float, float] = (0.9, 0.98)
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    lr_decay_steps: int = 200_000
-    min_lr_ratio: float = 0.05
-    grad_clip: float = 1.0
-    w_conceal: float = 1.0
-    w_entropy: float = 1.0
-    coding_bitrates: tuple[int, ...] = (6, 12, 24)
-    chunk_frames_choices: tuple[int, ...] = (1, 2, 2, 2, 3, 4, 5)
-    progressive_prob: float = 0.5
-    max_mask_ratio: float = 0.8
-    burst_prob: float = 0.5
-    log_every_steps: int = 25
-    checkpoint_every_min: float = 5.0
-    eval_every_min: float = 15.0
-    eval_windows: int = 64
-    eval_frames: int = 60
-    max_steps: int = 0
-    max_hours: float = 0.0
-    threads: int = 2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.crop_frames < 10 or self.lr <= 0:
-            raise ConfigError("batch_size >= 1, crop_frames >= 10 and lr > 0 required")
-        if any(k not in (6, 12, 24) for k in self.coding_bitrates) or not self.coding_bitrates:
-            raise ConfigError("coding_bitrates must be drawn from (6, 12, 24) levels")
-        if any(not 1 <= c <= 5 for c in self.chunk_frames_choices):
-            raise ConfigError("chunk_frames_choices must lie in [1, 5]")
-        if not 0 < self.max_mask_ratio <= 1 or not 0 <= self.burst_prob <= 1:
-            raise ConfigError("max_mask_ratio in (0, 1] and burst_prob in [0, 1] required")
-        if self.eval_frames % 2:
-            raise ConfigError("eval_frames must be even (chunks of 2 frames)")
-
-
-def lm_train_default() -> LMTrainConfig:
-    return LMTrainConfig()
-
-
-def lm_train_smoke() -> LMTrainConfig:
-    """A minutes-long pipeline check (tiny model, a few hundred steps)."""
-    return LMTrainConfig(batch_size=8, warmup_steps=50, log_every_steps=25, max_steps=300,
-                         checkpoint_every_min=2.0, eval_every_min=0.0, eval_windows=32,
-                         lr=2e-3, threads=1)
-
-
-LM_TRAIN_PRESETS = {"default": lm_train_default, "smoke": lm_train_smoke}
 
 
 # --------------------------------------------------------------------------------------
@@ -134,17 +85,6 @@ class TokenCropSampler:
         return torch.stack([self.stream[:, s:s + frames] for s in starts])
 
 
-def eval_windows(tokens: TokenSet, n_windows: int, frames: int) -> torch.Tensor:
-    """Fixed, evenly spaced windows int64 [n, K, frames] of the held-out stream."""
-    n = tokens.frames
-    if n < frames:
-        raise ConfigError(f"held-out split holds {n} frames, fewer than {frames}")
-    count = min(n_windows, n // frames)
-    starts = np.linspace(0, n - frames, count).astype(np.int64)
-    stream = torch.from_numpy(tokens.tokens.astype(np.int64))
-    return torch.stack([stream[:, s:s + frames] for s in starts])
-
-
 def unigram_counts(tokens: TokenSet, n_levels: int, vocab: int) -> torch.Tensor:
     """int64 [n_levels, V] token counts per level."""
     t = tokens.tokens.astype(np.int64)
@@ -162,8 +102,6 @@ def unigram_counts(tokens: TokenSet, n_levels: int, vocab: int) -> torch.Tensor:
 def conceal_mask(batch: int, frames: int, cfg: LMTrainConfig,
                  rng: np.random.Generator) -> torch.Tensor:
     """bool [B, F]: frames whose base tokens are lost (at least one per item)."""
-    from ..transport import GilbertElliott
-
     out = np.zeros((batch, frames), bool)
     for b in range(batch):
         if rng.random() < cfg.burst_prob:
@@ -230,7 +168,7 @@ def training_losses(model: SpringLM, codes: torch.Tensor, cfg: LMTrainConfig,
     logits_c = model.forward_conceal(cv, levels=(0, nb))
     l_conceal = _masked_ce(logits_c, codes[:, :nb], lost[:, None, :].expand(b, nb, f))
     # (2) entropy model, coding mode
-    n_levels = int(rng.choice(cfg.coding_bitrates))
+    n_levels = int(rng.choice(cfg.coding_levels))
     c = int(rng.choice(cfg.chunk_frames_choices))
     r = int(rng.integers(0, model.cfg.max_context_frames + 1))
     fc = f - f % c
@@ -245,85 +183,6 @@ def training_losses(model: SpringLM, codes: torch.Tensor, cfg: LMTrainConfig,
 # --------------------------------------------------------------------------------------
 # Held-out evaluation
 # --------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate_lm(model: SpringLM, windows: torch.Tensor, context_frames: int = 15,
-                chunk_frames: int = 2, loss_rate: float = 0.1, seed: int = 0,
-                batch_size: int = 16) -> dict:
-    """Held-out metrics on fixed windows int64 [N, K_max, F].
-
-    Returns a dict with per-level lists (index = level):
-        ``bits_unigram``: static per-level PMFs (the no-LM control and base coding);
-        ``bits_lm``: coding mode, every fine level MASK at once (12 kbps), R and C given;
-        ``bits_lm_progressive``: fine group g coded with groups < g revealed;
-    plus means over the fine levels and, at ``loss_rate`` Bernoulli packet loss
-    (packets of C frames), concealment top-1 accuracy per base level vs repeating the last
-    received frame (``conceal_top1`` / ``repeat_top1``).
-    """
-    from ..transport import Bernoulli
-
-    was_training = model.training
-    model.eval()
-    nb, kmax = model.cfg.base_codebooks, model.cfg.n_codebooks
-    n, _, f = windows.shape
-    uni = model.unigram_logprobs  # [K, V]
-    bits_uni = torch.stack([-uni[k][windows[:, k]].mean() for k in range(kmax)]) / _LN2
-    ce_all = torch.zeros(kmax)
-    ce_prog = torch.zeros(kmax)
-    correct = torch.zeros(nb)
-    rep_correct = torch.zeros(nb)
-    n_lost = 0
-    channel = Bernoulli(loss_rate, seed)
-    for s in range(0, n, batch_size):
-        x = windows[s:s + batch_size]
-        b = x.shape[0]
-        view = x.clone()
-        view[:, nb:] = MASK
-        lg = model.forward_coding(view, context_frames, chunk_frames, levels=(nb, kmax))
-        ce_all[nb:] += F_.cross_entropy(lg.permute(0, 3, 1, 2), x[:, nb:],
-                                        reduction="none").mean(dim=(0, 2)) * b
-        for gi in range(1, len(LAYER_BOUNDS) - 1):
-            lo, hi = LAYER_BOUNDS[gi], LAYER_BOUNDS[gi + 1]
-            view = x.clone()
-            view[:, lo:] = MASK
-            lg = model.forward_coding(view, context_frames, chunk_frames, levels=(lo, hi))
-            ce_prog[lo:hi] += F_.cross_entropy(lg.permute(0, 3, 1, 2), x[:, lo:hi],
-                                               reduction="none").mean(dim=(0, 2)) * b
-        lost = torch.from_numpy(np.repeat(channel.losses(b * (-(-f // chunk_frames))),
-                                          chunk_frames).reshape(b, -1)[:, :f])
-        cv = x.clone()
-        cv[:, :nb] = torch.where(lost[:, None, :], MASK, cv[:, :nb])
-        pred = model.forward_conceal(cv).argmax(-1)  # [b, nb, F]
-        # repeat-last-frame baseline: the last received frame before each lost one
-        idx = torch.where(lost, torch.full_like(lost, -1, dtype=torch.int64),
-                          torch.arange(f).expand(b, f))
-        idx = torch.cummax(idx, dim=1).values.clamp(min=0)
-        rep = torch.gather(x[:, :nb], 2, idx[:, None, :].expand(b, nb, f))
-        m = lost[:, None, :].expand(b, nb, f)
-        correct += ((pred == x[:, :nb]) & m).sum(dim=(0, 2))
-        rep_correct += ((rep == x[:, :nb]) & m).sum(dim=(0, 2))
-        n_lost += int(lost.sum())
-    bits_lm = ce_all / n / _LN2
-    bits_prog = ce_prog / n / _LN2
-    bits_lm[:nb] = bits_uni[:nb]
-    bits_prog[:nb] = bits_uni[:nb]
-    model.train(was_training)
-
-    def r(t: torch.Tensor) -> list[float]:
-        return [round(float(v), 4) for v in t]
-
-    return {
-        "context_frames": context_frames, "chunk_frames": chunk_frames, "windows": n,
-        "frames": f, "bits_unigram": r(bits_uni), "bits_lm": r(bits_lm),
-        "bits_lm_progressive": r(bits_prog),
-        "fine_mean_bits_unigram": round(float(bits_uni[nb:].mean()), 4),
-        "fine_mean_bits_lm": round(float(bits_lm[nb:].mean()), 4),
-        "fine_mean_bits_lm_progressive": round(float(bits_prog[nb:].mean()), 4),
-        "conceal_loss_rate": loss_rate, "conceal_lost_frames": n_lost,
-        "conceal_top1": r(correct / max(1, n_lost)),
-        "repeat_top1": r(rep_correct / max(1, n_lost)),
-    }
 
 
 # --------------------------------------------------------------------------------------
@@ -353,9 +212,6 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
         ConfigError: missing tokens, bad configs.
         ModelMismatchError: tokens, checkpoint or init weights from different codecs.
     """
-
-    from ..errors import ModelMismatchError
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
@@ -391,7 +247,7 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
                                      f"tokens are from {codec_h[:16]}")
         model_cfg = cfg_w
         init_meta = sha_w
-    model_cfg = model_cfg or SpringLMConfig()
+    model_cfg = model_cfg or SpringLMConfig()  # the shipped size
     model = SpringLM(model_cfg)
     if resumed is None and init_from is not None:
         model.load_state_dict({k: v.float() for k, v in state_w.items()})
@@ -498,62 +354,12 @@ class LMLoss(nn.Module):
         return training_losses(self.model, codes, self.cfg, rng)
 
 
-# --------------------------------------------------------------------------------------
-# CLI (wired as ``soundspring train lm``)
-# --------------------------------------------------------------------------------------
-
-
-def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``soundspring train lm``."""
-    parser.add_argument("--run-dir", default="runs/lm", help="run directory (default runs/lm)")
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--tokens-dir", default=None,
-                     help="directory with train.npz / heldout.npz (soundspring.data.tokens)")
-    src.add_argument("--codec", default=None,
-                     help="codec weights / checkpoint whose cached tokens to use "
-                          "(<cache>/tokens/<tokenizer hash[:16]>)")
-    parser.add_argument("--preset", default="default", choices=sorted(LM_TRAIN_PRESETS))
-    parser.add_argument("--model-preset", default="default", choices=sorted(SPRINGLM_PRESETS))
-    parser.add_argument("--init-from", default=None,
-                        help="shipped SpringLM weights to start a new run from")
-    for name, typ in (("threads", int), ("max-steps", int), ("max-hours", float),
-                      ("batch-size", int), ("crop-frames", int), ("lr", float),
-                      ("warmup-steps", int), ("eval-every-min", float),
-                      ("checkpoint-every-min", float), ("eval-windows", int), ("seed", int)):
-        parser.add_argument(f"--{name}", type=typ, default=None)
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-
-
-def run_lm(args: argparse.Namespace) -> int:
-    """Runs ``soundspring train lm`` from parsed arguments; returns the exit status."""
-    cfg = LM_TRAIN_PRESETS[args.preset]()
-    keys = ("threads", "max_steps", "max_hours", "batch_size", "crop_frames", "lr",
-            "warmup_steps", "eval_every_min", "checkpoint_every_min", "eval_windows", "seed")
-    cfg = dataclasses.replace(cfg, **{k: getattr(args, k) for k in keys
-                                      if getattr(args, k) is not None})
-    if args.tokens_dir:
-        tdir = Path(args.tokens_dir)
-    else:
-        from ..data.tokens import load_codec_for_tokens
-
-        _, h = load_codec_for_tokens(args.codec)
-        tdir = token_dir(h)
-    out = train_lm(args.run_dir, tdir, SPRINGLM_PRESETS[args.model_preset](), cfg,
-                   init_from=args.init_from, progress=not args.no_progress)
-    print(json.dumps(out, indent=1, default=str))
-    return 0
-
-
 __all__ = [
     "LM_TRAIN_PRESETS",
     "LMTrainConfig",
     "TokenCropSampler",
-    "add_lm_arguments",
     "coding_view",
     "conceal_mask",
-    "eval_windows",
-    "evaluate_lm",
-    "run_lm",
     "train_lm",
     "training_losses",
     "unigram_counts",

@@ -7,14 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import SAMPLE_RATE_HZ
-from ..evaluation.metrics import mel_filterbank
-
-
-def _mag(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
-    """x [B, T] -> magnitude [B, n_fft // 2 + 1, frames]."""
-    spec = torch.stft(x, n_fft, hop, n_fft, window=window, center=True, pad_mode="reflect",
-                      return_complex=True)
-    return torch.sqrt(spec.real ** 2 + spec.imag ** 2 + 1e-9)
+from ..dsp import mel_filterbank, stft_magnitude
 
 
 class MultiScaleMelLoss(nn.Module):
@@ -35,8 +28,8 @@ class MultiScaleMelLoss(nn.Module):
         total = y.new_zeros(())
         for n_fft, _ in self.scales:
             fb, win = getattr(self, f"fb{n_fft}"), getattr(self, f"win{n_fft}")
-            my = torch.log(fb @ _mag(y, n_fft, n_fft // 4, win) + 1e-5)
-            mx = torch.log(fb @ _mag(x, n_fft, n_fft // 4, win) + 1e-5)
+            my = torch.log(fb @ stft_magnitude(y, n_fft, n_fft // 4, win) + 1e-5)
+            mx = torch.log(fb @ stft_magnitude(x, n_fft, n_fft // 4, win) + 1e-5)
             total = total + F.l1_loss(my, mx)
         return total / len(self.scales)
 
@@ -55,7 +48,7 @@ class MultiResolutionSTFTLoss(nn.Module):
         total = y.new_zeros(())
         for n in self.resolutions:
             win = getattr(self, f"win{n}")
-            my, mx = _mag(y, n, n // 4, win), _mag(x, n, n // 4, win)
+            my, mx = stft_magnitude(y, n, n // 4, win), stft_magnitude(x, n, n // 4, win)
             sc = torch.linalg.norm(my - mx) / (torch.linalg.norm(mx) + 1e-7)
             total = total + sc + F.l1_loss(torch.log(my), torch.log(mx))
         return total / len(self.resolutions)

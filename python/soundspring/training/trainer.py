@@ -19,18 +19,19 @@ import torch
 from torch import nn
 
 from ..config import CodecConfig, TrainConfig, from_json, to_json
-from ..data.corpus import read_manifest
+from ..data.corpus import fixed_heldout_subset, load_clips, read_manifest
 from ..errors import ConfigError
-from ..evaluation.codec_eval import evaluate_codec, fixed_heldout_subset
-from ..models.codec import (
-    DEFAULT_WEIGHTS,
-    Codec,
+from ..evaluation.codec_eval import evaluate_codec
+from ..models.codec import Codec
+from ..models.weights_io import (
+    DEFAULT_CODEC_WEIGHTS,
+    atomic_save,
     codec_from_weights,
     codec_tokenizer_hash,
-    save_weights,
+    load_checkpoint,
+    save_codec_weights,
 )
-from .checkpoint import atomic_save, load_checkpoint
-from .dataset import load_clips, train_sampler
+from .dataset import train_sampler
 from .distributed import init_distributed, wrap
 from .loop import Progress, Schedule, append_jsonl, cosine_lr, now_iso, run_loop
 from .losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
@@ -91,7 +92,7 @@ class Trainer:
         self.ccfg, self.cfg = codec_cfg, train_cfg
         torch.manual_seed(train_cfg.seed)
         if init_from and resumed is None:
-            path = DEFAULT_WEIGHTS if init_from == "default" else Path(init_from)
+            path = DEFAULT_CODEC_WEIGHTS if init_from == "default" else Path(init_from)
             self.model = codec_from_weights(path)
             self.ccfg = self.model.cfg
         else:
@@ -156,7 +157,7 @@ class Trainer:
             "step": self.step, "train_seconds": self.train_seconds,
             "last_eval": json.dumps(self.last_eval), "torch_rng": torch.get_rng_state(),
         }, self.ckpt_path)
-        save_weights(self.model, self.run_dir / "codec_latest.pt",
+        save_codec_weights(self.model, self.run_dir / "codec_latest.pt",
                      meta={"step": self.step, "train_minutes": round(self.train_seconds / 60, 1),
                            "heldout": self.last_eval})
 

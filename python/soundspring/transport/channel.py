@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -243,4 +244,67 @@ class Trace(_Model):
         return f"Trace(path={self.path!r}, entries={len(self)})"
 
 
-__all__ = ["Bernoulli", "GilbertElliott", "LossModel", "Trace", "WlanMarkov"]
+LOSS_MODEL_KINDS = ("bernoulli", "gilbert", "wlan", "trace", "none")
+"""What :func:`make_loss_model` builds: the ``--channel`` choices of the commands."""
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss model by name and parameters, without its seed.
+
+    Attributes:
+        kind: one of ``LOSS_MODEL_KINDS``; ``"none"`` is a lossless channel.
+        loss_rate: loss probability in [0, 1) (``bernoulli``; ``gilbert``'s mean rate).
+        mean_burst: mean run of consecutive losses, >= 1 (``gilbert``).
+        trace: the loss-trace file (``trace``).
+    """
+
+    kind: str
+    loss_rate: float = 0.0
+    mean_burst: float = 1.0
+    trace: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in LOSS_MODEL_KINDS:
+            raise ConfigError(f"loss model kind must be one of {', '.join(LOSS_MODEL_KINDS)}, "
+                              f"got {self.kind!r}")
+        if self.kind == "trace" and not self.trace:
+            raise ConfigError("a trace loss model needs a trace file")
+
+
+def make_loss_model(spec: LossSpec, seed: int) -> LossModel | None:
+    """The one factory of loss models by name: a fresh, seeded model of ``spec``.
+
+    Returns:
+        The model (its ``losses(n)`` starts at the beginning of its stream), or None for
+        ``kind="none"`` (nothing is lost). ``trace`` ignores the seed.
+
+    Raises:
+        ConfigError: the parameters the model refuses (see each model), or an unreadable
+            trace file.
+
+    Example:
+        >>> make_loss_model(LossSpec("gilbert", 0.1, 2.0), seed=0).losses(4).shape
+        (4,)
+    """
+    if spec.kind == "bernoulli":
+        return Bernoulli(spec.loss_rate, seed)
+    if spec.kind == "gilbert":
+        return GilbertElliott(spec.loss_rate, spec.mean_burst, seed)
+    if spec.kind == "wlan":
+        return WlanMarkov(seed)
+    if spec.kind == "trace":
+        return Trace(spec.trace)  # type: ignore[arg-type]  # checked in LossSpec
+    return None
+
+
+__all__ = [
+    "LOSS_MODEL_KINDS",
+    "Bernoulli",
+    "GilbertElliott",
+    "LossModel",
+    "LossSpec",
+    "Trace",
+    "WlanMarkov",
+    "make_loss_model",
+]

@@ -1,4 +1,5 @@
-"""``soundspring data fetch|prepare|info|tokens|synth``: the speech corpus commands.
+"""``soundspring data fetch|prepare|info|tokens|synth``: the speech corpus commands
+(``soundspring.data``).
 
 ``fetch`` and ``prepare`` handle the human-speech sources (``--source asterisk|tuxpaint|all``,
 default all): the Asterisk prompts (``corpus``) and Tux Paint's spoken stamp descriptions
@@ -9,6 +10,11 @@ default all): the Asterisk prompts (``corpus``) and Tux Paint's spoken stamp des
 ``synth`` writes the out-of-domain TTS test set (``synth.synth_speech_set``)::
 
     soundspring data synth --out-dir runs/ood --per-voice 4
+
+``tokens`` precomputes a codec's tokens of the corpus for SpringLM training
+(``tokens.precompute_tokens``)::
+
+    soundspring data tokens --codec runs/codec
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import argparse
 import json
 
 from ..config import TUXPAINT_HELDOUT_LANGUAGES
-from . import corpus
+from ..data import corpus, synth, tuxpaint
 
 SOURCES = ("asterisk", "tuxpaint", "all")
 
@@ -41,11 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "its split is by language)")
         if name == "fetch":
             p.add_argument("--update", action="store_true", help="always run apt-get update first")
-    from . import tokens
-
-    tokens.add_arguments(sub.add_parser("tokens", help="precompute codec tokens for SpringLM training"))
-    from . import synth
-
+    _add_tokens_arguments(sub.add_parser("tokens",
+                                         help="precompute codec tokens for SpringLM training"))
     p = sub.add_parser("synth", help="write an out-of-domain TTS speech test set (espeak-ng, piper), or "
                                   "its training counterpart (--role train)")
     p.add_argument("--out-dir", required=True, help="directory for wav/, manifest.jsonl")
@@ -63,8 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
     """``soundspring data synth``: writes the set, prints clips and minutes per source."""
-    from . import synth
-
     manifest = synth.synth_speech_set(args.out_dir, n_per_voice=args.per_voice, seed=args.seed,
                                       progress=True, espeak_voices=args.espeak_voices,
                                       piper=not args.no_piper, role=args.role)
@@ -82,13 +83,9 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "tokens":
-        from . import tokens
-
-        return tokens.run(args)
+        return _run_tokens(args)
     if args.action == "synth":
         return _run_synth(args)
-    from . import tuxpaint
-
     sources = ("asterisk", "tuxpaint") if args.source == "all" else (args.source,)
     if args.action == "fetch":
         update = True if args.update else None
@@ -138,3 +135,37 @@ def format_summary(rows: list[dict]) -> str:
     lines += [f"| {s} | all | {sp} | {int(t[0])} | {t[1]:.2f} |"
               for (s, sp), t in sorted(totals.items())]
     return "\n".join(lines)
+
+
+def _add_tokens_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``soundspring data tokens``."""
+    parser.add_argument("--codec", required=True,
+                        help="codec weights file, checkpoint.pt or run directory")
+    parser.add_argument("--manifest", nargs="+", default=None,
+                        help="corpus manifest(s), pooled per split (default: the cache's)")
+    parser.add_argument("--heldout-manifest", nargs="+", default=None,
+                        help="take the heldout split from these manifests instead (e.g. the "
+                             "speaker-disjoint Tux Paint languages)")
+    parser.add_argument("--out-dir", default=None,
+                        help="output directory (default <cache>/tokens/<tokenizer hash[:16]>)")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--max-clips", type=int, default=None,
+                        help="only the first N clips per split")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _run_tokens(args: argparse.Namespace) -> int:
+    """``soundspring data tokens``: precomputes the tokens, prints each split's file."""
+    import torch
+
+    from ..data.tokens import load_tokens, precompute_tokens
+
+    torch.set_num_threads(max(1, args.threads))
+    paths = precompute_tokens(args.codec, args.manifest, args.out_dir,
+                              overwrite=args.overwrite, progress=not args.no_progress,
+                              max_clips=args.max_clips, heldout_manifest=args.heldout_manifest)
+    for split, p in paths.items():
+        ts = load_tokens(p)
+        print(f"{split}: {p} ({len(ts)} clips, {ts.frames} frames, codec {ts.tokenizer_sha256[:16]})")
+    return 0

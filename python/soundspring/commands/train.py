@@ -1,4 +1,5 @@
-"""``soundspring train codec``: start or resume a codec training run."""
+"""``soundspring train codec|lm|export``: start or resume a codec or SpringLM training run
+(``soundspring.training``), or export a codec run's shipped-format weights."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from ..config import (
     CODEC_PRESETS,
+    LM_TRAIN_PRESETS,
+    SPRINGLM_PRESETS,
     TRAIN_PRESETS,
     Augmentation,
     TrainConfig,
@@ -18,9 +21,7 @@ from ..config import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True)
-    from .lm import add_lm_arguments
-
-    add_lm_arguments(sub.add_parser("lm", help="train SpringLM on precomputed codec tokens"))
+    _add_lm_arguments(sub.add_parser("lm", help="train SpringLM on precomputed codec tokens"))
     p = sub.add_parser("codec", help="train the streaming codec (resumes if RUN_DIR has a checkpoint)")
     p.add_argument("--run-dir", default="runs/codec", help="run directory (default runs/codec)")
     p.add_argument("--manifest", default=None, help="corpus manifest (default: the cache's)")
@@ -62,23 +63,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import json as _json
-
-    from ..models.codec import DEFAULT_WEIGHTS, read_weights, save_weights
-    from .checkpoint import load_checkpoint, load_checkpoint_codec
+    """``soundspring train export``: a run's checkpoint as shipped-format fp16 weights."""
+    from ..models.weights_io import (
+        DEFAULT_CODEC_WEIGHTS,
+        load_checkpoint,
+        load_checkpoint_codec,
+        read_codec_weights,
+        save_codec_weights,
+    )
 
     ckpt_path = Path(args.run_dir) / "checkpoint.pt"
     ckpt = load_checkpoint(ckpt_path)
     codec = load_checkpoint_codec(ckpt_path)
     meta = {"step": int(ckpt["step"]), "train_minutes": round(float(ckpt["train_seconds"]) / 60, 1),
-            "heldout": _json.loads(ckpt.get("last_eval", "{}"))}
+            "heldout": json.loads(ckpt.get("last_eval", "{}"))}
     run_cfg = Path(args.run_dir) / "config.json"
     if run_cfg.exists():  # provenance: what the run started from, what it trained
-        rc = _json.loads(run_cfg.read_text())
+        rc = json.loads(run_cfg.read_text())
         meta["init_from_meta"] = rc.get("init_meta")
         meta["freeze_tokenizer"] = bool(rc.get("train", {}).get("freeze_tokenizer", False))
-    out = save_weights(codec, Path(args.out) if args.out else DEFAULT_WEIGHTS, meta=meta)
-    _, _, meta_back = read_weights(out)
+    out = save_codec_weights(codec, Path(args.out) if args.out else DEFAULT_CODEC_WEIGHTS, meta=meta)
+    _, _, meta_back = read_codec_weights(out)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB), step {meta_back['step']}")
     return 0
 
@@ -87,10 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "export":
         return _export(args)
     if args.what == "lm":
-        from .lm import run_lm
-
-        return run_lm(args)
-    from .trainer import Trainer
+        return _run_lm(args)
+    from ..training.trainer import Trainer
 
     cfg: TrainConfig = TRAIN_PRESETS[args.preset]()
     overrides = {k: getattr(args, k) for k in ("threads", "max_steps", "max_hours", "batch_size",
@@ -118,5 +121,48 @@ def run(args: argparse.Namespace) -> int:
           f"{trainer.model.num_parameters() / 1e6:.2f} M params, "
           f"{trainer.train_minutes:.1f} min of training audio", flush=True)
     out = trainer.run()
+    print(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+def _add_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``soundspring train lm``."""
+    parser.add_argument("--run-dir", default="runs/lm", help="run directory (default runs/lm)")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tokens-dir", default=None,
+                     help="directory with train.npz / heldout.npz (soundspring.data.tokens)")
+    src.add_argument("--codec", default=None,
+                     help="codec weights / checkpoint whose cached tokens to use "
+                          "(<cache>/tokens/<tokenizer hash[:16]>)")
+    parser.add_argument("--preset", default="default", choices=sorted(LM_TRAIN_PRESETS))
+    parser.add_argument("--model-preset", default="default", choices=sorted(SPRINGLM_PRESETS))
+    parser.add_argument("--init-from", default=None,
+                        help="shipped SpringLM weights to start a new run from")
+    for name, typ in (("threads", int), ("max-steps", int), ("max-hours", float),
+                      ("batch-size", int), ("crop-frames", int), ("lr", float),
+                      ("warmup-steps", int), ("eval-every-min", float),
+                      ("checkpoint-every-min", float), ("eval-windows", int), ("seed", int)):
+        parser.add_argument(f"--{name}", type=typ, default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+
+
+def _run_lm(args: argparse.Namespace) -> int:
+    """``soundspring train lm``: starts or resumes a SpringLM run; prints its summary."""
+    cfg = LM_TRAIN_PRESETS[args.preset]()
+    keys = ("threads", "max_steps", "max_hours", "batch_size", "crop_frames", "lr",
+            "warmup_steps", "eval_every_min", "checkpoint_every_min", "eval_windows", "seed")
+    cfg = dataclasses.replace(cfg, **{k: getattr(args, k) for k in keys
+                                      if getattr(args, k) is not None})
+    if args.tokens_dir:
+        tdir = Path(args.tokens_dir)
+    else:
+        from ..data.tokens import token_dir
+        from ..models.weights_io import codec_tokenizer_hash, load_codec
+
+        tdir = token_dir(codec_tokenizer_hash(load_codec(args.codec, as_exported=True)))
+    from ..training.lm import train_lm
+
+    out = train_lm(args.run_dir, tdir, SPRINGLM_PRESETS[args.model_preset](), cfg,
+                   init_from=args.init_from, progress=not args.no_progress)
     print(json.dumps(out, indent=1, default=str))
     return 0
