@@ -9,6 +9,7 @@ namespace soundspring::bindings {
 
 void bind_coding(py::module_& m);     // bind_coding.cc: range coder, CDFs
 void bind_transport(py::module_& m);  // bind_transport.cc: packets, container, channels, jitter buffer
+void bind_lm(py::module_& m);         // bind_lm.cc: SpringLM inference engine
 
 [[noreturn]] void throw_status(const Status& status) {
   const char* cls = "SoundspringError";
@@ -51,4 +52,6 @@ PYBIND11_MODULE(_core, m) {
   sb::bind_coding(coding);
   auto transport = m.def_submodule("transport", "Packets, .spring container, loss models, jitter buffer");
   sb::bind_transport(transport);
+  auto lm = m.def_submodule("lm", "SpringLM inference engine (deterministic float32)");
+  sb::bind_lm(lm);
 }

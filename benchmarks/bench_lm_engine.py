@@ -1,0 +1,98 @@
+"""SpringLM per-chunk latency: the C++ engine against the PyTorch reference, same run.
+
+Run: ``pytest benchmarks/bench_lm_engine.py --benchmark-only`` (smoke: ``--benchmark-disable``).
+Shipped size (``springlm_default``), random weights rounded to fp16 like the shipped file
+(latency does not depend on their values; the engine streams them as binary16),
+R = 15 frames of context, chunks of C = 2 frames (40 ms), batch 1, one thread for both
+(torch's intra-op threads are set to 1 by benchmarks/conftest.py). Each case runs on the
+engine at every kernel level this CPU has and on the PyTorch adapter
+(``lm_adapter.SpringLMCodingModel``), the path the transceiver calls today.
+
+Cases:
+    fine:     one chunk's coding pass against a full memory (levels 3..K of the bitrate)
+    commit:   one chunk's memory pass (into a copy of the memory, so every call is alike)
+    conceal:  the concealment window over R + C frames with the last chunk lost
+    batch:    the engine's coding pass of 8 or 64 streams at once (per call, not per stream)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from soundspring.config import MASK, springlm_default
+from soundspring.models.lm_adapter import SpringLMCodingModel
+from soundspring.models.lm_engine import SpringLMEngine, supported_isas
+from soundspring.models.masked_lm import SpringLM
+
+R, C = 15, 2
+LEVELS = {"6kbps": 12, "12kbps": 24}
+IMPLS = ["torch", *(f"engine-{isa}" for isa in supported_isas() if isa != "generic")]
+
+
+@pytest.fixture(scope="module")
+def lm() -> SpringLM:
+    torch.manual_seed(0)
+    model = SpringLM(springlm_default()).eval()
+    with torch.no_grad():  # the shipped file's fp16 values, as load_lm gives them
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(lm):
+    out = {"torch": SpringLMCodingModel(lm)}
+    for impl in IMPLS[1:]:
+        out[impl] = SpringLMEngine.from_model(lm, isa=impl.removeprefix("engine-"))
+    return out
+
+
+def _view(k: int, frames: int = C, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).integers(0, 1024, size=(k, frames)).astype(np.int64)
+    x[3:] = MASK
+    return x
+
+
+def _warm(model, k: int):
+    state = model.new_state(R, C)
+    for i in range(R // C + 2):  # a full ring
+        state = model.commit(state, _view(3, seed=i))
+    return state
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("bitrate", list(LEVELS), ids=str)
+def test_fine(benchmark, models, impl: str, bitrate: str) -> None:
+    k = LEVELS[bitrate]
+    model = models[impl]
+    state, view = _warm(model, k), _view(k)
+    logits = benchmark(model.fine_logits, state, view, (3, k))
+    assert logits.shape == (k - 3, C, 1024)
+    ref = models["torch"]
+    want = ref.fine_logits(_warm(ref, k), view, (3, k))
+    assert float(np.abs(logits - want).max()) < 1e-4
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_commit(benchmark, models, impl: str) -> None:
+    model = models[impl]
+    state, base = _warm(model, 3), _view(3, seed=99)
+    benchmark(lambda: model.commit(state.snapshot(), base))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_conceal(benchmark, models, impl: str) -> None:
+    window = _view(3, R + C, seed=5)
+    window[:, -C:] = MASK
+    logits = benchmark(models[impl].conceal_logits, window)
+    assert logits.shape == (3, R + C, 1024)
+
+
+@pytest.mark.parametrize("batch", [8, 64])
+def test_batch(benchmark, models, batch: int) -> None:
+    engine = models[IMPLS[-1]]
+    states = [_warm(engine, 12) for _ in range(batch)]
+    views = np.stack([_view(12, seed=s) for s in range(batch)])
+    logits = benchmark(engine.fine_logits_batch, states, views, (3, 12))
+    assert logits.shape == (batch, 9, C, 1024)

@@ -1,0 +1,75 @@
+// Vector kernels of the SpringLM engine, one build per instruction set, chosen at run time.
+//
+// The only kernel that needs vector code is the biased matrix product of the linear layers
+// and level heads. The weights are packed in column panels of kColumnAlign columns: the
+// weight of input i and column c sits at w[(c / 16) * in * 16 + i * 16 + c % 16], so a tile
+// streams each panel front to back (no large strides, no cache-set aliasing). The result
+// is defined element by element, as a blocked sum (more accurate than one running sum,
+// and just as fixed):
+//
+//   p_b = sum over i in [16 b, min(16 b + 16, in)), left to right from +0.0f, of
+//         x[r * ldx + i] * W(i, c)                         (partial sum of block b)
+//   y[r * ldy + c] = (sum over b, left to right from +0.0f, of p_b) + bias[c]
+//
+// for every row r < rows and column c < cols. A vector lane only ever holds one column c,
+// and each lane performs exactly the scalar sequence of multiplications and additions, so
+// the SSE2 (4 lanes), AVX2 (8 lanes) and AVX-512 (16 lanes) builds, the scalar build and
+// the CUDA kernels all produce the same bits, whatever the row blocking or thread split.
+//
+// Each instruction set lives in its own translation unit (lm_kernels_<isa>.cc, compiled
+// with that ISA's -m flags) that exports a single function table; lm_kernels.cc detects
+// the CPU (cpuid via __builtin_cpu_supports) and hands out the table.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace soundspring::lm {
+
+/// Columns are processed in whole vectors of this many floats (the widest ISA's lanes):
+/// every packed weight matrix and every output row holds a multiple of it.
+constexpr int kColumnAlign = 16;
+
+/// Inputs per partial sum of the blocked reduction (normative: part of the bits).
+constexpr int kSumBlock = 16;
+
+/// Instruction-set levels of the engine's kernels. kGeneric is portable C++ (16-lane vector
+/// extensions with the AVX-512 tiling; the only level on CPUs other than x86-64); kAuto
+/// picks the best level the CPU supports.
+enum class Isa : int { kAuto = 0, kGeneric = 1, kSse2 = 2, kAvx2 = 3, kAvx512 = 4 };
+
+/// y = x W + bias over padded columns (see the file comment). Preconditions: cols is a
+/// multiple of kColumnAlign; w holds cols / kColumnAlign panels of in x kColumnAlign
+/// floats, bias holds cols floats, and each row of y holds cols floats (ldy >= cols).
+using MatmulBiasFn = void (*)(const float* x, size_t ldx, size_t rows, const float* w, size_t in,
+                              const float* bias, float* y, size_t ldy, size_t cols);
+
+/// The same product with the weights stored as IEEE binary16 (same panel layout). Each
+/// weight is widened exactly to float32 before its multiplication, so the result is bit
+/// for bit matmul_bias on the widened weights: half storage only halves the bytes read.
+using MatmulBiasHalfFn = void (*)(const float* x, size_t ldx, size_t rows, const uint16_t* w,
+                                  size_t in, const float* bias, float* y, size_t ldy, size_t cols);
+
+struct Kernels {
+  Isa isa;
+  const char* name;  // "generic", "sse2", "avx2", "avx512"
+  MatmulBiasFn matmul_bias;
+  MatmulBiasHalfFn matmul_bias_half;  // nullptr where the ISA has no fast conversion (F16C)
+};
+
+/// Whether this build has kernels for `isa` and the CPU can run them (kAuto: always true).
+bool isa_supported(Isa isa);
+
+/// The best supported level on this CPU.
+Isa best_isa();
+
+/// The kernels of `isa` (kAuto resolves to best_isa()); nullptr when !isa_supported(isa).
+const Kernels* kernels_for(Isa isa);
+
+/// Parses "auto", "generic", "sse2", "avx2", "avx512"; returns false for anything else.
+bool parse_isa(const char* name, Isa* out);
+
+/// The lower-case name of a level ("auto" for kAuto).
+const char* isa_name(Isa isa);
+
+}  // namespace soundspring::lm

@@ -1,0 +1,37 @@
+// AVX2 build of the engine's kernels (8 lanes); see lm_kernels.h. Compiled with -mavx2 -mf16c
+// (cmake/SoundspringLmEngine.cmake): no -mfma, and -ffp-contract=off, so a multiplication and the
+// addition after it are never fused. Run only after lm_kernels.cc has checked the CPU.
+#include "core/lm_kernels.h"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+
+namespace soundspring::lm {
+namespace {
+
+struct VecAvx2 {
+  using T = __m256;
+  static constexpr int kLanes = 8;
+  static constexpr int kRows = 2;     // 2 x 4 accumulators + 4 weights + 1 broadcast <= 16 ymm
+  static constexpr int kVectors = 4;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T set1(float f) { return _mm256_set1_ps(f); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  static T load_weights(const float* p) { return load(p); }
+  static T load_weights(const uint16_t* p) {  // F16C: exact widening
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+};
+
+#include "core/lm_kernels_impl.h"
+
+}  // namespace
+
+extern const Kernels kKernelsAvx2 = {Isa::kAvx2, "avx2", &matmul_bias_impl<VecAvx2, float>,
+                                     &matmul_bias_impl<VecAvx2, uint16_t>};
+
+}  // namespace soundspring::lm
+#endif

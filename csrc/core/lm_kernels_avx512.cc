@@ -1,0 +1,41 @@
+// AVX-512 build of the engine's kernels (16 lanes); see lm_kernels.h. Compiled with
+// -mavx512f (csrc/CMakeLists.txt) and -ffp-contract=off, so a multiplication and the
+// addition after it are never fused into vfmadd. Run only after lm_kernels.cc has checked
+// the CPU.
+#include "core/lm_kernels.h"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__AVX512F__)
+#include <immintrin.h>
+
+namespace soundspring::lm {
+namespace {
+
+struct VecAvx512 {
+  using T = __m512;
+  static constexpr int kLanes = 16;
+  static constexpr int kRows = 4;     // 4 x 4 accumulators + 4 weights + 1 broadcast <= 32 zmm
+  static constexpr int kVectors = 4;
+  static T zero() { return _mm512_setzero_ps(); }
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static T set1(float f) { return _mm512_set1_ps(f); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
+  static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  static T load_weights(const float* p) { return load(p); }
+  // Exact widening (AVX-512F vcvtph2ps). The zero-masked form with every lane selected is
+  // the plain conversion; it avoids GCC 12's false -Wmaybe-uninitialized in _mm512_cvtph_ps.
+  static T load_weights(const uint16_t* p) {
+    return _mm512_maskz_cvtph_ps(static_cast<__mmask16>(0xFFFF),
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+};
+
+#include "core/lm_kernels_impl.h"
+
+}  // namespace
+
+extern const Kernels kKernelsAvx512 = {Isa::kAvx512, "avx512", &matmul_bias_impl<VecAvx512, float>,
+                                       &matmul_bias_impl<VecAvx512, uint16_t>};
+
+}  // namespace soundspring::lm
+#endif

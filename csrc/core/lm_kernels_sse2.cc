@@ -1,0 +1,32 @@
+// SSE2 build of the engine's kernels (4 lanes); see lm_kernels.h. The x86-64 baseline:
+// needs no extra compiler flag.
+#include "core/lm_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>
+
+namespace soundspring::lm {
+namespace {
+
+struct VecSse2 {
+  using T = __m128;
+  static constexpr int kLanes = 4;
+  static constexpr int kRows = 2;     // 2 x 4 accumulators + 4 weights + 1 broadcast <= 16 xmm
+  static constexpr int kVectors = 4;
+  static T zero() { return _mm_setzero_ps(); }
+  static T load(const float* p) { return _mm_loadu_ps(p); }
+  static void store(float* p, T v) { _mm_storeu_ps(p, v); }
+  static T set1(float f) { return _mm_set1_ps(f); }
+  static T add(T a, T b) { return _mm_add_ps(a, b); }
+  static T mul(T a, T b) { return _mm_mul_ps(a, b); }
+  static T load_weights(const float* p) { return load(p); }
+};
+
+#include "core/lm_kernels_impl.h"
+
+}  // namespace
+
+extern const Kernels kKernelsSse2 = {Isa::kSse2, "sse2", &matmul_bias_impl<VecSse2, float>, nullptr};
+
+}  // namespace soundspring::lm
+#endif
