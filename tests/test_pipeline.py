@@ -88,7 +88,7 @@ def test_no_loss_audio_equals_offline_decode(codec):
 @pytest.mark.parametrize("layered", [False, True])
 def test_base_loss_conceals_and_taints_the_reach(codec, layered):
     cfg = TransceiverConfig(bitrate_kbps=6, chunk_frames=2, context_frames=4,  # reach 2 chunks
-                            layered=layered)
+                            layered=layered, conceal="lm")  # LM concealment: the base alone
     tx, packets = _send(codec, cfg, seconds=0.8)
     rx = Receiver(codec, SyntheticLM(), cfg)
     for p in packets:

@@ -20,10 +20,12 @@ Stream rules (DESIGN.md sections 5-7):
   pick, per token, a codeword a little farther from the residual than the nearest when
   the coder's PMF makes it much cheaper (the RDO quantisation of video encoders). The
   bitstream is unchanged: a receiver decodes whatever tokens were sent.
-- A lost base is concealed (``lm``: masked-LM infilling from the frames around the gap,
-  using later base packets already received, decoded from the expected latent under the
-  LM's PMFs; ``lm_greedy``: its most likely tokens; ``repeat``; ``zero``); its fine levels
-  are dropped (the codec decodes that chunk at the base bitrate).
+- A lost chunk is concealed (``config.DEFAULT_CONCEAL``, ``repeat``: the last decoded
+  frame's tokens at every level it carried; ``lm``: masked-LM infilling of the base from
+  the frames around the gap, using later base packets already received, decoded from the
+  expected latent under the LM's PMFs, its fine levels dropped; ``lm_greedy``: the LM's
+  most likely base tokens; ``blend``: ``lm``'s latent mixed with the repeated frame's;
+  ``zero``). See ``soundspring.plc`` for why the default is ``repeat``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .config import (
     CHECK_BITS_RANGE,
     CODEBOOK_SIZE,
     DEFAULT_CHUNK_FRAMES,
+    DEFAULT_CONCEAL,
     DEFAULT_CONTEXT_FRAMES,
     DEFAULT_RD_LAMBDA,
     FRAME_SAMPLES,
@@ -76,8 +79,8 @@ class TransceiverConfig:
             and a check per extra packet; only worth it where the network treats the
             base packet better than the fine ones.
         fec: carry a copy of the previous chunk's base payload in each base packet.
-        conceal: receiver concealment: "lm", "lm_greedy", "repeat" or "zero" (receiver
-            only; see ``soundspring.plc``).
+        conceal: receiver concealment, one of ``plc.CONCEAL_MODES`` (receiver only;
+            default ``config.DEFAULT_CONCEAL``; see ``soundspring.plc``).
         conceal_context_frames: past frames the concealment window shows the model.
         rd_lambda: transmitter only (no header field: receivers need not know it):
             rate-distortion quantisation. Each token is the codeword minimising the
@@ -96,7 +99,7 @@ class TransceiverConfig:
     precision_bits: int = 16
     fec: bool = False
     layered: bool = False
-    conceal: str = "lm"
+    conceal: str = DEFAULT_CONCEAL
     conceal_context_frames: int = 15
     rd_lambda: float = DEFAULT_RD_LAMBDA
 

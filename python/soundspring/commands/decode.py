@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from ..config import SAMPLE_RATE_HZ
+from ..config import DEFAULT_CONCEAL, SAMPLE_RATE_HZ
 from ..errors import ConfigError, ModelMismatchError
 from ..models.weights_io import codec_content_hash, load_models
 from ..pipeline import CHUNK_STATUSES, SentPacket, receive_blocks
@@ -47,7 +47,9 @@ CONCEALED_STATUSES = ("concealed", "corrupt", "late")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help=".spring file, or - for stdin")
     parser.add_argument("output", help="16 kHz WAV file, or - for stdout")
-    parser.add_argument("--conceal", choices=CONCEAL_MODES, default="lm")
+    parser.add_argument("--conceal", choices=CONCEAL_MODES, default=DEFAULT_CONCEAL,
+                        help=f"concealment of lost chunks (default {DEFAULT_CONCEAL}; see "
+                             "soundspring.plc)")
     parser.add_argument(
         "--report",
         metavar="FILE.json",

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from ..config import SAMPLE_RATE_HZ
+from ..config import DEFAULT_CONCEAL, SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from ..models.weights_io import load_models
 from ..pipeline import algorithmic_latency_ms, receive, transmit
@@ -45,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_channel_arguments(parser)
     parser.add_argument("--trace", default=None, help="loss trace file, one 0/1 per packet")
-    parser.add_argument("--conceal", choices=CONCEAL_MODES, default="lm")
+    parser.add_argument("--conceal", choices=CONCEAL_MODES, default=DEFAULT_CONCEAL,
+                        help=f"concealment of lost chunks (default {DEFAULT_CONCEAL}; see "
+                             "soundspring.plc)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_arguments(parser)
     add_io_flags(parser)

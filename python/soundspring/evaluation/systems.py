@@ -65,6 +65,7 @@ import numpy as np
 from ..config import (
     CODEBOOK_SIZE,
     DEFAULT_CHUNK_FRAMES,
+    DEFAULT_CONCEAL,
     FRAME_SAMPLES,
     MAX_CODEBOOKS,
     SAMPLE_RATE_HZ,
@@ -389,12 +390,14 @@ DEFAULT_SYSTEM_NAMES: tuple[str, ...] = (
 )
 """The systems a sweep runs by default, in report order."""
 
-_CONCEAL_VARIANTS = {"soundspring_greedy": "lm_greedy", "soundspring_blend": "blend",
-                     "soundspring_repeat": "repeat", "soundspring_zero": "zero"}
+_CONCEAL_VARIANTS = {"soundspring_lm": "lm", "soundspring_greedy": "lm_greedy",
+                     "soundspring_blend": "blend", "soundspring_repeat": "repeat",
+                     "soundspring_zero": "zero"}
 CONCEAL_CONTROL_NAMES: tuple[str, ...] = tuple(_CONCEAL_VARIANTS)
-"""SoundSpring with its LM coding but other concealment (the LM's greedy tokens, the
-blend of LM and repeat, repeat the last received frame's tokens, or zero tokens): they
-isolate what LM concealment adds. Opt-in (``--systems``)."""
+"""SoundSpring with its LM coding and each concealment mode by name (the LM's soft
+latent, its greedy tokens, the blend of LM and repeat, repeat the last received frame's
+tokens, zero tokens), whatever the default (``config.DEFAULT_CONCEAL``) is: they isolate
+what each concealment adds on the same masks. Opt-in (``--systems``)."""
 
 SYSTEM_NAMES: tuple[str, ...] = DEFAULT_SYSTEM_NAMES + CONCEAL_CONTROL_NAMES
 """Every registered system, in report order."""
@@ -445,8 +448,8 @@ def build_systems(names: list[str] | tuple[str, ...] | None = None, codec: Any =
         else:
             fec = n == "soundspring_fec"
             out[n] = PipelineSystem(
-                n, _springlm_factory(codec, lm_path), codec, "lm", fec, chunk_frames,
-                "SpringLM transceiver (LM PMFs, LM concealment)"
+                n, _springlm_factory(codec, lm_path), codec, DEFAULT_CONCEAL, fec, chunk_frames,
+                f"SpringLM transceiver (LM PMFs, {DEFAULT_CONCEAL} concealment: the defaults)"
                 + (" + base-layer FEC" if fec else ""), codec_missing_reason)
     return out
 
