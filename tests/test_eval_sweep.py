@@ -232,6 +232,12 @@ def test_soundspring_reports_why_it_is_unavailable(codec: Codec) -> None:
     assert build_systems(["soundspring"], codec=None)["soundspring"].unavailable_reason()
 
 
+def test_codec_systems_skip_bitrates_that_are_no_operating_point(codec: Codec) -> None:
+    nolm = build_systems(["codec_nolm"], codec=codec)["codec_nolm"]
+    assert nolm.unsupported_reason(6.0) is None and nolm.unsupported_reason(12.0) is None
+    assert "operating points" in nolm.unsupported_reason(9.0)  # Opus-only bracketing rate
+
+
 def test_sweep_passes_the_condition_pattern_to_each_system(tmp_path: Path,
                                                            clips: list[SweepClip]) -> None:
     spy = Passthrough()

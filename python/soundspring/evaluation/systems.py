@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from ..config import (
+    BITRATES_KBPS,
     CODEBOOK_SIZE,
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_CONCEAL,
@@ -294,6 +295,9 @@ class PipelineSystem(System):
             k = codebooks_for_bitrate(bitrate_kbps)
         except ConfigError as exc:
             return str(exc)
+        if float(bitrate_kbps) not in BITRATES_KBPS:
+            return (f"{bitrate_kbps:g} kbps is not one of the codec's operating points "
+                    f"({', '.join(f'{b:g}' for b in BITRATES_KBPS)} kbps)")
         n = self.codec.n_codebooks if self.codec is not None else MAX_CODEBOOKS
         return None if k <= n else f"the codec has {n} codebooks, {k} needed"
 
