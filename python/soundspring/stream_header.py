@@ -35,6 +35,7 @@ import numpy as np
 from .config import (
     BITRATES_KBPS,
     CHECK_BITS_RANGE,
+    DEFAULT_CONCEAL,
     FRAME_SAMPLES,
     MAX_CHUNK_FRAMES,
     MAX_CONTEXT_FRAMES,
@@ -172,7 +173,7 @@ class StreamHeader:
         """Chunks the header announces: ceil(n_samples / chunk_samples)."""
         return -(-self.n_samples // self.chunk_samples)
 
-    def config(self, conceal: str = "lm") -> TransceiverConfig:
+    def config(self, conceal: str = DEFAULT_CONCEAL) -> TransceiverConfig:
         """The TransceiverConfig of the stream (concealment is the reader's choice).
 
         Raises:
@@ -287,7 +288,8 @@ def parse_stream_header(header: Mapping[str, Any]) -> StreamHeader:
     )
 
 
-def config_from_header(header: Mapping[str, Any], conceal: str = "lm") -> TransceiverConfig:
+def config_from_header(header: Mapping[str, Any],
+                       conceal: str = DEFAULT_CONCEAL) -> TransceiverConfig:
     """The TransceiverConfig recorded in a .spring header (concealment is the reader's choice).
 
     Raises:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 
+from ..config import DEFAULT_CONCEAL
 from ..models.weights_io import load_models
 from ..pipeline import TransceiverConfig, transmit
 from ..stream_header import stream_header
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_io_flags(parser)
 
 
-def config_from_args(args: argparse.Namespace, conceal: str = "lm") -> TransceiverConfig:
+def config_from_args(args: argparse.Namespace,
+                     conceal: str = DEFAULT_CONCEAL) -> TransceiverConfig:
     return TransceiverConfig(
         bitrate_kbps=args.bitrate,
         chunk_frames=args.chunk_frames,

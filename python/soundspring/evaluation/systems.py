@@ -253,7 +253,7 @@ class PipelineSystem(System):
         name: registry name.
         model_factory: ``() -> CodingModel``, or raises with the reason the model is missing.
         codec: a ``Codec`` in eval mode, or None (unavailable with ``missing_reason``).
-        conceal: receiver concealment, ``"lm"``, ``"repeat"`` or ``"zero"``.
+        conceal: receiver concealment, one of ``plc.CONCEAL_MODES``.
         fec: base-layer FEC copies.
         chunk_frames: C, frames per chunk (= slot).
         description: one line for the report.

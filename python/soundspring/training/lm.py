@@ -259,16 +259,16 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=train_cfg.lr, betas=train_cfg.betas)
-    step, train_seconds, last_eval = 0, 0.0, {}
+    counters, last_eval = Progress(), {}
     rng = np.random.default_rng(train_cfg.seed)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         opt.load_state_dict(resumed["optimizer"])
-        step = int(resumed["step"])
-        train_seconds = float(resumed["train_seconds"])
         last_eval = json.loads(resumed.get("last_eval", "{}"))
+        counters = Progress.resume(resumed["step"], resumed["train_seconds"], last_eval)
         torch.set_rng_state(resumed["torch_rng"])
         rng.bit_generator.state = json.loads(resumed["np_rng"])
+    step = counters.step
     if dist.rank:  # other ranks mask their own way (rank 0 resumes its own stream)
         rng = np.random.default_rng(dist.seed(train_cfg.seed + step))
         torch.manual_seed(dist.seed(train_cfg.seed + step))
@@ -281,40 +281,27 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
              str(init_from) if init_from else None, "init_sha256": init_meta},
             indent=1, sort_keys=True))
 
-    def save_state() -> None:
+    def save() -> None:
         atomic_save({"lm_config": to_json(model_cfg), "train_config": to_json(train_cfg),
                      "tokenizer_sha256": codec_h, "model": model.state_dict(),
-                     "optimizer": opt.state_dict(), "step": step,
-                     "train_seconds": train_seconds, "last_eval": json.dumps(last_eval),
-                     "torch_rng": torch.get_rng_state(),
+                     "optimizer": opt.state_dict(), "step": counters.step,
+                     "train_seconds": counters.train_seconds,
+                     "last_eval": json.dumps(last_eval), "torch_rng": torch.get_rng_state(),
                      "np_rng": json.dumps(rng.bit_generator.state)}, ckpt_path)
         save_lm_weights(model, run_dir / "lm_latest.pt", codec_h,
-                        meta={"step": step, "train_minutes": round(train_seconds / 60, 1),
+                        meta={"step": counters.step,
+                              "train_minutes": round(counters.train_seconds / 60, 1),
                               "heldout": last_eval})
 
-    def evaluate_row() -> dict:
-        t0 = time.time()
-        res = evaluate_lm(model, windows)
-        row = {"step": step, "train_minutes": round(train_seconds / 60, 2)} | res
-        append_jsonl(run_dir / "eval.jsonl", row | {"eval_seconds": round(time.time() - t0, 1),
-                                                    "time": now_iso()})
-        return row
-
-    lm_loss = wrap(LMLoss(model, train_cfg), dist)
-    cfg = train_cfg
-    counters = Progress(step, train_seconds, last_eval.get("step"),
-                        last_eval["train_minutes"] * 60 if "train_minutes" in last_eval else None)
-
-    def save() -> None:
-        nonlocal step, train_seconds
-        step, train_seconds = counters.step, counters.train_seconds
-        save_state()
-
     def evaluate() -> str:
-        nonlocal step, train_seconds, last_eval
-        step, train_seconds = counters.step, counters.train_seconds
-        last_eval = evaluate_row()
-        return (f"step {step}: fine bits/token {last_eval['fine_mean_bits_lm']} "
+        nonlocal last_eval
+        t0 = time.time()
+        last_eval = {"step": counters.step,
+                     "train_minutes": round(counters.train_seconds / 60, 2)} | evaluate_lm(
+                         model, windows)
+        append_jsonl(run_dir / "eval.jsonl", last_eval | {
+            "eval_seconds": round(time.time() - t0, 1), "time": now_iso()})
+        return (f"step {counters.step}: fine bits/token {last_eval['fine_mean_bits_lm']} "
                 f"(unigram {last_eval['fine_mean_bits_unigram']}), conceal top-1 "
                 f"{last_eval['conceal_top1']}")
 
@@ -331,9 +318,10 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
         return {"loss": loss.item(), "conceal": out["conceal"].item(),
                 "entropy": out["entropy"].item(), "grad_norm": gn}
 
+    lm_loss = wrap(LMLoss(model, train_cfg), dist)
+    cfg = train_cfg
     model.train()
-    run_loop(run_dir, counters, Schedule(cfg.max_steps, cfg.max_hours, cfg.log_every_steps,
-                                         cfg.eval_every_min, cfg.checkpoint_every_min),
+    run_loop(run_dir, counters, Schedule.of(cfg),
              train_step=train_step, evaluate=evaluate, save=save, model=model, dist=dist,
              lr_at=lambda at: _lr(cfg, at), postfix=("conceal", "entropy"),
              start_row={"resumed": resumed is not None, "params": model.num_parameters(),

@@ -54,6 +54,11 @@ class Schedule:
     eval_every_min: float = 30.0
     checkpoint_every_min: float = 5.0
 
+    @classmethod
+    def of(cls, cfg: object) -> Schedule:
+        """The schedule fields of a training config (``TrainConfig``, ``LMTrainConfig``)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
 
 @dataclasses.dataclass
 class Progress:
@@ -63,6 +68,14 @@ class Progress:
     train_seconds: float = 0.0
     last_eval_step: int | None = None
     last_eval_seconds: float | None = None
+
+    @classmethod
+    def resume(cls, step: int, train_seconds: float, last_eval: dict) -> Progress:
+        """The counters of a checkpoint whose last evaluation row is ``last_eval`` ({} if
+        none: the next evaluation is a whole interval away)."""
+        minutes = last_eval.get("train_minutes")
+        return cls(int(step), float(train_seconds), last_eval.get("step"),
+                   None if minutes is None else float(minutes) * 60)
 
 
 def _mean_row(acc: dict[str, list]) -> dict:
@@ -141,10 +154,9 @@ def run_loop(run_dir: Path, progress: Progress, schedule: Schedule, *,
                 ckpt_due = p.train_seconds - last_ckpt >= sch.checkpoint_every_min * 60
                 mine[1:] = [float(finished), float(eval_due), float(ckpt_due)]
             stopped, finished, eval_due, ckpt_due = (v > 0 for v in sync_decisions(mine, dist))
-            if finished and p.last_eval_step != p.step:
-                eval_due = True  # a run that finishes ends with a held-out evaluation
             if stopped or finished:
-                if eval_due and finished and dist.main:
+                # a run that finishes ends with a held-out evaluation of its last step
+                if finished and dist.main and p.last_eval_step != p.step:
                     evaluate()
                     p.last_eval_step, p.last_eval_seconds = p.step, p.train_seconds
                 break

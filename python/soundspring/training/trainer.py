@@ -108,16 +108,15 @@ class Trainer:
                                      betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
         self.loss_module = CodecLoss(self.model, train_cfg)
         self.loss = wrap(self.loss_module, self.dist)
-        self.step = 0
-        self.train_seconds = 0.0
+        self.counters = Progress()
         self.last_eval: dict = {}
         self.tokenizer_hash = None
         if resumed is not None:
             self.model.load_state_dict(resumed["model"])
             self.opt.load_state_dict(resumed["optimizer"])
-            self.step = int(resumed["step"])
-            self.train_seconds = float(resumed["train_seconds"])
             self.last_eval = json.loads(resumed.get("last_eval", "{}"))
+            self.counters = Progress.resume(resumed["step"], resumed["train_seconds"],
+                                            self.last_eval)
             torch.set_rng_state(resumed["torch_rng"])
         if self.dist.rank:  # other ranks draw other quantizer dropouts (rank 0 resumes its own)
             torch.manual_seed(self.dist.seed(train_cfg.seed + self.step))
@@ -146,6 +145,16 @@ class Trainer:
                 if self.dist.main else [])  # rank 0 alone evaluates
         self.eval_names = [c.path.name for c in held]
         self.eval_wavs = load_clips(held, progress=False)
+
+    @property
+    def step(self) -> int:
+        """Optimisation steps done (the loop advances ``counters``)."""
+        return self.counters.step
+
+    @property
+    def train_seconds(self) -> float:
+        """Training time so far, evaluation and checkpoints excluded."""
+        return self.counters.train_seconds
 
     # ---- persistence -------------------------------------------------------------------
     def save(self) -> None:
@@ -191,27 +200,12 @@ class Trainer:
 
     def run(self) -> dict:
         cfg = self.cfg
-        last = self.last_eval or {}
-        progress = Progress(self.step, self.train_seconds, last.get("step"),
-                            last["train_minutes"] * 60 if "train_minutes" in last else None)
-
-        def save() -> None:
-            self.step, self.train_seconds = progress.step, progress.train_seconds
-            self.save()
-
-        def evaluate() -> str:
-            self.step, self.train_seconds = progress.step, progress.train_seconds
-            return self._evaluate_line()
-
-        run_loop(self.run_dir, progress, Schedule(cfg.max_steps, cfg.max_hours,
-                                                  cfg.log_every_steps, cfg.eval_every_min,
-                                                  cfg.checkpoint_every_min),
-                 train_step=self._train_step, evaluate=evaluate, save=save, model=self.model,
+        run_loop(self.run_dir, self.counters, Schedule.of(cfg), train_step=self._train_step,
+                 evaluate=self._evaluate_line, save=self.save, model=self.model,
                  dist=self.dist, lr_at=lambda step: _lr(cfg, step), postfix=("loss", "mel"),
                  start_row={"resumed": self.resumed, "params": self.model.num_parameters(),
                             "train_minutes_audio": round(self.train_minutes, 1),
                             "eval_clips": self.eval_names},
                  show_progress=self.progress)
-        self.step, self.train_seconds = progress.step, progress.train_seconds
         return {"step": self.step, "train_minutes": self.train_seconds / 60,
                 "last_eval": self.last_eval}
