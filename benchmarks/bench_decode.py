@@ -26,7 +26,7 @@ import torch
 from soundspring.config import SAMPLE_RATE_HZ, codec_tiny
 from soundspring.entropy.static import StaticModel
 from soundspring.models.codec import Codec
-from soundspring.pipeline import SentPacket, TokenTransmitter, TransceiverConfig, receive_blocks
+from soundspring.transceiver import SentPacket, TokenTransmitter, TransceiverConfig, receive_blocks
 from soundspring.transport import read_container, write_container
 
 CFG = TransceiverConfig(bitrate_kbps=6, conceal="repeat")

@@ -19,7 +19,7 @@ from soundspring.entropy.static import StaticModel
 from soundspring.models.codec import Codec
 from soundspring.models.lm_adapter import SpringLMCodingModel
 from soundspring.models.masked_lm import SpringLM, springlm_default
-from soundspring.pipeline import TransceiverConfig, receive, transmit
+from soundspring.transceiver import TransceiverConfig, receive, transmit
 
 SECONDS = 2.0
 RD_LAMBDA = 0.5  # any positive weight costs the same search

@@ -28,7 +28,7 @@ from soundspring.cli import main
 from soundspring.config import codec_tiny
 from soundspring.models.codec import Codec
 from soundspring.models.weights_io import save_codec_weights
-from test_pipeline import _speechlike
+from test_transceiver import _speechlike
 
 
 def _wav_header_bytes(rate: int, n: int = 1600, channels: int = 1) -> bytes:
@@ -364,8 +364,8 @@ def test_short_audio_reports_null_metrics_as_strict_json(ws, capsys, tmp_path):
 
 def test_a_stream_of_no_samples_decodes_to_an_empty_wav(ws, tmp_path):
     from soundspring.models.weights_io import load_models
-    from soundspring.pipeline import TransceiverConfig
-    from soundspring.stream_header import stream_header
+    from soundspring.transceiver import TransceiverConfig
+    from soundspring.transceiver.stream import stream_header
     from soundspring.transport import write_container
 
     codec, model = load_models(str(ws / "in" / "tiny.pt"), "none")

@@ -35,7 +35,7 @@ from soundspring.transport.container import (
 )
 
 HEADER = {"model_id": "springlm-test", "sample_rate_hz": 16000, "chunk_frames": 2}
-# The shape of a real stream header (stream_header.stream_header), ids as long as real ones.
+# The shape of a real stream header (transceiver.stream.stream_header), ids as long as real ones.
 REAL_HEADER = {
     "format": "soundspring",
     "codec_id": "3f" * 32,

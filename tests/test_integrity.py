@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from soundspring.pipeline import TokenReceiver, TokenTransmitter, TransceiverConfig
+from soundspring.transceiver import TokenReceiver, TokenTransmitter, TransceiverConfig
 from synthetic_lm import FastLM, V
 
 # name: (settings, corrupted chunks, least share of chunks still played exactly). The

@@ -3,7 +3,7 @@
 Every module under ``python/soundspring`` is parsed with ``ast``; every import counts,
 module-level and function-local, absolute and relative. A module belongs to the component
 named by its first path segment below the package (``soundspring.evaluation.sweep`` is in
-``evaluation``, ``soundspring.pipeline`` is ``pipeline``). ``LAYERS`` is the one place the
+``evaluation``, ``soundspring.transceiver.stream`` is ``transceiver``). ``LAYERS`` is the one place the
 allowed order is written, top to bottom. The rules:
 
 * a component imports only itself and components of LOWER layers: neither an upward
@@ -37,9 +37,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("training", "bench", "linktest"),
     ("evaluation",),
     ("data", "baselines"),
-    # the transceiver: the .spring header over the pipeline that wires every stage
-    ("stream_header",),
-    ("pipeline",),
+    # the transceiver: both ends, the .spring header schema, whole signals
+    ("transceiver",),
     # the stages: concealment over the entropy coder's PMFs; the nn models, their weights
     # files and loaders (load_models pairs a codec with an entropy CodingModel)
     ("plc", "models"),
@@ -47,7 +46,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("entropy", "transport"),
     # leaves: the range-coding facade, PCM I/O and the one PCM check, signal processing
     ("coding", "audio", "dsp"),
-    ("config", "_validate", "_native"),
+    # the constants and shared settings (config validates with _validate)
+    ("config", "_native"),
+    ("_validate",),
     ("errors", "_core"),
 )
 """The allowed order of the components, top (imports the most) to bottom (imports nothing
@@ -207,12 +208,12 @@ def test_local_and_relative_imports_are_seen():
         "from ..models.codec import Codec\n"
         "def f():\n"
         "    from . import metrics\n"
-        "    from ..pipeline import transmit\n"
+        "    from ..transceiver import transmit\n"
     )
     assert imports_of(f"{PACKAGE}.evaluation.sweep", source) == [
         (1, f"{PACKAGE}.coding"),
         (2, f"{PACKAGE}.config"),
         (3, f"{PACKAGE}.models.codec"),
         (5, f"{PACKAGE}.evaluation.metrics"),
-        (6, f"{PACKAGE}.pipeline"),
+        (6, f"{PACKAGE}.transceiver"),
     ]

@@ -520,7 +520,7 @@ def _speechlike(seconds: float) -> np.ndarray:
 
 @pytest.mark.parametrize("progressive", [False, True])
 def test_transceiver_round_trip_with_the_engine_at_both_ends(codec, progressive):
-    from soundspring.pipeline import Receiver, TransceiverConfig, Transmitter
+    from soundspring.transceiver import Receiver, TransceiverConfig, Transmitter
 
     cfg = TransceiverConfig(bitrate_kbps=6, context_frames=4, progressive=progressive)
     tx = Transmitter(codec, SpringLMEngine(CFG, WEIGHTS), cfg)
@@ -566,7 +566,7 @@ def test_shipped_models_round_trip_on_the_engine():
     checks the LM against the codec's tokenizer): every token arrives as sent."""
     from soundspring.models.lm_engine import load_engine_coding_model
     from soundspring.models.weights_io import DEFAULT_LM_WEIGHTS, load_codec
-    from soundspring.pipeline import Receiver, TransceiverConfig, Transmitter
+    from soundspring.transceiver import Receiver, TransceiverConfig, Transmitter
 
     if not DEFAULT_LM_WEIGHTS.exists():
         pytest.skip("no shipped SpringLM weights in this checkout")

@@ -307,7 +307,7 @@ def test_eval_rd_trades_bits_for_distortion(tmp_path, rng, capsys) -> None:
     for name in ("springlm", "static"):
         nearest, cheapest = res["curves"][name]["6"]["0"], res["curves"][name]["6"]["1e+06"]
         # an untrained LM is near-uniform, so the rate term saves little here (its effect
-        # on a peaked model is tested in test_pipeline); it never costs bits
+        # on a peaked model is tested in test_transceiver); it never costs bits
         assert cheapest["bitrate_bps"] <= nearest["bitrate_bps"]
         assert nearest["raw_bps"] == 6000 and nearest["n"] == 2
         assert np.isfinite([nearest["pesq_wb"], nearest["stoi"], cheapest["pesq_wb"]]).all()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from soundspring.pipeline import TokenReceiver, TokenTransmitter, TransceiverConfig
+from soundspring.transceiver import TokenReceiver, TokenTransmitter, TransceiverConfig
 from soundspring.transport import PACKET_VERSION
 from synthetic_lm import FormulaLM, V
 

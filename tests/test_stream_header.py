@@ -1,4 +1,4 @@
-"""The .spring stream header schema (soundspring.stream_header): strict validation of
+"""The .spring stream header schema (soundspring.transceiver.stream): strict validation of
 every field, header recovery under bit flips, and the decode plan's length cap."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from soundspring.config import BITRATES_KBPS, codec_tiny
 from soundspring.entropy.static import StaticModel
 from soundspring.errors import BitstreamError, ConfigError
 from soundspring.models.codec import Codec
-from soundspring.pipeline import TransceiverConfig
-from soundspring.stream_header import (
+from soundspring.transceiver import TransceiverConfig
+from soundspring.transceiver.stream import (
     MAX_GAP_SAMPLES,
     MAX_N_SAMPLES,
     DecodePlan,

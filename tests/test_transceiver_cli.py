@@ -14,11 +14,11 @@ from soundspring.config import codec_tiny
 from soundspring.entropy.static import StaticModel
 from soundspring.models.codec import Codec
 from soundspring.models.weights_io import save_codec_weights
-from soundspring.pipeline import SentPacket, TransceiverConfig, receive, transmit
-from soundspring.stream_header import MAX_N_SAMPLES, config_from_header, stream_header
+from soundspring.transceiver import SentPacket, TransceiverConfig, receive, transmit
+from soundspring.transceiver.stream import MAX_N_SAMPLES, config_from_header, stream_header
 from soundspring.transport import read_container, write_container
 from soundspring.transport.container import encode_header
-from test_pipeline import _speechlike
+from test_transceiver import _speechlike
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_spring_round_trip_tokens_exact():
     cfg2 = config_from_header(contents.header, "repeat")
     assert cfg2 == cfg
     got = [SentPacket(r.seq, r.chunk, -1, r.packet) for r in contents.records]
-    from soundspring.pipeline import Receiver
+    from soundspring.transceiver import Receiver
 
     rx = Receiver(codec, model, cfg2)
     for p in got:
@@ -369,7 +369,7 @@ def test_streamed_wav_is_the_whole_file_wav(tmp_path):
 
 
 def test_receive_blocks_equal_receive():
-    from soundspring.pipeline import receive_blocks
+    from soundspring.transceiver import receive_blocks
 
     torch.manual_seed(0)
     codec = Codec(codec_tiny()).eval()

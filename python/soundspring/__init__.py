@@ -18,9 +18,9 @@ _LAZY = {
     "config": "soundspring.config",
     "load_codec": "soundspring.models.weights_io:load_codec",
     "load_models": "soundspring.models.weights_io:load_models",
-    "Transmitter": "soundspring.pipeline:Transmitter",
-    "Receiver": "soundspring.pipeline:Receiver",
-    "TransceiverConfig": "soundspring.pipeline:TransceiverConfig",
+    "Transmitter": "soundspring.transceiver:Transmitter",
+    "Receiver": "soundspring.transceiver:Receiver",
+    "TransceiverConfig": "soundspring.transceiver:TransceiverConfig",
 }
 
 

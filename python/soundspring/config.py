@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
+from ._validate import finite_float, int_in
 from .errors import ConfigError
 
 SAMPLE_RATE_HZ = 16_000
@@ -337,7 +341,7 @@ MASK_UPPER = CODEBOOK_SIZE + 1
 
 DEFAULT_RD_LAMBDA = 0.5
 """Default rate-distortion weight of the transmitter's token choice (latent squared error
-per bit; ``pipeline.TransceiverConfig.rd_lambda``), for the shipped codec's latent scale.
+per bit; ``TransceiverConfig.rd_lambda``), for the shipped codec's latent scale.
 Measured with ``soundspring eval rd`` on 40 held-out clips (lossless transmission, every
 packet byte; ``reports/rd``): at 12 kbps the packets drop from 11.69 to 10.01 kbps (saving
 against raw tokens 2.6 % -> 16.6 %) while PESQ-WB moves 2.649 -> 2.643 and STOI
@@ -517,3 +521,137 @@ is an Asterisk language (en es fr it ru), so both the voices and the languages a
 in training; each has one credited voice (Kseniya Buraya, Krasimir Petkov, Kiriaki
 Serafeim: by their names two women and one man); together they come to about 50 minutes;
 and Romanian, the largest Tux Paint language (25.65 min), stays for training."""
+
+
+# ---- the transceiver's shared settings ------------------------------------------------------
+
+CONCEAL_MODES = ("lm", "lm_greedy", "blend", "repeat", "zero")
+"""Receiver concealment modes (``soundspring.plc`` says what each does)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerLayout:
+    """Levels per layer for ``n_codebooks`` codebooks: base [0, 3), then the fine groups.
+
+    Example:
+        >>> LayerLayout.for_bitrate(6).layers
+        ((0, 3), (3, 6), (6, 12))
+    """
+
+    n_codebooks: int
+
+    @classmethod
+    def for_bitrate(cls, bitrate_kbps: float) -> LayerLayout:
+        return _layout_for_codebooks(codebooks_for_bitrate(bitrate_kbps))
+
+    @cached_property
+    def n_layers(self) -> int:
+        return layers_for_codebooks(self.n_codebooks)
+
+    @cached_property
+    def layers(self) -> tuple[tuple[int, int], ...]:
+        """(first level, end level) of each layer, clipped to ``n_codebooks``."""
+        return tuple(
+            (LAYER_BOUNDS[i], min(LAYER_BOUNDS[i + 1], self.n_codebooks))
+            for i in range(self.n_layers)
+        )
+
+    @property
+    def base_levels(self) -> int:
+        return min(BASE_CODEBOOKS, self.n_codebooks)
+
+
+@lru_cache(maxsize=64)
+def _layout_for_codebooks(n_codebooks: int) -> LayerLayout:
+    """One shared (immutable) layout per codebook count: the per-chunk paths ask often."""
+    return LayerLayout(n_codebooks)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransceiverConfig:
+    """Settings both ends must share (recorded in the .spring header).
+
+    Attributes:
+        bitrate_kbps: raw token bitrate: 1.5 / 3 / 6 / 12.
+        chunk_frames: C, frames per packet interval (1..5; 20..100 ms).
+        context_frames: entropy-context reach R in frames (0..model max; below C: fine
+            PMFs depend on the chunk's own base only, so a lost packet taints nothing).
+        progressive: fine group g coded given the lower fine groups of its chunk.
+        check_bits: bits of each integrity check, 0..16 (combined: one check per chunk,
+            plus one after the base when ``context_frames >= chunk_frames`` or at the
+            base-only bitrate; layered: one per packet). A corrupted payload passes with
+            probability about 2^-check_bits; 0 disables integrity (corruption may play).
+        precision_bits: range-coder CDF precision (10..16).
+        layered: one packet per layer instead of one packet per chunk. Costs a TOC byte
+            and a check per extra packet; only worth it where the network treats the
+            base packet better than the fine ones.
+        fec: carry a copy of the previous chunk's base payload in each base packet.
+        conceal: receiver concealment, one of ``plc.CONCEAL_MODES`` (receiver only;
+            default ``config.DEFAULT_CONCEAL``; see ``soundspring.plc``).
+        conceal_context_frames: past frames the concealment window shows the model.
+        rd_lambda: transmitter only (no header field: receivers need not know it):
+            rate-distortion quantisation. Each token is the codeword minimising the
+            latent squared error plus ``rd_lambda`` times the bits it would cost under
+            the PMF the coder will use (static for the base, the LM's for fine levels,
+            given the levels already chosen); 0 = the nearest codeword, as
+            ``codec.encode`` picks it. Units: latent squared error per bit; the default
+            (``config.DEFAULT_RD_LAMBDA``) saves 16.6 % at 12 kbps for -0.006 PESQ-WB.
+    """
+
+    bitrate_kbps: float = 6.0
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    context_frames: int = DEFAULT_CONTEXT_FRAMES
+    progressive: bool = False
+    check_bits: int = 8
+    precision_bits: int = 16
+    fec: bool = False
+    layered: bool = False
+    conceal: str = DEFAULT_CONCEAL
+    conceal_context_frames: int = 15
+    rd_lambda: float = DEFAULT_RD_LAMBDA
+
+    def __post_init__(self) -> None:
+        finite_float("bitrate_kbps", self.bitrate_kbps, "a number")
+        LayerLayout.for_bitrate(self.bitrate_kbps)  # validates the bitrate
+        int_in("chunk_frames", self.chunk_frames, 1, MAX_CHUNK_FRAMES)
+        int_in("context_frames", self.context_frames, 0, MAX_CONTEXT_FRAMES)
+        int_in("check_bits", self.check_bits, *CHECK_BITS_RANGE)
+        int_in("precision_bits", self.precision_bits, *PRECISION_BITS_RANGE)
+        int_in("conceal_context_frames", self.conceal_context_frames, 0, MAX_CONTEXT_FRAMES)
+        for name in ("progressive", "fec", "layered"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.conceal not in CONCEAL_MODES:
+            raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {self.conceal!r}")
+        if finite_float("rd_lambda", self.rd_lambda, "finite and >= 0") < 0:
+            raise ConfigError(f"rd_lambda must be finite and >= 0, got {self.rd_lambda!r}")
+
+    @property
+    def layout(self) -> LayerLayout:
+        return LayerLayout.for_bitrate(self.bitrate_kbps)
+
+    @property
+    def raw_bitrate_bps(self) -> float:
+        """Bitrate of the raw tokens (10 bits each) at this operating point."""
+        return float(self.layout.n_codebooks * RAW_BPS_PER_CODEBOOK)
+
+    @property
+    def packets_per_chunk(self) -> int:
+        return self.layout.n_layers if self.layered else 1
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.chunk_frames * FRAME_SAMPLES
+
+    @property
+    def reach_chunks(self) -> int:
+        """Whole past chunks in the model memory: the chunks a fine packet depends on
+        besides its own (the memory holds the last R // C chunks, at most R frames)."""
+        return self.context_frames // self.chunk_frames
+
+    @property
+    def combined_base_check(self) -> bool:
+        """Whether a combined payload carries a check after its base prefix: when the
+        entropy context reaches past chunks, a receiver whose memory is tainted must
+        still be able to verify the base alone (docs/bitstream.md, "Token payloads")."""
+        return self.reach_chunks > 0

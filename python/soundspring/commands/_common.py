@@ -148,7 +148,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CHUNK_FRAMES,
         help=f"frames (20 ms) per packet interval, 1-{MAX_CHUNK_FRAMES}",
     )
-    from ..pipeline import TransceiverConfig
+    from ..transceiver import TransceiverConfig
 
     defaults = TransceiverConfig()
     parser.add_argument(

@@ -2,7 +2,7 @@
 
 Damaged or missing records are concealed like lost packets; a file written with another
 codec or LM is refused (ModelMismatchError). Every stream-header field is validated
-(``soundspring.stream_header``); a damaged header is taken from one of its copies; the
+(``soundspring.transceiver.stream``); a damaged header is taken from one of its copies; the
 output is as long as the records justify (``plan_decode``), never longer than the header
 says. Whenever audio was concealed, one line on stderr says how much::
 
@@ -23,9 +23,9 @@ from typing import Any
 from ..config import DEFAULT_CONCEAL, SAMPLE_RATE_HZ
 from ..errors import ConfigError, ModelMismatchError
 from ..models.weights_io import codec_content_hash, load_models
-from ..pipeline import CHUNK_STATUSES, SentPacket, receive_blocks
 from ..plc import CONCEAL_MODES
-from ..stream_header import DecodePlan, StreamHeader, parse_stream_header, plan_decode
+from ..transceiver import CHUNK_STATUSES, SentPacket, receive_blocks
+from ..transceiver.stream import DecodePlan, StreamHeader, parse_stream_header, plan_decode
 from ..transport import ContainerContents, read_container
 from ._common import (
     add_io_flags,
@@ -41,7 +41,7 @@ from ._common import (
 REPORT_FORMAT = "soundspring-decode-report"
 REPORT_VERSION = 1
 CONCEALED_STATUSES = ("concealed", "corrupt", "late")
-"""The per-chunk outcomes (``pipeline.CHUNK_STATUSES``) whose audio was concealed."""
+"""The per-chunk outcomes (``transceiver.CHUNK_STATUSES``) whose audio was concealed."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from ..models.weights_io import load_models
-from ..pipeline import TransceiverConfig, transmit
+from ..transceiver import TransceiverConfig, transmit
 from ._common import (
     add_bitrate_argument,
     add_channel_arguments,

@@ -7,8 +7,8 @@ import io
 
 from ..config import DEFAULT_CONCEAL
 from ..models.weights_io import load_models
-from ..pipeline import TransceiverConfig, transmit
-from ..stream_header import stream_header
+from ..transceiver import TransceiverConfig, transmit
+from ..transceiver.stream import stream_header
 from ..transport import ContainerWriter
 from ._common import (
     add_io_flags,

@@ -19,8 +19,8 @@ import numpy as np
 from ..config import DEFAULT_CONCEAL, SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from ..models.weights_io import load_models
-from ..pipeline import algorithmic_latency_ms, receive, transmit
 from ..plc import CONCEAL_MODES
+from ..transceiver import algorithmic_latency_ms, receive, transmit
 from ..transport import LOSS_MODEL_KINDS, LossSpec, make_loss_model
 from ._common import (
     add_channel_arguments,

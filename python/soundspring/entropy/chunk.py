@@ -34,9 +34,14 @@ from typing import Any
 import numpy as np
 
 from .. import coding
-from ..config import CHECK_BITS_RANGE, CODEBOOK_SIZE, MAX_CHUNK_FRAMES, PRECISION_BITS_RANGE
+from ..config import (
+    CHECK_BITS_RANGE,
+    CODEBOOK_SIZE,
+    MAX_CHUNK_FRAMES,
+    PRECISION_BITS_RANGE,
+    LayerLayout,
+)
 from ..errors import BitstreamError, ConfigError, IntegrityError
-from .layout import LayerLayout
 from .model import MASK, MASK_UPPER, CodingModel
 
 

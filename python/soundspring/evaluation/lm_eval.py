@@ -4,7 +4,7 @@
    runs on its held-out windows): bits/token per
    level for static PMFs and for the LM, at each entropy-context reach R (frames) and
    chunk C; concealment top-1 against repeat-last-frame.
-2. **Packet bits** on held-out audio: the real transceiver (``pipeline.transmit``) at each
+2. **Packet bits** on held-out audio: the real transceiver (``transceiver.transmit``) at each
    bitrate, bytes of every packet (TOC, checks, range-coder termination included) per
    second, against raw tokens and against the same packets coded without the LM.
 
@@ -43,7 +43,7 @@ from ..entropy.static import StaticModel
 from ..errors import ConfigError
 from ..models.masked_lm import MASK, SpringLM
 from ..models.weights_io import codec_tokenizer_hash
-from ..pipeline import TransceiverConfig, transmit
+from ..transceiver import TransceiverConfig, transmit
 from ..transport import Bernoulli
 from .clips import file_set_name, heading_line
 

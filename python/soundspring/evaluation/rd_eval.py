@@ -27,7 +27,7 @@ import torch
 
 from ..data.corpus import load_clips
 from ..entropy.static import StaticModel
-from ..pipeline import TransceiverConfig
+from ..transceiver import TransceiverConfig
 from . import metrics
 from .clips import heading_line, title_line
 from .codec_eval import opus_rows

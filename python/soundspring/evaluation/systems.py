@@ -27,7 +27,7 @@ opus15_deep_plc      libopus 1.5.2, deep PLC (decoder complexity 10)
 opus15_fec           libopus 1.5.2, in-band FEC (LBRR), classic PLC for the rest
 opus15_dred          libopus 1.5.2, DRED (1 s of reach requested) + deep PLC
 codec_nolm           our transceiver without the LM: the control (see :class:`CodecNoLM`)
-soundspring          the LM transceiver (``soundspring.pipeline`` + SpringLM coding model)
+soundspring          the LM transceiver (``soundspring.transceiver`` + SpringLM coding model)
 soundspring_fec      the same with base-layer FEC copies
 ===================  ====================================================================
 
@@ -239,13 +239,13 @@ class OpusSystem(System):
 
 
 class PipelineSystem(System):
-    """A system over the real transceiver, ``soundspring.pipeline`` (DESIGN.md sections 5-7).
+    """A system over the real transceiver, ``soundspring.transceiver`` (DESIGN.md sections 5-7).
 
-    Transmitter: ``pipeline.transmit`` (codec ``encode_step`` per chunk of C frames, entropy
+    Transmitter: ``transceiver.transmit`` (codec ``encode_step`` per chunk of C frames, entropy
     coder, one base packet and one packet per fine group present, optional FEC copy of the
     previous chunk's base in each base packet). A slot is one chunk: every packet whose
     ``chunk`` index is lost is dropped (its FEC copy, riding in chunk c+1, survives if c+1
-    does). Receiver: ``pipeline.receive`` (one chunk of look-ahead before a chunk is decoded
+    does). Receiver: ``transceiver.receive`` (one chunk of look-ahead before a chunk is decoded
     or concealed, the codec decoder streaming continuously; output aligned with the input).
     ``n_concealed`` = chunks concealed + chunks recovered from FEC copies.
 
@@ -305,14 +305,14 @@ class PipelineSystem(System):
         return math.ceil(int(n_samples) / (self.slot_frames * FRAME_SAMPLES))
 
     def config(self, bitrate_kbps: float):  # type: ignore[no-untyped-def]
-        from ..pipeline import TransceiverConfig
+        from ..transceiver import TransceiverConfig
 
         return TransceiverConfig(bitrate_kbps=float(bitrate_kbps), chunk_frames=self.slot_frames,
                                  fec=self.fec, conceal=self.conceal)
 
     def run(self, wav: np.ndarray, bitrate_kbps: float, lost: np.ndarray,
             expected_loss_pct: int) -> SystemOutput:
-        from ..pipeline import receive, transmit
+        from ..transceiver import receive, transmit
 
         self._check_run(wav, lost)
         reason = self.unavailable_reason()
@@ -346,7 +346,7 @@ class CodecNoLM(PipelineSystem):
     """Our codec and transceiver without SpringLM: the control every LM gain is measured
     against (DESIGN.md section 7).
 
-    The same ``pipeline`` Transmitter/Receiver as SoundSpring with the coding model
+    The same ``transceiver`` Transmitter/Receiver as SoundSpring with the coding model
     ``entropy.static.StaticModel``: every level coded with static per-level PMFs (``pmfs``
     float [K, V] when given, else uniform: 10 bits/token), no memory, no FEC; a lost chunk
     repeats the last received frame's tokens (all levels; token 0 before anything arrived).

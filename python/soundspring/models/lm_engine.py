@@ -2,7 +2,7 @@
 
 ``SpringLMEngine`` has the interface of ``lm_adapter.SpringLMCodingModel`` (``new_state``,
 ``fine_logits``, ``commit``, ``conceal_logits``, ``base_logits``, ``model_id``, ...), so
-``pipeline.Transmitter`` / ``Receiver`` take either. It runs ``soundspring._core.lm.Engine``
+``transceiver.Transmitter`` / ``Receiver`` take either. It runs ``soundspring._core.lm.Engine``
 (csrc/core/lm_engine.h): deterministic float32 whose logits are the same bits on every
 machine, instruction set, thread count and batch size, and within float rounding (about
 1e-6) of the PyTorch reference in ``masked_lm.SpringLM``, which stays the training and

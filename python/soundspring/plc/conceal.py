@@ -30,17 +30,17 @@ Modes:
 
 Concealment knows nothing about packets and never touches the range coder or the model's
 coding memory (the receiver commits the greedy tokens of a concealed chunk to the memory
-itself and marks them, see ``soundspring.pipeline.Receiver``).
+itself and marks them, see ``soundspring.transceiver.Receiver``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..config import CONCEAL_MODES
 from ..entropy.model import MASK, MASK_UPPER, CodingModel
 from ..errors import ConfigError
 
-CONCEAL_MODES = ("lm", "lm_greedy", "blend", "repeat", "zero")
 SOFT_CONCEAL_ARGMAX_WEIGHT = 0.6
 """Weight a of the most likely token in the PMF whose expected latent ``lm`` decodes."""
 BLEND_REPEAT_WEIGHT = 0.5

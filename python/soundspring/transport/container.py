@@ -11,7 +11,7 @@ A reader whose primary header is damaged takes the first intact copy instead
 The header JSON is parsed strictly: UTF-8, a JSON object at the top level, no NaN or
 Infinity, no duplicate keys, nesting at most ``MAX_JSON_DEPTH`` deep, number literals of
 at most ``MAX_JSON_NUMBER_CHARS`` characters and finite; anything else is BitstreamError.
-The meaning of the keys is ``soundspring.stream_header``'s business.
+The meaning of the keys is ``soundspring.transceiver.stream``'s business.
 
 Example:
     >>> import io
@@ -88,7 +88,7 @@ class ContainerContents:
     """What ``read_container`` returns; unpacks as ``header, records, damage``.
 
     Attributes:
-        header: the stream header's JSON object (keys unchecked; see stream_header).
+        header: the stream header's JSON object (keys unchecked; see transceiver.stream).
         records: the intact packet records in file order (never header copies).
         damage: damaged byte ranges in file order; when ``header_recovered`` the first
             one covers the damaged stream header.

@@ -11,7 +11,7 @@ import torch
 from soundspring.config import codec_tiny
 from soundspring.errors import ConfigError
 from soundspring.models.codec import Codec
-from soundspring.pipeline import Receiver, TransceiverConfig, Transmitter
+from soundspring.transceiver import Receiver, TransceiverConfig, Transmitter
 from synthetic_lm import SyntheticLM
 
 

@@ -32,21 +32,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import (
+from ..config import (
     BITRATES_KBPS,
     CHECK_BITS_RANGE,
+    CONCEAL_MODES,
     DEFAULT_CONCEAL,
     FRAME_SAMPLES,
     MAX_CHUNK_FRAMES,
     MAX_CONTEXT_FRAMES,
     PRECISION_BITS_RANGE,
+    TransceiverConfig,
 )
-from .config import SAMPLE_RATE_HZ as _RATE
-from .errors import BitstreamError, ConfigError
+from ..config import SAMPLE_RATE_HZ as _RATE
+from ..errors import BitstreamError, ConfigError
+from ..models.weights_io import codec_content_hash
 
-if TYPE_CHECKING:  # the pipeline may import this module: no import cycle at run time
-    from .entropy import CodingModel
-    from .pipeline import TransceiverConfig
+if TYPE_CHECKING:
+    from ..entropy import CodingModel
 
 FORMAT = "soundspring"
 """Value of the header's ``format`` key."""
@@ -179,8 +181,6 @@ class StreamHeader:
         Raises:
             ConfigError: ``conceal`` is not a concealment mode.
         """
-        from .pipeline import TransceiverConfig
-
         return TransceiverConfig(
             bitrate_kbps=self.bitrate_kbps,
             chunk_frames=self.chunk_frames,
@@ -201,7 +201,7 @@ def stream_header(codec, model: CodingModel, cfg: TransceiverConfig, n_samples: 
         ConfigError: n_samples is not an int in [0, MAX_N_SAMPLES], or the ids do not
             satisfy ``parse_stream_header`` (the writer never records what readers refuse).
     """
-    from .models.weights_io import codec_content_hash
+
 
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
         raise ConfigError(f"n_samples must be an int, got {type(n_samples).__name__}")
@@ -297,8 +297,6 @@ def config_from_header(header: Mapping[str, Any],
         ConfigError: ``conceal`` is not a concealment mode.
     """
     parsed = parse_stream_header(header)
-    from .plc import CONCEAL_MODES
-
     if conceal not in CONCEAL_MODES:
         raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {conceal!r}")
     try:

@@ -1,0 +1,152 @@
+"""The sending end: codec encoder -> (rate-distortion) token choice -> entropy coder ->
+packets, one chunk at a time (stream rules: ``soundspring.transceiver``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..audio import check_pcm
+from ..config import BASE_CODEBOOKS, SAMPLE_RATE_HZ, TransceiverConfig
+from ..entropy import CodingModel
+from ..transport import FecCopy, Packet
+from ._endpoint import _Endpoint
+
+
+def algorithmic_latency_ms(codec, cfg: TransceiverConfig) -> float:
+    """Input-to-output algorithmic latency of the transceiver, in ms (no network, no jitter
+    buffer, no compute): the transmitter waits for a whole chunk (C frames) before it
+    codes it, and the codec decoder's overlap-add lookahead delays the output; the entropy
+    coder adds none. 55 ms at the defaults (C = 2: 40 ms, plus the codec's 15 ms). A
+    receiver's jitter buffer comes on top: ``receive`` holds one chunk (C frames) so that
+    concealment can interpolate from the next chunk's base, 95 ms in all by default."""
+    chunk_ms = 1000.0 * cfg.chunk_samples / SAMPLE_RATE_HZ
+    return chunk_ms + 1000.0 * codec.lookahead_samples / SAMPLE_RATE_HZ
+
+
+@dataclass(frozen=True)
+class SentPacket:
+    """A packet with its transport fields (seq and chunk travel outside the packet)."""
+
+    seq: int
+    chunk: int
+    layer: int
+    data: bytes
+
+
+class TokenTransmitter(_Endpoint):
+    """Entropy coder + packetiser over tokens, one chunk at a time (no codec): what
+    ``Transmitter`` runs after its codec, and a source of real packets for tests.
+
+    Example:
+        ttx = TokenTransmitter(model, TransceiverConfig(bitrate_kbps=6))
+        packets = ttx.send_tokens(tokens_int64_K_by_C)
+    """
+
+    def __init__(self, model: CodingModel, config: TransceiverConfig | None = None) -> None:
+        _Endpoint.__init__(self, model, config)
+        self._prev_base: bytes | None = None
+        self.chunks_sent = 0
+        self.sent_tokens: list[np.ndarray] = []  # int64 [K, C] per chunk, for tests and stats
+
+    def send_tokens(self, tokens: np.ndarray, cache: dict | None = None) -> list[SentPacket]:
+        """The packets of the next chunk's tokens int [K, C] (``cache``: model calls made
+        on the same tokens and memory, e.g. by ``ChunkCoder.rate_bits``)."""
+        cfg = self.config
+        cache = {} if cache is None else cache
+        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
+        base = self.coder.encode_base(tokens) if cfg.layered or cfg.fec else b""
+        if cfg.layered:
+            fine = self.coder.encode_fine(self._memory, tokens, cache)
+            packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
+        else:
+            packets = [Packet(0, self.coder.encode_chunk(self._memory, tokens, cache), fec)]
+        tokens = np.asarray(tokens, dtype=np.int64)
+        self._memory = self.model.commit(self._memory, tokens[:BASE_CODEBOOKS])
+        c = self.chunks_sent
+        self._prev_base = base if base else None
+        self.chunks_sent += 1
+        self.sent_tokens.append(tokens)
+        n = cfg.packets_per_chunk
+        return [
+            SentPacket((c * n + layer) & 0xFFFF, c, layer, pkt.to_bytes())
+            for layer, pkt in enumerate(packets)
+        ]
+
+
+class Transmitter(TokenTransmitter):
+    """Codec encoder + entropy coder + packetiser, one chunk at a time.
+
+    Example:
+        tx = Transmitter(codec, model, TransceiverConfig(bitrate_kbps=6))
+        packets = tx.push(pcm_float32_16k) + tx.flush()
+    """
+
+    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None) -> None:
+        TokenTransmitter.__init__(self, model, config)
+        self.codec = codec
+        self._enc_state = codec.init_encoder_state(1)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def push(self, pcm: np.ndarray) -> list[SentPacket]:
+        """Adds audio float32 [T] at 16 kHz; returns the packets of every completed chunk."""
+        pcm = check_pcm(pcm, "pcm", allow_empty=True)
+        n = self.config.chunk_samples
+        out: list[SentPacket] = []
+        if len(self._pending):  # complete the pending chunk first
+            take = min(n - len(self._pending), len(pcm))
+            self._pending = np.concatenate([self._pending, pcm[:take]])
+            pcm = pcm[take:]
+            if len(self._pending) < n:
+                return out
+            out += self._send_chunk(self._pending)
+            self._pending = np.zeros(0, dtype=np.float32)
+        whole = len(pcm) - len(pcm) % n
+        for start in range(0, whole, n):
+            out += self._send_chunk(pcm[start:start + n])
+        self._pending = pcm[whole:].copy()
+        return out
+
+    def flush(self) -> list[SentPacket]:
+        """Zero-pads the remaining audio to a whole chunk and sends it."""
+        if len(self._pending) == 0:
+            return []
+        pad = np.zeros(self.config.chunk_samples - len(self._pending), dtype=np.float32)
+        chunk = np.concatenate([self._pending, pad])
+        self._pending = np.zeros(0, dtype=np.float32)
+        return self._send_chunk(chunk)
+
+    def _rd_tokens(self, z: torch.Tensor, cache: dict) -> np.ndarray:
+        """Rate-distortion quantisation of one chunk's latents z [D, C] -> int64 [K, C]:
+        layer by layer (the PMFs of a layer depend on the levels below it), level by level
+        on the residual, each code minimising squared error + rd_lambda * bits."""
+        quantizer = self.codec.quantizer
+        layout = self.config.layout
+        tokens = np.zeros((layout.n_codebooks, self.config.chunk_frames), dtype=np.int64)
+        r = z.t().to(quantizer.codebooks.dtype)  # [C, D]
+        v = quantizer.codebook_size  # the coder's alphabet may be larger (never smaller)
+        for layer, (lo, hi) in enumerate(layout.layers):
+            bits = self.coder.rate_bits(self._memory, tokens, layer, cache)[..., :v]
+            bits = torch.from_numpy(np.ascontiguousarray(bits))
+            for k in range(lo, hi):
+                idx = quantizer.nearest_rd(r, k, bits[:, k - lo], self.config.rd_lambda)
+                r = r - quantizer.codebooks[k][idx]
+                tokens[k] = idx.numpy()
+        return tokens
+
+    def _chunk_tokens(self, pcm: np.ndarray, cache: dict) -> np.ndarray:
+        """int64 [K, C] tokens of one chunk of audio."""
+        cfg = self.config
+        wav = torch.from_numpy(pcm.copy()).view(1, 1, -1)
+        if cfg.rd_lambda == 0.0:
+            codes, self._enc_state = self.codec.encode_step(wav, self._enc_state, cfg.bitrate_kbps)
+            return codes[0].numpy().astype(np.int64)
+        z, self._enc_state = self.codec.encode_latent_step(wav, self._enc_state)
+        with torch.inference_mode():
+            return self._rd_tokens(z[0], cache)
+
+    def _send_chunk(self, pcm: np.ndarray) -> list[SentPacket]:
+        cache: dict = {}  # model calls made while choosing the tokens, reused to code them
+        return self.send_tokens(self._chunk_tokens(pcm, cache), cache)
