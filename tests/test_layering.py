@@ -37,6 +37,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("training", "bench", "linktest"),
     ("evaluation",),
     ("data", "baselines"),
+    # live transport: RTP over UDP sockets, around the transceiver
+    ("net",),
     # the transceiver: both ends, the .spring header schema, whole signals
     ("transceiver",),
     # the stages: concealment over the entropy coder's PMFs; the nn models, their weights
