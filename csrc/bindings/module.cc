@@ -19,6 +19,7 @@ void bind_lm(py::module_& m);         // bind_lm.cc: SpringLM inference engine
     case StatusCode::kTruncated: cls = "TruncatedError"; break;
     case StatusCode::kUnsupportedVersion: cls = "UnsupportedVersionError"; break;
     case StatusCode::kIntegrity: cls = "IntegrityError"; break;
+    case StatusCode::kDevice: cls = "DeviceError"; break;
     case StatusCode::kBufferTooSmall:
     case StatusCode::kOk: break;
   }

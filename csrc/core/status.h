@@ -19,6 +19,7 @@ enum class StatusCode : int {
   kBufferTooSmall = 4,      // caller-owned output buffer cannot hold the result
   kUnsupportedVersion = 5,  // a format version this build cannot read
   kIntegrity = 6,           // an integrity check (CRC) failed
+  kDevice = 7,              // an accelerator call failed (CUDA runtime error, no device)
 };
 
 /// A status code plus a human-readable message naming what was expected.
@@ -43,5 +44,6 @@ inline Status Truncated(std::string m) { return Status(StatusCode::kTruncated, s
 inline Status BufferTooSmall(std::string m) { return Status(StatusCode::kBufferTooSmall, std::move(m)); }
 inline Status UnsupportedVersion(std::string m) { return Status(StatusCode::kUnsupportedVersion, std::move(m)); }
 inline Status IntegrityError(std::string m) { return Status(StatusCode::kIntegrity, std::move(m)); }
+inline Status DeviceFailure(std::string m) { return Status(StatusCode::kDevice, std::move(m)); }
 
 }  // namespace soundspring

@@ -19,7 +19,7 @@ constexpr int kThreads = 128;
 constexpr int kMaxSlots = 1 << 16;
 
 Status DeviceError(const char* what, cudaError_t err) {
-  return InvalidArgument(std::string("CUDA: ") + what + ": " + cudaGetErrorString(err));
+  return DeviceFailure(std::string("CUDA: ") + what + ": " + cudaGetErrorString(err));
 }
 
 #define SOUNDSPRING_CUDA_TRY(expr)                               \
@@ -485,7 +485,7 @@ int64_t CudaEngine::frames(int slot) const {
 Status CudaEngine::Create(const Engine& cpu, int n_slots, int context_frames, int chunk_frames,
                           std::unique_ptr<CudaEngine>* out) {
   if (out == nullptr) return InvalidArgument("out must not be null");
-  if (!DeviceAvailable()) return InvalidArgument("CUDA: no device");
+  if (!DeviceAvailable()) return DeviceFailure("CUDA: no device");
   const PackedModel& p = cpu.packed();
   if (n_slots < 1 || n_slots > kMaxSlots)
     return InvalidArgument("n_slots must be in [1, 65536], got " + std::to_string(n_slots));

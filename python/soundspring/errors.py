@@ -38,6 +38,10 @@ class IntegrityError(BitstreamError):
     """An integrity check (CRC) over decoded content failed."""
 
 
+class DeviceError(SoundspringError, RuntimeError):
+    """An accelerator call failed at run time (a CUDA runtime error, no usable device)."""
+
+
 class ModelMismatchError(SoundspringError):
     """A stream or checkpoint was produced by a different model than the one loaded."""
 
@@ -49,6 +53,7 @@ class NativeFeatureError(SoundspringError, RuntimeError):
 __all__ = [
     "BitstreamError",
     "ConfigError",
+    "DeviceError",
     "IntegrityError",
     "ModelMismatchError",
     "NativeFeatureError",
