@@ -24,6 +24,7 @@ from soundspring.config import MASK, MASK_UPPER, SpringLMConfig, codec_tiny, spr
 from soundspring.errors import ConfigError, ModelMismatchError
 from soundspring.models.lm_adapter import SpringLMCodingModel
 from soundspring.models.lm_engine import (
+    ENGINE_ID_SUFFIX,
     ISA_ENV,
     SpringLMEngine,
     StreamState,
@@ -84,7 +85,7 @@ def reference(torch_lm) -> SpringLMCodingModel:
 
 @pytest.fixture(scope="module")
 def engine() -> SpringLMEngine:
-    return SpringLMEngine(CFG, WEIGHTS, model_id="tiny-deterministic")
+    return SpringLMEngine(CFG, WEIGHTS, weights_id="tiny-deterministic")
 
 
 def _view(rng: np.random.Generator, k: int, c: int, n_fine_visible: int | None = None) -> np.ndarray:
@@ -155,12 +156,14 @@ def test_concealment_window_matches_torch(engine, reference, torch_lm, w):
 
 
 def test_shipped_format_file_matches_torch(tmp_path, torch_lm):
-    from soundspring.models.weights_io import load_lm, save_lm_weights
+    from soundspring.models.weights_io import load_lm, load_lm_engine, save_lm_weights
 
     path = save_lm_weights(torch_lm, tmp_path / "lm.pt", tokenizer_sha256="ab" * 32)
-    eng = SpringLMEngine.from_file(path, tokenizer_sha256="ab" * 32)
+    eng = load_lm_engine(path, tokenizer_sha256="ab" * 32)
     ref = SpringLMCodingModel(load_lm(path))
-    assert eng.model_id == ref.model_id
+    # the same weights, but streams of one are not streams of the other (fused CDFs)
+    assert eng.weights_id == ref.model_id
+    assert eng.model_id == ref.model_id + ENGINE_ID_SUFFIX != ref.model_id
     np.testing.assert_array_equal(eng.base_logits(), ref.base_logits())
     rng = np.random.default_rng(2)
     st_e, st_t = eng.new_state(4, 2), ref.new_state(4, 2)
@@ -171,7 +174,7 @@ def test_shipped_format_file_matches_torch(tmp_path, torch_lm):
         eng.commit(st_e, view[:3])
         ref.commit(st_t, view[:3])
     with pytest.raises(ModelMismatchError):
-        SpringLMEngine.from_file(path, tokenizer_sha256="cd" * 32)
+        load_lm_engine(path, tokenizer_sha256="cd" * 32)
 
 
 def test_shipped_preset_in_binary16_matches_torch():
@@ -201,13 +204,13 @@ def test_shipped_preset_in_binary16_matches_torch():
 
 
 def test_the_shipped_model_matches_torch():
-    from soundspring.models.weights_io import DEFAULT_LM_WEIGHTS, load_lm
+    from soundspring.models.weights_io import DEFAULT_LM_WEIGHTS, load_lm, load_lm_engine
 
     if not DEFAULT_LM_WEIGHTS.exists():
         pytest.skip("no shipped SpringLM weights in this checkout")
-    eng = SpringLMEngine.from_file(DEFAULT_LM_WEIGHTS)
+    eng = load_lm_engine(DEFAULT_LM_WEIGHTS)
     ref = SpringLMCodingModel(load_lm(DEFAULT_LM_WEIGHTS))
-    assert eng.model_id == ref.model_id
+    assert eng.weights_id == ref.model_id
     if "avx2" in supported_isas():
         assert eng.weight_storage == "binary16"  # the file's fp16 values, streamed as such
     rng = np.random.default_rng(9)
@@ -562,19 +565,19 @@ def test_docstring_example_runs():
 
 
 def test_shipped_models_round_trip_on_the_engine():
-    """The shipped codec and SpringLM, the engine at both ends (``load_engine_coding_model``
+    """The shipped codec and SpringLM, the engine at both ends (``load_coding_model``
     checks the LM against the codec's tokenizer): every token arrives as sent."""
-    from soundspring.models.lm_engine import load_engine_coding_model
-    from soundspring.models.weights_io import DEFAULT_LM_WEIGHTS, load_codec
+    from soundspring.models.weights_io import DEFAULT_LM_WEIGHTS, load_codec, load_coding_model
     from soundspring.transceiver import Receiver, TransceiverConfig, Transmitter
 
     if not DEFAULT_LM_WEIGHTS.exists():
         pytest.skip("no shipped SpringLM weights in this checkout")
     codec = load_codec()
     cfg = TransceiverConfig(bitrate_kbps=6, context_frames=15)
-    tx = Transmitter(codec, load_engine_coding_model(None, codec), cfg)
+    tx = Transmitter(codec, load_coding_model(None, codec), cfg)
+    assert isinstance(tx.model, SpringLMEngine) and tx.coder.fused_cdfs  # the default
     packets = tx.push(_speechlike(1.0)) + tx.flush()
-    rx = Receiver(codec, load_engine_coding_model(None, codec), cfg)
+    rx = Receiver(codec, load_coding_model(None, codec, "engine"), cfg)
     for p in packets:
         rx.push(p.data, p.seq, p.chunk)
     rx.decode_until(tx.chunks_sent)

@@ -243,7 +243,7 @@ def _run_lm(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     eval_set = _eval_set(args, max_clips=0)  # every clip: the token windows need them
     codec = load_codec(args.codec)
-    coding_model = load_coding_model(args.lm, codec)
+    coding_model = load_coding_model(args.lm, codec, "torch")  # lm_report reads .lm
     result = lm_report(codec, coding_model, eval_set, args.tokens_dir, args.windows,
                        args.reach, args.chunk_frames, args.max_clips, args.bitrates,
                        args.context_frames, args.rd_lambda)

@@ -22,7 +22,12 @@ uniform symbols of <= 8 bits; a corrupted payload passes one with probability ab
 
 Determinism: model logits are rounded to multiples of 2^-``logit_step_log2`` before
 ``cdf_from_logits``, so tiny float differences between two machines rarely change a CDF;
-when they do, the integrity check turns the packet into a loss instead of garbage.
+when they do, the integrity check turns the packet into a loss instead of garbage. A model
+with fused CDFs (``FusedCdfModel.fine_cdfs``, the C++ engine: the same bits on every
+machine) hands the coder its CDFs directly, with no rounding and no second quantiser.
+
+One chunk's fine PMFs are asked of the model once and kept in a ``ChunkCache``, which the
+transmitter's rate-distortion search (``rate_bits``) and the encoder share.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from ..config import (
     LayerLayout,
 )
 from ..errors import BitstreamError, ConfigError, IntegrityError
-from .model import MASK, MASK_UPPER, CodingModel
+from .model import MASK, MASK_UPPER, CodingModel, FusedCdfModel
 
 
 def _uniform_cdf(bits: int, precision_bits: int) -> np.ndarray:
@@ -55,6 +60,13 @@ def _bits_of_logits(logits: np.ndarray) -> np.ndarray:
     m = logits.max(axis=-1, keepdims=True)
     lse = m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))
     return ((lse - logits) * np.float32(1.0 / np.log(2.0))).astype(np.float32)
+
+
+def _bits_of_cdfs(cdfs: np.ndarray, precision_bits: int) -> np.ndarray:
+    """float32 [N, V]: -log2 of each symbol's frequency in uint32 [N, V + 1] CDF rows of
+    total 2^precision_bits (exactly what the range coder pays, to its termination aside)."""
+    freq = np.diff(cdfs.astype(np.int64), axis=-1).astype(np.float32)
+    return (np.float32(precision_bits) - np.log2(freq)).astype(np.float32)
 
 
 def integrity_value(base: np.ndarray, tokens: np.ndarray, layer: int, check_bits: int) -> int:
@@ -98,6 +110,104 @@ COMBINED_CHECK_SALT = 0xFF
 
 
 @dataclass(frozen=True)
+class LayerPmfs:
+    """The coding distributions of one fine layer of one chunk, as the model gave them.
+
+    Attributes:
+        layer: the fine layer, 1..n_layers-1.
+        condition: int64 [n, C]: the chunk's levels below ``n`` that the model saw (the
+            base, plus in progressive mode the lower fine groups); the PMFs are a function
+            of these and of the memory.
+        rows: one row per token of the layer, frame-major (frame 0 levels lo..hi-1, then
+            frame 1, ...): float32 [C * L, V] logits rounded to the coder's grid when
+            ``fused`` is False, uint32 [C * L, V + 1] CDFs from the model when True.
+        fused: whether ``rows`` are the model's own CDFs (``FusedCdfModel``).
+    """
+
+    layer: int
+    condition: np.ndarray
+    rows: np.ndarray
+    fused: bool
+
+    def encode_into(self, enc: coding.Encoder, symbols: np.ndarray) -> None:
+        """Codes the layer's int32 [C * L] frame-major symbols with these PMFs."""
+        if self.fused:
+            enc.encode(symbols, self.rows)
+        else:
+            enc.encode_logits(symbols, self.rows)
+
+    def decode_from(self, dec: coding.Decoder) -> np.ndarray:
+        """Decodes the layer's int32 [C * L] frame-major symbols with these PMFs."""
+        return dec.decode(self.rows) if self.fused else dec.decode_logits(self.rows)
+
+    def bits(self, precision_bits: int) -> np.ndarray:
+        """float32 [C * L, V]: what coding each value of each token costs, in bits."""
+        if self.fused:
+            return _bits_of_cdfs(self.rows, precision_bits)
+        return _bits_of_logits(self.rows)
+
+
+class ChunkCache:
+    """The model calls of one chunk, made at most once and shared between the
+    rate-distortion search (``ChunkCoder.rate_bits``) and the encoder (``encode_chunk``,
+    ``encode_fine``).
+
+    It holds each fine layer's ``LayerPmfs`` and, outside progressive mode, the one model
+    call that covers every fine group, each with the tokens it was conditioned on. A lookup
+    with other conditioning tokens misses (and the new call replaces the old), so passing
+    a cache of other tokens never mis-codes a chunk. It cannot see the model memory: make
+    one per chunk and stream, before the chunk is committed.
+
+    Example:
+        cache = ChunkCache()
+        bits = coder.rate_bits(memory, tokens, 1, cache)   # one model call
+        payload = coder.encode_chunk(memory, tokens, cache)  # reuses it
+
+    Attributes:
+        model_calls: how many model calls (``fine_logits`` / ``fine_cdfs``) went through
+            this cache.
+    """
+
+    __slots__ = ("_groups", "_layers", "model_calls")
+
+    def __init__(self) -> None:
+        self._groups: tuple[np.ndarray, np.ndarray] | None = None
+        self._layers: dict[int, LayerPmfs] = {}
+        self.model_calls = 0
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The fine layers whose PMFs are held, ascending."""
+        return tuple(sorted(self._layers))
+
+    def layer(self, layer: int, condition: np.ndarray) -> LayerPmfs | None:
+        """The PMFs of ``layer`` if they were computed from ``condition`` int64 [n, C]."""
+        got = self._layers.get(layer)
+        if got is None or not np.array_equal(got.condition, condition):
+            return None
+        return got
+
+    def put_layer(self, pmfs: LayerPmfs) -> None:
+        """Holds ``pmfs`` (replacing any of the same layer)."""
+        self._layers[pmfs.layer] = pmfs
+
+    def groups(self, condition: np.ndarray) -> np.ndarray | None:
+        """The all-groups model output computed from ``condition``, if held."""
+        if self._groups is None or not np.array_equal(self._groups[0], condition):
+            return None
+        return self._groups[1]
+
+    def put_groups(self, condition: np.ndarray, output: np.ndarray) -> None:
+        """Holds the all-groups model output [L, C, V(+1)] computed from ``condition``."""
+        self._groups = (condition, output)
+
+    def clear(self) -> None:
+        """Forgets every call (a new chunk); the call count stays."""
+        self._groups = None
+        self._layers.clear()
+
+
+@dataclass(frozen=True)
 class FineDecodeResult:
     """Fine layers decoded for one chunk.
 
@@ -128,7 +238,11 @@ class ChunkCoder:
             even when the chunk has fine levels (set when the entropy context reaches past
             chunks, so a tainted receiver can verify the base alone). Base-only chunks
             always carry it.
-        logit_step_log2: logits are rounded to multiples of 2^-this before quantisation.
+        logit_step_log2: logits are rounded to multiples of 2^-this before quantisation
+            (models with fused CDFs are not rounded: see the module docstring).
+
+    Attributes:
+        fused_cdfs: whether fine PMFs come from the model's ``fine_cdfs``.
     """
 
     def __init__(
@@ -164,6 +278,7 @@ class ChunkCoder:
         self.check_bits = check_bits
         self.progressive = progressive
         self.combined_base_check = bool(combined_base_check) or layout.n_layers == 1
+        self.fused_cdfs = isinstance(model, FusedCdfModel)
         self._scale = float(1 << logit_step_log2)
         base = self._quantise(model.base_logits()[: layout.base_levels])
         self._base_logits = base  # [3, V]
@@ -183,48 +298,76 @@ class ChunkCoder:
         view[revealed : self.layout.n_codebooks] = MASK
         return view
 
-    def _fine_logits(
-        self, state: Any, tokens: np.ndarray, layer: int, cache: dict
-    ) -> np.ndarray:
-        """Quantised logits [C * L, V] (frame-major rows) of one fine layer, computed once
-        per chunk (``cache``: layers done, and the all-groups model call)."""
-        if layer in cache:
-            return cache[layer]
-        lo, hi = self.layout.layers[layer]
-        if self.progressive:
-            logits = self.model.fine_logits(state, self._view(tokens, lo), (lo, hi))
+    def _model_pmfs(self, state: Any, tokens: np.ndarray, revealed: int,
+                    levels: tuple[int, int], cache: ChunkCache) -> np.ndarray:
+        """One model call: levels [lo, hi) given the levels below ``revealed``; float32
+        logits [L, C, V] or (fused) uint32 CDFs [L, C, V + 1], shape checked."""
+        view = self._view(tokens, revealed)
+        cache.model_calls += 1
+        if self.fused_cdfs:
+            out = np.asarray(self.model.fine_cdfs(state, view, levels, self.precision_bits))
+            width, dtype = CODEBOOK_SIZE + 1, np.uint32
         else:
-            if "all" not in cache:
-                first, end = self.layout.layers[1][0], self.layout.n_codebooks
-                cache["all"] = self.model.fine_logits(
-                    state, self._view(tokens, first), (first, end)
-                )
-            first = self.layout.layers[1][0]
-            logits = cache["all"][lo - first : hi - first]
-        lv = np.asarray(logits, dtype=np.float32)
-        if lv.shape != (hi - lo, self.chunk_frames, CODEBOOK_SIZE):
-            raise ConfigError(
-                f"model returned logits of shape {lv.shape}, expected "
-                f"{(hi - lo, self.chunk_frames, CODEBOOK_SIZE)}"
-            )
-        cache[layer] = self._quantise(lv.transpose(1, 0, 2).reshape(-1, CODEBOOK_SIZE))
-        return cache[layer]
+            out = np.asarray(self.model.fine_logits(state, view, levels), dtype=np.float32)
+            width, dtype = CODEBOOK_SIZE, np.float32
+        want = (levels[1] - levels[0], self.chunk_frames, width)
+        if out.shape != want or out.dtype != dtype:
+            raise ConfigError(f"model returned {'CDFs' if self.fused_cdfs else 'logits'} of "
+                              f"{out.dtype} {out.shape}, expected {np.dtype(dtype)} {want}")
+        return out
 
-    def rate_bits(self, state: Any, tokens: np.ndarray, layer: int, cache: dict) -> np.ndarray:
+    def _layer_pmfs(self, state: Any, tokens: np.ndarray, layer: int,
+                    cache: ChunkCache) -> LayerPmfs:
+        """The PMFs of one fine layer given the memory and the levels below it in
+        ``tokens`` int64 [K, C], from ``cache`` when it holds them for these tokens."""
+        lo, hi = self.layout.layers[layer]
+        first, end = self.layout.layers[1][0], self.layout.n_codebooks
+        revealed = lo if self.progressive else first
+        condition = np.array(tokens[:revealed], dtype=np.int64)  # a copy: callers mutate
+        if not isinstance(cache, ChunkCache):
+            raise TypeError(f"cache must be an entropy.ChunkCache, got {type(cache).__name__}")
+        got = cache.layer(layer, condition)
+        if got is not None:
+            return got
+        if self.progressive:
+            out = self._model_pmfs(state, tokens, lo, (lo, hi), cache)
+        else:
+            groups = cache.groups(condition)
+            if groups is None:
+                groups = self._model_pmfs(state, tokens, first, (first, end), cache)
+                cache.put_groups(condition, groups)
+            out = groups[lo - first : hi - first]
+        rows = out.transpose(1, 0, 2).reshape(-1, out.shape[-1])  # [C * L, V(+1)]
+        rows = np.ascontiguousarray(rows) if self.fused_cdfs else self._quantise(rows)
+        pmfs = LayerPmfs(layer, condition, rows, self.fused_cdfs)
+        cache.put_layer(pmfs)
+        return pmfs
+
+    def rate_bits(self, state: Any, tokens: np.ndarray, layer: int,
+                  cache: ChunkCache | None = None) -> np.ndarray:
         """float32 [C, L, V]: what coding each value of each token of ``layer`` would cost,
-        in bits (-log2 of the quantised PMF; the range coder's CDF floors aside), given the
-        memory and the chunk's levels below the layer in ``tokens`` int [K, C] (levels at
-        and above the layer are not read). Layer 0 is the static base. Passing the same
-        ``cache`` to ``encode_chunk`` / ``encode_fine`` reuses the model calls."""
+        in bits (-log2 of the coder's PMF: of the rounded logits' softmax, or of the fused
+        CDF's frequency), given the memory and the chunk's levels below the layer in
+        ``tokens`` int [K, C] (levels at and above the layer are not read). Layer 0 is the
+        static base. Passing the same ``cache`` to ``encode_chunk`` / ``encode_fine``
+        reuses the model calls.
+
+        Raises:
+            ConfigError: ``layer`` is not a layer of the layout.
+        """
         if layer == 0:
             if self._base_bits is None:  # static: computed once
                 self._base_bits = np.ascontiguousarray(np.broadcast_to(
                     _bits_of_logits(self._base_logits),
                     (self.chunk_frames,) + self._base_logits.shape))
             return self._base_bits
+        if not isinstance(layer, (int, np.integer)) or not 1 <= layer < self.layout.n_layers:
+            raise ConfigError(f"layer must be an int in [0, {self.layout.n_layers}), got "
+                              f"{layer!r}")
         lo, hi = self.layout.layers[layer]
-        logits = self._fine_logits(state, tokens, layer, cache)
-        return _bits_of_logits(logits).reshape(self.chunk_frames, hi - lo, CODEBOOK_SIZE)
+        pmfs = self._layer_pmfs(state, np.asarray(tokens), layer,
+                                ChunkCache() if cache is None else cache)
+        return pmfs.bits(self.precision_bits).reshape(self.chunk_frames, hi - lo, CODEBOOK_SIZE)
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         t = np.asarray(tokens)
@@ -271,17 +414,18 @@ class ChunkCoder:
         return self._decode_base_from(coding.Decoder(payload, self.precision_bits), check=True)
 
     # -------------------------------------------------------------------------- fine
-    def encode_fine(self, state: Any, tokens: np.ndarray, cache: dict | None = None) -> list[bytes]:
+    def encode_fine(self, state: Any, tokens: np.ndarray,
+                    cache: ChunkCache | None = None) -> list[bytes]:
         """Payloads of fine layers 1..n_layers-1 for tokens int [K, C], given the memory
-        (``cache``: from ``rate_bits`` calls on the same tokens, or None)."""
+        (``cache``: from ``rate_bits`` calls on the same chunk, or None)."""
         t = self._check_tokens(tokens)
-        cache = {} if cache is None else cache
+        cache = ChunkCache() if cache is None else cache
         payloads = []
         for layer in range(1, self.layout.n_layers):
             lo, hi = self.layout.layers[layer]
             enc = coding.Encoder(self.precision_bits)
             sym = np.ascontiguousarray(t[lo:hi].T.reshape(-1), dtype=np.int32)
-            enc.encode_logits(sym, self._fine_logits(state, t, layer, cache))
+            self._layer_pmfs(state, t, layer, cache).encode_into(enc, sym)
             if self.check_bits:
                 value = integrity_value(
                     t[: self.layout.base_levels], t[lo:hi], layer, self.check_bits
@@ -307,7 +451,7 @@ class ChunkCoder:
         tokens = np.zeros((self.layout.n_codebooks, self.chunk_frames), dtype=np.int64)
         tokens[: self.layout.base_levels] = base
         n_levels = self.layout.base_levels
-        cache: dict = {}
+        cache = ChunkCache()
         failed: list[int] = []
         for layer in range(1, self.layout.n_layers):
             payload = payloads[layer - 1] if layer - 1 < len(payloads) else None
@@ -316,7 +460,7 @@ class ChunkCoder:
             lo, hi = self.layout.layers[layer]
             try:
                 dec = coding.Decoder(payload, self.precision_bits)
-                sym = dec.decode_logits(self._fine_logits(state, tokens, layer, cache))
+                sym = self._layer_pmfs(state, tokens, layer, cache).decode_from(dec)
                 got = sym.reshape(self.chunk_frames, hi - lo).T.astype(np.int64)
                 if self.check_bits:
                     value = _decode_check(dec, self.check_bits, self.precision_bits)
@@ -330,21 +474,22 @@ class ChunkCoder:
         return FineDecodeResult(tokens[:n_levels].copy(), n_levels, tuple(failed))
 
     # -------------------------------------------------------------------------- combined
-    def encode_chunk(self, state: Any, tokens: np.ndarray, cache: dict | None = None) -> bytes:
+    def encode_chunk(self, state: Any, tokens: np.ndarray,
+                     cache: ChunkCache | None = None) -> bytes:
         """One payload for every level of tokens int [K, C]: base (static PMFs), the base
         check when ``combined_base_check``, then the fine layers in order (model PMFs
         given ``state``), then one check over every level (``cache``: from ``rate_bits``
-        calls on the same tokens, or None)."""
+        calls on the same chunk, or None)."""
         t = self._check_tokens(tokens)
         nb = self.layout.base_levels
         enc = coding.Encoder(self.precision_bits)
         self._encode_base_into(enc, t, check=self.combined_base_check)
         if self.layout.n_layers > 1:
-            cache = {} if cache is None else cache
+            cache = ChunkCache() if cache is None else cache
             for layer in range(1, self.layout.n_layers):
                 lo, hi = self.layout.layers[layer]
                 sym = np.ascontiguousarray(t[lo:hi].T.reshape(-1), dtype=np.int32)
-                enc.encode_logits(sym, self._fine_logits(state, t, layer, cache))
+                self._layer_pmfs(state, t, layer, cache).encode_into(enc, sym)
             if self.check_bits:
                 value = integrity_value(t[:nb], t[nb:], COMBINED_CHECK_SALT, self.check_bits)
                 _encode_check(enc, value, self.check_bits, self.precision_bits)
@@ -383,11 +528,11 @@ class ChunkCoder:
         tokens[:nb] = base
         if self.layout.n_layers == 1:
             return FineDecodeResult(tokens, nb, ())
-        cache: dict = {}
+        cache = ChunkCache()
         try:
             for layer in range(1, self.layout.n_layers):
                 lo, hi = self.layout.layers[layer]
-                sym = dec.decode_logits(self._fine_logits(state, tokens, layer, cache))
+                sym = self._layer_pmfs(state, tokens, layer, cache).decode_from(dec)
                 tokens[lo:hi] = sym.reshape(self.chunk_frames, hi - lo).T
             if self.check_bits:
                 value = _decode_check(dec, self.check_bits, self.precision_bits)

@@ -15,6 +15,13 @@ opaque per-stream state. The contract that makes both ends agree bit for bit:
   the visible frames around them (bidirectional, uncached); only used on losses. A model
   that cannot (the static no-LM control) sets ``can_conceal = False`` (default True), so
   a receiver asked for LM concealment refuses it when it is made, not at the first loss.
+
+A model may also offer ``fine_cdfs`` (``FusedCdfModel``: the C++ engine does): integer CDFs
+straight from the model, equal bit for bit to ``coding.cdf_from_logits`` of its own
+``fine_logits``. ``ChunkCoder`` then codes with those CDFs and does not round the logits
+first (that rounding only absorbs float differences between two PyTorch builds; the
+engine's logits are the same bits on every machine), so a stream coded this way differs
+from one coded through the model's logits: such a model reports its own ``model_id``.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 
 from ..config import MASK, MASK_UPPER
 
-__all__ = ["MASK", "MASK_UPPER", "CodingModel"]
+__all__ = ["MASK", "MASK_UPPER", "CodingModel", "FusedCdfModel"]
 
 
 @runtime_checkable
@@ -62,3 +69,13 @@ class CodingModel(Protocol):
 
     def conceal_logits(self, window: np.ndarray) -> np.ndarray:
         """float32 [3, W, V] base-level logits for ``window`` int64 [K, W] (MASK = lost)."""
+
+
+@runtime_checkable
+class FusedCdfModel(Protocol):
+    """A ``CodingModel`` that also gives the fine CDFs themselves (``ChunkCoder`` uses them)."""
+
+    def fine_cdfs(self, state: Any, view: np.ndarray, levels: tuple[int, int],
+                  precision_bits: int) -> np.ndarray:
+        """uint32 [hi - lo, C, V + 1]: ``coding.cdf_from_logits(fine_logits(state, view,
+        levels), precision_bits)`` row by row, bit for bit."""

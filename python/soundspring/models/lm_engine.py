@@ -8,11 +8,18 @@ machine, instruction set, thread count and batch size, and within float rounding
 1e-6) of the PyTorch reference in ``masked_lm.SpringLM``, which stays the training and
 reference path.
 
-Weights come from the shipped weights file: ``from_file`` reads it with
-``weights_io.read_lm_weights`` (which verifies the content SHA-256), widens the fp16
-tensors to float32 and hands them, keyed by their state-dict names, to the engine, which
-checks every name and shape and packs its own copy. ``from_model`` does the same from a
-live ``SpringLM``.
+It is the transceiver's coding model by default: ``weights_io.load_coding_model`` (and
+``load_models``) read the shipped weights file (verifying the content SHA-256) and hand the
+fp16 tensors, keyed by their state-dict names, to this class, which widens them to float32
+(exactly) for the engine, which checks every name and shape and packs its own copy.
+``from_model`` does the same from a live ``SpringLM``. This module reads no files, so the
+loaders sit above it.
+
+The engine also fuses ``cdf_from_logits`` behind its heads (``fine_cdfs``), which
+``entropy.ChunkCoder`` uses instead of rounding logits: a stream it codes can differ in
+CDF bits from one coded through the PyTorch reference, so its ``model_id`` is the weights'
+content hash plus ``ENGINE_ID_SUFFIX``, and a decoder holding the other kind of model
+refuses the stream (``ModelMismatchError``) instead of mis-decoding it.
 
 The kernel level is chosen at construction: ``isa`` if given, else the environment
 variable ``SOUNDSPRING_ENGINE_ISA`` (``auto``, ``generic``, ``sse2``, ``avx2`` or
@@ -38,7 +45,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +58,10 @@ ISA_ENV = "SOUNDSPRING_ENGINE_ISA"
 """Environment variable that forces the engine's kernel level when ``isa`` is not given."""
 
 ISA_LEVELS = ("auto", "generic", "sse2", "avx2", "avx512")
+
+ENGINE_ID_SUFFIX = "+engine1"
+"""Appended to the weights' content hash in ``SpringLMEngine.model_id``: streams whose fine
+CDFs are the engine's fused ones (version 1 of its arithmetic), never the PyTorch path's."""
 
 _UNIGRAM = "unigram_logprobs"
 
@@ -87,7 +97,8 @@ class SpringLMEngine:
         cfg: the model shape.
         tensors: float32 (or fp16, widened exactly) arrays keyed by SpringLM state-dict
             names; ``unigram_logprobs`` [K_max, V] gives ``base_logits`` (uniform if absent).
-        model_id: the weights' content hash (recorded in stream headers).
+        weights_id: the weights' content hash (``weights_io.read_lm_weights``); the
+            ``model_id`` stream headers record is it plus ``ENGINE_ID_SUFFIX``.
         isa: kernel level (see the module docstring); None reads ``SOUNDSPRING_ENGINE_ISA``.
         num_threads: worker threads per call in [1, 256] (never changes the bits).
 
@@ -101,7 +112,7 @@ class SpringLMEngine:
     uses_memory = True
 
     def __init__(self, cfg: SpringLMConfig, tensors: Mapping[str, Any], *,
-                 model_id: str = "springlm-unsaved", isa: str | None = None,
+                 weights_id: str = "springlm-unsaved", isa: str | None = None,
                  num_threads: int = 1) -> None:
         if not isinstance(cfg, SpringLMConfig):
             raise TypeError(f"cfg must be a SpringLMConfig, got {type(cfg).__name__}")
@@ -119,7 +130,7 @@ class SpringLMEngine:
             raise ModelMismatchError(f"{_UNIGRAM} must be [{k}, {v}], got {unigram.shape}")
         self.cfg = cfg
         self._base = np.ascontiguousarray(unigram)
-        self._id = str(model_id)
+        self._weights_id = str(weights_id)
         try:
             self._engine = core.lm.Engine(
                 arrays, n_codebooks=k, codebook_size=v, base_codebooks=cfg.base_codebooks,
@@ -134,41 +145,23 @@ class SpringLMEngine:
 
     # ---- construction ----------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, tokenizer_sha256: str | None = None, *,
-                  isa: str | None = None, num_threads: int = 1) -> SpringLMEngine:
-        """The engine of a shipped weights file (its SHA-256 verified on reading).
-
-        Args:
-            path: a file written by ``weights_io.save_lm_weights``.
-            tokenizer_sha256: when given, the codec tokenizer hash the LM must model.
-            isa, num_threads: as the constructor.
-
-        Raises:
-            ConfigError: missing or malformed file.
-            ModelMismatchError: corrupt file, tensors that do not fit the config, or an LM
-                trained on another codec.
-        """
-        from .weights_io import read_lm_weights
-
-        cfg, state, codec_h, sha, _ = read_lm_weights(path)
-        if tokenizer_sha256 is not None and codec_h != tokenizer_sha256:
-            raise ModelMismatchError(f"{path}: SpringLM was trained on the tokens of codec "
-                                     f"tokenizer {codec_h[:16]}, but the codec in use has "
-                                     f"tokenizer {tokenizer_sha256[:16]}")
-        return cls(cfg, state, model_id=sha, isa=isa, num_threads=num_threads)
-
-    @classmethod
     def from_model(cls, lm: Any, *, isa: str | None = None,
                    num_threads: int = 1) -> SpringLMEngine:
         """The engine of a live ``masked_lm.SpringLM`` (its current float32 weights)."""
         state = {name: t.detach().to("cpu").float().numpy() for name, t in lm.state_dict().items()}
-        model_id = str(getattr(lm, "model_id", "")) or "springlm-unsaved"
-        return cls(lm.cfg, state, model_id=model_id, isa=isa, num_threads=num_threads)
+        weights_id = str(getattr(lm, "model_id", "")) or "springlm-unsaved"
+        return cls(lm.cfg, state, weights_id=weights_id, isa=isa, num_threads=num_threads)
 
     # ---- CodingModel ---------------------------------------------------------------------
     @property
     def model_id(self) -> str:
-        return self._id
+        """``weights_id`` + ``ENGINE_ID_SUFFIX`` (what stream headers record)."""
+        return self._weights_id + ENGINE_ID_SUFFIX
+
+    @property
+    def weights_id(self) -> str:
+        """The weights' content hash (the PyTorch reference's ``model_id``)."""
+        return self._weights_id
 
     @property
     def max_codebooks(self) -> int:
@@ -301,24 +294,6 @@ def _float32(name: str, tensor: Any) -> np.ndarray:
     return np.ascontiguousarray(tensor, dtype=np.float32)
 
 
-def load_engine_coding_model(path: str | Path | None, codec: Any, *, isa: str | None = None,
-                             num_threads: int = 1) -> SpringLMEngine:
-    """The engine of the SpringLM weights at ``path`` (None = the shipped default), checked
-    against ``codec``'s tokenizer: ``weights_io.load_coding_model`` on the engine.
-
-    Raises:
-        ConfigError: no weights at ``path``.
-        ModelMismatchError: corrupt file, or an LM trained on the tokens of another codec.
-    """
-    from .weights_io import DEFAULT_LM_WEIGHTS, codec_tokenizer_hash
-
-    p = Path(path) if path is not None else DEFAULT_LM_WEIGHTS
-    if not p.exists():
-        raise ConfigError(f"SpringLM weights {str(p)!r} not found")
-    return SpringLMEngine.from_file(p, tokenizer_sha256=codec_tokenizer_hash(codec), isa=isa,
-                                    num_threads=num_threads)
-
-
 def measure_against_reference(lm: Any, *, context_frames: int = 15, chunk_frames: int = 2,
                               levels: tuple[int, int] = (3, 12), isa: str | None = None,
                               num_threads: int = 1, calls: int = 50, seed: int = 0) -> dict:
@@ -388,5 +363,5 @@ def measure_against_reference(lm: Any, *, context_frames: int = 15, chunk_frames
     return out
 
 
-__all__ = ["ISA_ENV", "ISA_LEVELS", "SpringLMEngine", "StreamState", "best_isa",
-           "load_engine_coding_model", "measure_against_reference", "supported_isas"]
+__all__ = ["ENGINE_ID_SUFFIX", "ISA_ENV", "ISA_LEVELS", "SpringLMEngine", "StreamState",
+           "best_isa", "measure_against_reference", "supported_isas"]

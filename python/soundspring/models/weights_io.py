@@ -19,7 +19,11 @@
   ``load_checkpoint_codec``): the full training state in a run directory.
 * The loaders: ``load_codec`` (weights file, checkpoint or run directory),
   ``load_coding_model`` (SpringLM checked against a codec) and ``load_models`` (both, the
-  one entry point of the commands and the Python API).
+  one entry point of the commands and the Python API). The coding model runs on the C++
+  engine by default (``backend="engine"``: ``lm_engine.SpringLMEngine``, built by
+  ``load_lm_engine`` from the tensors read here); ``backend="torch"`` gives the PyTorch
+  reference (``lm_adapter.SpringLMCodingModel``). Their ``model_id`` differ (the engine's carries
+  ``lm_engine.ENGINE_ID_SUFFIX``), so a stream coded by one is refused by the other.
 
 Example:
     >>> import tempfile, pathlib
@@ -45,6 +49,7 @@ from ..entropy.static import StaticModel
 from ..errors import ConfigError, ModelMismatchError
 from .codec import Codec
 from .lm_adapter import SpringLMCodingModel
+from .lm_engine import SpringLMEngine
 from .masked_lm import SpringLM
 from .rvq import ResidualVQ
 
@@ -58,6 +63,11 @@ CODEC_WEIGHTS_FORMAT = "soundspring-codec"
 CODEC_WEIGHTS_VERSION = 1
 LM_WEIGHTS_FORMAT = "soundspring-springlm"
 LM_WEIGHTS_VERSION = 1
+
+CODING_BACKENDS = ("engine", "torch")
+"""Where SpringLM runs as the transceiver's coding model: ``engine`` (the deterministic C++
+engine, the default at both ends) or ``torch`` (the PyTorch training / reference path)."""
+DEFAULT_CODING_BACKEND = "engine"
 
 
 # ---- the weights file --------------------------------------------------------------------
@@ -319,10 +329,7 @@ def load_lm(path: str | Path, tokenizer_sha256: str | None = None) -> SpringLM:
     The loaded model carries ``model_id`` (content hash), ``tokenizer_sha256`` and ``meta``.
     """
     cfg, state, codec_h, sha, meta = read_lm_weights(path)
-    if tokenizer_sha256 is not None and codec_h != tokenizer_sha256:
-        raise ModelMismatchError(f"{path}: SpringLM was trained on the tokens of codec "
-                                 f"tokenizer {codec_h[:16]}, but the codec in use has tokenizer "
-                                 f"{tokenizer_sha256[:16]} (train or pick the LM of this codec)")
+    _check_tokenizer(path, codec_h, tokenizer_sha256)
     model = SpringLM(cfg)
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()},
                                                 strict=False)
@@ -337,43 +344,99 @@ def load_lm(path: str | Path, tokenizer_sha256: str | None = None) -> SpringLM:
 # ---- the loaders -------------------------------------------------------------------------
 
 
-def load_coding_model(path: str | Path | None, codec) -> SpringLMCodingModel:
-    """Loads SpringLM weights (None = the shipped default) checked against ``codec``.
+def load_lm_engine(path: str | Path, tokenizer_sha256: str | None = None, *,
+                   isa: str | None = None, num_threads: int = 1) -> SpringLMEngine:
+    """The C++ engine of a SpringLM weights file (its SHA-256 verified on reading).
+
+    Args:
+        path: a file written by ``save_lm_weights``.
+        tokenizer_sha256: when given, the codec tokenizer hash the LM must model.
+        isa: the engine's kernel level (``lm_engine.ISA_LEVELS``; None reads
+            ``SOUNDSPRING_ENGINE_ISA``, else the best this CPU runs); never changes the bits.
+        num_threads: engine worker threads per call, 1..256; never changes the bits.
 
     Raises:
-        ConfigError: no weights at ``path``.
+        ConfigError: missing or malformed file, bad ``isa`` or ``num_threads``.
+        ModelMismatchError: corrupt file, tensors that do not fit the config, or an LM
+            trained on another codec.
+    """
+    cfg, state, codec_h, sha, _ = read_lm_weights(path)
+    _check_tokenizer(path, codec_h, tokenizer_sha256)
+    return SpringLMEngine(cfg, state, weights_id=sha, isa=isa, num_threads=num_threads)
+
+
+def _check_tokenizer(path: str | Path, trained_on: str, in_use: str | None) -> None:
+    if in_use is not None and trained_on != in_use:
+        raise ModelMismatchError(f"{path}: SpringLM was trained on the tokens of codec "
+                                 f"tokenizer {trained_on[:16]}, but the codec in use has "
+                                 f"tokenizer {in_use[:16]} (train or pick the LM of this codec)")
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in CODING_BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(CODING_BACKENDS)}, got "
+                          f"{backend!r}")
+    return backend
+
+
+def load_coding_model(path: str | Path | None, codec, backend: str = DEFAULT_CODING_BACKEND, *,
+                      isa: str | None = None, num_threads: int = 1
+                      ) -> SpringLMEngine | SpringLMCodingModel:
+    """Loads SpringLM weights (None = the shipped default) checked against ``codec``, as
+    the coding model of the transceiver.
+
+    Args:
+        path: SpringLM weights (``save_lm_weights``); None = ``DEFAULT_LM_WEIGHTS``.
+        codec: the codec whose tokens are coded (its tokenizer hash must be the LM's).
+        backend: ``engine`` (default: the C++ engine, fused CDFs) or ``torch`` (the
+            PyTorch reference); streams of one are refused by the other (``model_id``).
+        isa, num_threads: the engine's (see ``load_lm_engine``); ignored for ``torch``.
+
+    Raises:
+        ConfigError: no weights at ``path``, unknown ``backend``.
         ModelMismatchError: the LM was trained on the tokens of another codec.
     """
+    _check_backend(backend)
     p = Path(path) if path is not None else DEFAULT_LM_WEIGHTS
     if not p.exists():
         raise ConfigError(f"SpringLM weights {str(p)!r} not found"
                           + ("; the shipped weights are missing from this install: pass "
                              "--lm PATH or --lm none" if path is None else ""))
-    return SpringLMCodingModel(load_lm(p, tokenizer_sha256=codec_tokenizer_hash(codec)))
+    tokenizer = codec_tokenizer_hash(codec)
+    if backend == "engine":
+        return load_lm_engine(p, tokenizer, isa=isa, num_threads=num_threads)
+    return SpringLMCodingModel(load_lm(p, tokenizer_sha256=tokenizer))
 
 
-def load_models(codec_path: str | Path | None = None, lm: str | Path | None = "default"
-                ) -> tuple[Codec, SpringLMCodingModel | StaticModel]:
+def load_models(codec_path: str | Path | None = None, lm: str | Path | None = "default",
+                backend: str = DEFAULT_CODING_BACKEND
+                ) -> tuple[Codec, SpringLMEngine | SpringLMCodingModel | StaticModel]:
     """The one model loader: (codec, coding model), offline.
 
     Args:
         codec_path: codec weights, a training checkpoint or run dir; None = shipped default.
         lm: "none" for the static-PMF control (uniform PMFs), "default" for the shipped
             SpringLM, or a path to SpringLM weights.
+        backend: where SpringLM runs: ``engine`` (default, the C++ engine) or ``torch``
+            (the PyTorch reference); see ``load_coding_model``.
 
     Raises:
-        ConfigError: missing weights. ModelMismatchError: an LM trained on another codec.
+        ConfigError: missing weights, unknown ``backend``.
+        ModelMismatchError: an LM trained on another codec.
     """
+    _check_backend(backend)
     codec = load_codec(codec_path)
     if lm in (None, "none"):
         return codec, StaticModel()
-    return codec, load_coding_model(None if lm == "default" else lm, codec)
+    return codec, load_coding_model(None if lm == "default" else lm, codec, backend)
 
 
 __all__ = [
     "CODEC_WEIGHTS_FORMAT",
     "CODEC_WEIGHTS_VERSION",
+    "CODING_BACKENDS",
     "DEFAULT_CODEC_WEIGHTS",
+    "DEFAULT_CODING_BACKEND",
     "DEFAULT_LM_WEIGHTS",
     "LM_WEIGHTS_FORMAT",
     "LM_WEIGHTS_VERSION",
@@ -391,6 +454,7 @@ __all__ = [
     "load_codec",
     "load_coding_model",
     "load_lm",
+    "load_lm_engine",
     "load_models",
     "read_codec_weights",
     "read_lm_weights",

@@ -10,7 +10,8 @@ import torch
 
 from ..audio import check_pcm
 from ..config import BASE_CODEBOOKS, SAMPLE_RATE_HZ, TransceiverConfig
-from ..entropy import CodingModel
+from ..entropy import ChunkCache, CodingModel
+from ..models.rd import RateDistortionQuantizer
 from ..transport import FecCopy, Packet
 from ._endpoint import _Endpoint
 
@@ -51,11 +52,13 @@ class TokenTransmitter(_Endpoint):
         self.chunks_sent = 0
         self.sent_tokens: list[np.ndarray] = []  # int64 [K, C] per chunk, for tests and stats
 
-    def send_tokens(self, tokens: np.ndarray, cache: dict | None = None) -> list[SentPacket]:
-        """The packets of the next chunk's tokens int [K, C] (``cache``: model calls made
-        on the same tokens and memory, e.g. by ``ChunkCoder.rate_bits``)."""
+    def send_tokens(self, tokens: np.ndarray,
+                    cache: ChunkCache | None = None) -> list[SentPacket]:
+        """The packets of the next chunk's tokens int [K, C] (``cache``: the model calls
+        made for this chunk against the current memory, e.g. by ``ChunkCoder.rate_bits``
+        during the token choice, or None)."""
         cfg = self.config
-        cache = {} if cache is None else cache
+        cache = ChunkCache() if cache is None else cache
         fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
         base = self.coder.encode_base(tokens) if cfg.layered or cfg.fec else b""
         if cfg.layered:
@@ -88,6 +91,7 @@ class Transmitter(TokenTransmitter):
         TokenTransmitter.__init__(self, model, config)
         self.codec = codec
         self._enc_state = codec.init_encoder_state(1)
+        self._rd: RateDistortionQuantizer | None = None  # made on the first rd chunk
         self._pending = np.zeros(0, dtype=np.float32)
 
     def push(self, pcm: np.ndarray) -> list[SentPacket]:
@@ -118,25 +122,17 @@ class Transmitter(TokenTransmitter):
         self._pending = np.zeros(0, dtype=np.float32)
         return self._send_chunk(chunk)
 
-    def _rd_tokens(self, z: torch.Tensor, cache: dict) -> np.ndarray:
-        """Rate-distortion quantisation of one chunk's latents z [D, C] -> int64 [K, C]:
-        layer by layer (the PMFs of a layer depend on the levels below it), level by level
-        on the residual, each code minimising squared error + rd_lambda * bits."""
-        quantizer = self.codec.quantizer
-        layout = self.config.layout
-        tokens = np.zeros((layout.n_codebooks, self.config.chunk_frames), dtype=np.int64)
-        r = z.t().to(quantizer.codebooks.dtype)  # [C, D]
-        v = quantizer.codebook_size  # the coder's alphabet may be larger (never smaller)
-        for layer, (lo, hi) in enumerate(layout.layers):
-            bits = self.coder.rate_bits(self._memory, tokens, layer, cache)[..., :v]
-            bits = torch.from_numpy(np.ascontiguousarray(bits))
-            for k in range(lo, hi):
-                idx = quantizer.nearest_rd(r, k, bits[:, k - lo], self.config.rd_lambda)
-                r = r - quantizer.codebooks[k][idx]
-                tokens[k] = idx.numpy()
-        return tokens
+    def _rd_tokens(self, z: torch.Tensor, cache: ChunkCache) -> np.ndarray:
+        """Rate-distortion quantisation of one chunk's latents z [D, C] -> int64 [K, C]
+        (``models.rd``), each layer's bit costs from the coder's PMFs given the levels
+        below it (``ChunkCoder.rate_bits``; the model calls land in ``cache``)."""
+        if self._rd is None:
+            self._rd = RateDistortionQuantizer(self.codec.quantizer, self.config.layout.layers)
+        return self._rd.quantize(
+            z, lambda layer, tokens: self.coder.rate_bits(self._memory, tokens, layer, cache),
+            self.config.rd_lambda)
 
-    def _chunk_tokens(self, pcm: np.ndarray, cache: dict) -> np.ndarray:
+    def _chunk_tokens(self, pcm: np.ndarray, cache: ChunkCache) -> np.ndarray:
         """int64 [K, C] tokens of one chunk of audio."""
         cfg = self.config
         wav = torch.from_numpy(pcm.copy()).view(1, 1, -1)
@@ -144,9 +140,8 @@ class Transmitter(TokenTransmitter):
             codes, self._enc_state = self.codec.encode_step(wav, self._enc_state, cfg.bitrate_kbps)
             return codes[0].numpy().astype(np.int64)
         z, self._enc_state = self.codec.encode_latent_step(wav, self._enc_state)
-        with torch.inference_mode():
-            return self._rd_tokens(z[0], cache)
+        return self._rd_tokens(z[0], cache)
 
     def _send_chunk(self, pcm: np.ndarray) -> list[SentPacket]:
-        cache: dict = {}  # model calls made while choosing the tokens, reused to code them
+        cache = ChunkCache()  # model calls made while choosing the tokens, reused to code them
         return self.send_tokens(self._chunk_tokens(pcm, cache), cache)
