@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encode": ("soundspring.commands.encode", "encode audio into a .spring file"),
     "decode": ("soundspring.commands.decode", "decode a .spring file into audio"),
     "simulate": ("soundspring.commands.simulate", "run the transceiver over a simulated lossy channel"),
+    "send": ("soundspring.commands.send", "send audio live over UDP/RTP, paced by the audio clock"),
+    "receive": ("soundspring.commands.receive", "receive a live UDP/RTP stream into a WAV file"),
     "demo": (
         "soundspring.commands.demo",
         "the transceiver on the shipped models: loss, LM concealment vs controls",
@@ -38,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("soundspring.commands.data", "fetch and prepare the speech corpus"),
     "train": ("soundspring.commands.train", "train the codec or SpringLM"),
     "eval": ("soundspring.commands.eval", "evaluate models against baselines"),
+    "export": ("soundspring.commands.export",
+               "export the codec steps and SpringLM (TorchScript, torch.export, manifest)"),
 }
 
 
