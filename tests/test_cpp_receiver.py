@@ -1,0 +1,398 @@
+"""The Python-free C++ receiver (examples/cpp_receiver): it decodes .spring files to the
+same tokens as the Python receiver (every chunk's outcome and tokens, concealment
+included) and to the same audio within AUDIO_TOL, refuses mismatched models and exports,
+and its per-chunk receive time is measured beside the Python receiver's.
+
+The binary comes from ``SOUNDSPRING_CPP_RECEIVER`` (a path, e.g. a CI build) or is built
+here into a temporary directory (about 2 minutes on two cores) when CMake, a C++ compiler
+and libtorch's CMake config (``torch.utils.cmake_prefix_path``) are all present; otherwise
+every test skips with the reason. A build that fails with all of them present fails.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from soundspring.config import TransceiverConfig
+from soundspring.models.export import export_models
+from soundspring.models.weights_io import (
+    DEFAULT_LM_WEIGHTS,
+    codec_tokenizer_hash,
+    load_codec,
+    load_coding_model,
+    load_lm,
+)
+from soundspring.transceiver import receive, transmit
+from soundspring.transceiver.stream import stream_header
+from soundspring.transport import ContainerWriter
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "examples" / "cpp_receiver"
+C = 2
+AUDIO_TOL = 1e-4
+"""Audio agreement of the C++ and Python receivers (max abs sample difference). Both run
+the same decoder ops: the C++ program runs the traced eager step (tests/test_export.py
+holds it within 1e-4 of eager) with TorchScript's optimisation passes off, and measured
+equal bit for bit (max difference 0.0). With the passes on, which rewrite ops such as
+addmm, the difference measured 3.9e-7. 1e-4 (-80 dBFS, about three 16-bit steps) leaves
+room for another libtorch build's kernel choices, far below any audible difference."""
+
+
+def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    x = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / 16000) / k for k in range(1, 12))
+    return (0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+            + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def _build(tmp: Path) -> tuple[Path | None, str]:
+    """(the built program, "") or (None, why it cannot be built here); a configure or
+    compile error with every tool present fails the tests instead."""
+    cmake = shutil.which("cmake")
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    if cmake is None or not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
+        return None, "no cmake or C++ compiler"
+    prefix = Path(torch.utils.cmake_prefix_path)
+    if not (prefix / "Torch" / "TorchConfig.cmake").exists():
+        return None, f"libtorch's CMake config is not in {prefix}"
+    build = tmp / "build"
+    cfg = subprocess.run([cmake, "-S", str(SOURCE), "-B", str(build), *gen,
+                          "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}"],
+                         check=False, capture_output=True, text=True, timeout=600)
+    if cfg.returncode != 0:
+        pytest.fail("cmake configure of examples/cpp_receiver failed: " + cfg.stderr[-2000:])
+    jobs = str(max(1, min(4, os.cpu_count() or 1)))
+    run = subprocess.run([cmake, "--build", str(build), "-j", jobs], check=False,
+                         capture_output=True, text=True, timeout=1800)
+    exe = build / "soundspring_receiver"
+    if run.returncode != 0 or not exe.exists():
+        pytest.fail("build of examples/cpp_receiver failed: " + (run.stdout + run.stderr)[-2000:])
+    return exe, ""
+
+
+@pytest.fixture(scope="module")
+def receiver_bin(tmp_path_factory) -> Path:
+    given = os.environ.get("SOUNDSPRING_CPP_RECEIVER")
+    if given:
+        if not Path(given).is_file():
+            pytest.fail(f"SOUNDSPRING_CPP_RECEIVER={given} is not a file")
+        return Path(given)
+    exe, why = _build(tmp_path_factory.mktemp("cpp_receiver"))
+    if exe is None:
+        pytest.skip(f"C++ receiver not built: {why}")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def models():
+    codec = load_codec()
+    return codec, load_coding_model(None, codec)  # the engine (fused CDFs): the default
+
+
+@pytest.fixture(scope="module")
+def export_dir(models, tmp_path_factory):
+    codec = models[0]
+    lm = load_lm(DEFAULT_LM_WEIGHTS, tokenizer_sha256=codec_tokenizer_hash(codec))
+    out = tmp_path_factory.mktemp("export")
+    export_models(codec, lm, out, chunk_frames=C, formats=("torchscript",))
+    return out
+
+
+def _spring(codec, model, cfg, pcm, drop_chunks=()):
+    """(.spring bytes, the packets kept) for pcm, records of ``drop_chunks`` left out."""
+    packets, _tx = transmit(codec, model, pcm, cfg)
+    kept = [p for p in packets if p.chunk not in set(drop_chunks)]
+    buf = io.BytesIO()
+    with ContainerWriter(buf, stream_header(codec, model, cfg, len(pcm))) as w:
+        for p in kept:
+            w.write(p.seq, p.chunk, p.data)
+    return buf.getvalue(), kept
+
+
+def _run(exe, export_dir, spring: Path, out: Path, extra=()):
+    return subprocess.run([str(exe), "--export", str(export_dir), "--in", str(spring), "--out",
+                           str(out), *extra], check=False, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _read_float_wav(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    assert int.from_bytes(data[20:22], "little") == 3  # IEEE float
+    return np.frombuffer(data[44:], dtype="<f4")
+
+
+def _dump(path: Path) -> list[tuple[int, str, int, np.ndarray]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        n_played = int(f[3])
+        toks = np.array([int(x) for x in f[4:]], dtype=np.int64).reshape(n_played, -1)
+        rows.append((int(f[0]), f[1], int(f[2]), toks))
+    return rows
+
+
+CASES = {
+    "default": ({"bitrate_kbps": 6.0}, ()),
+    "losses": ({"bitrate_kbps": 6.0}, (0, 5, 6, 13, 21)),
+    "12k_layered_fec_memory": (
+        {"bitrate_kbps": 12.0, "layered": True, "fec": True, "context_frames": 4}, (3, 9, 10)),
+    "3k_progressive": ({"bitrate_kbps": 3.0, "progressive": True, "check_bits": 12}, (7,)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_same_tokens_and_audio_as_python(receiver_bin, export_dir, models, tmp_path, case):
+    codec, model = models
+    fields, drop = CASES[case]
+    cfg = TransceiverConfig(chunk_frames=C, **fields)
+    pcm = _speechlike(1.0, seed=len(case))
+    data, kept = _spring(codec, model, cfg, pcm, drop)
+    spring = tmp_path / "in.spring"
+    spring.write_bytes(data)
+    out, dump = tmp_path / "out.wav", tmp_path / "tokens.txt"
+    res = _run(receiver_bin, export_dir, spring, out, ["--float", "--dump-tokens", str(dump)])
+    assert res.returncode == 0, res.stderr
+    timing = json.loads(res.stdout)
+    n_chunks = -(-len(pcm) // cfg.chunk_samples)
+    want, rx = receive(codec, model, cfg, kept, n_chunks, len(pcm), keep_history=True)
+    got = _dump(dump)
+    assert len(got) == n_chunks == timing["chunks"]
+    for (chunk, status, n_levels, toks), o in zip(got, rx.history):
+        assert (chunk, status, n_levels) == (o.chunk, o.status, o.n_levels), chunk
+        assert np.array_equal(toks, o.tokens), chunk
+    statuses = {o.status for o in rx.history}
+    assert ("concealed" in statuses) == bool(drop)
+    audio = _read_float_wav(out)
+    assert audio.shape == want.shape
+    assert float(np.abs(audio - want).max()) <= AUDIO_TOL
+    assert float(np.abs(want).max()) > 0.05  # real audio came out
+
+
+def test_pcm16_output_matches_soundspring_decode_rule(receiver_bin, export_dir, models, tmp_path):
+    codec, model = models
+    cfg = TransceiverConfig(chunk_frames=C)
+    pcm = _speechlike(0.5, seed=9)
+    data, kept = _spring(codec, model, cfg, pcm)
+    spring = tmp_path / "in.spring"
+    spring.write_bytes(data)
+    res = _run(receiver_bin, export_dir, spring, tmp_path / "o.wav")
+    assert res.returncode == 0, res.stderr
+    with wave.open(str(tmp_path / "o.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        got = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    want, _ = receive(codec, model, cfg, kept, -(-len(pcm) // cfg.chunk_samples), len(pcm))
+    ref = np.clip(np.floor(np.clip(want.astype(np.float64), -1, 1) * 32768), -32768, 32767)
+    assert got.shape == ref.shape
+    assert int(np.abs(got.astype(np.int64) - ref.astype(np.int64)).max()) <= 1
+
+
+def test_receive_time_beside_python(receiver_bin, export_dir, models, tmp_path):
+    """Per-chunk receive time on the same 4 s stream (6 kbps, 40 ms chunks, one thread):
+    C++ (chunk decoding + the TorchScript decoder step, timed inside the program) against
+    the Python receiver (the same engine, the PyTorch eager decoder; each chunk timed from
+    its packets' delivery to its audio). Printed; the C++ one must be faster than real time."""
+    from soundspring.transceiver import receive_blocks
+
+    codec, model = models
+    cfg = TransceiverConfig(chunk_frames=C)
+    pcm = _speechlike(4.0, seed=11)
+    data, kept = _spring(codec, model, cfg, pcm)
+    spring = tmp_path / "in.spring"
+    spring.write_bytes(data)
+    res = _run(receiver_bin, export_dir, spring, tmp_path / "o.wav", ["--threads", "1"])
+    assert res.returncode == 0, res.stderr
+    cpp = json.loads(res.stdout)
+    n_chunks = -(-len(pcm) // cfg.chunk_samples)
+    receive(codec, model, cfg, kept[:4], 2, 2 * cfg.chunk_samples)  # warm-up
+    _, blocks = receive_blocks(codec, model, cfg, kept, n_chunks, len(pcm))
+    py_ms = []
+    for _ in range(n_chunks):  # one block per chunk (the flush tail comes after)
+        t0 = time.perf_counter()
+        next(blocks)
+        py_ms.append(1e3 * (time.perf_counter() - t0))
+    py = np.array(py_ms)
+    print(f"\nper-chunk receive time ({n_chunks} chunks of {cpp['chunk_ms']} ms): C++ mean "
+          f"{cpp['receive_ms']['mean']:.3f} ms, median {cpp['receive_ms']['median']:.3f} (p95 "
+          f"{cpp['receive_ms']['p95']:.3f}; tokens {cpp['tokens_ms_median']:.3f}, codec "
+          f"{cpp['codec_ms_median']:.3f}); Python mean {py.mean():.3f} ms, median "
+          f"{np.median(py):.3f} (p95 {np.percentile(py, 95):.3f})")
+    assert 0 < cpp["receive_ms"]["median"] < cpp["chunk_ms"]
+    assert float(np.median(py)) > 0
+
+
+def test_torch_coded_stream_never_plays_garbage(receiver_bin, export_dir, models, tmp_path):
+    """A stream coded through the PyTorch reference (model_id without the engine suffix):
+    the C++ receiver rebuilds its fine CDFs from the engine's logits; every chunk it
+    reports received carries exactly the transmitted tokens."""
+    codec = models[0]
+    model = load_coding_model(None, codec, backend="torch")
+    cfg = TransceiverConfig(chunk_frames=C)
+    pcm = _speechlike(1.0, seed=5)
+    packets, tx = transmit(codec, model, pcm, cfg)
+    buf = io.BytesIO()
+    with ContainerWriter(buf, stream_header(codec, model, cfg, len(pcm))) as w:
+        for p in packets:
+            w.write(p.seq, p.chunk, p.data)
+    spring = tmp_path / "t.spring"
+    spring.write_bytes(buf.getvalue())
+    dump = tmp_path / "t.txt"
+    res = _run(receiver_bin, export_dir, spring, tmp_path / "o.wav", ["--dump-tokens", str(dump)])
+    assert res.returncode == 0, res.stderr
+    assert "coded through PyTorch" in res.stderr
+    rows = _dump(dump)
+    received = [r for r in rows if r[1] == "received"]
+    for chunk, _, _, toks in received:
+        assert np.array_equal(toks, tx.sent_tokens[chunk]), chunk
+    print(f"\ntorch-coded stream: {len(received)} of {len(rows)} chunks decoded in full by the "
+          "engine-based C++ receiver")
+    assert len(received) >= 0.8 * len(rows)
+
+
+def test_mismatches_refused(receiver_bin, export_dir, models, tmp_path):
+    codec, model = models
+    cfg = TransceiverConfig(chunk_frames=C)
+    pcm = _speechlike(0.3)
+    spring = tmp_path / "in.spring"
+    spring.write_bytes(_spring(codec, model, cfg, pcm)[0])
+    # a stream of another model (the static no-LM control)
+    from soundspring.entropy.static import StaticModel
+
+    other = tmp_path / "other.spring"
+    other.write_bytes(_spring(codec, StaticModel(), cfg, pcm)[0])
+    res = _run(receiver_bin, export_dir, other, tmp_path / "o.wav")
+    assert res.returncode == 1 and "coded with model" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    # another chunk length than the export's decoder step
+    three = tmp_path / "c3.spring"
+    three.write_bytes(_spring(codec, model, TransceiverConfig(chunk_frames=3), pcm)[0])
+    res = _run(receiver_bin, export_dir, three, tmp_path / "o.wav")
+    assert res.returncode == 1 and "--chunk-frames 3" in res.stderr
+    # a modified artifact (the manifest's SHA-256 no longer matches)
+    bad = tmp_path / "bad_export"
+    bad.mkdir()
+    for p in export_dir.iterdir():
+        (bad / p.name).symlink_to(p)
+    m = json.loads((export_dir / "manifest.json").read_text())
+    m["files"]["decoder_step.ts.pt"]["sha256"] = "0" * 64
+    (bad / "manifest.json").unlink()
+    (bad / "manifest.json").write_text(json.dumps(m))
+    res = _run(receiver_bin, bad, spring, tmp_path / "o.wav")
+    assert res.returncode == 1 and "SHA-256" in res.stderr
+    # not a .spring file; bad usage
+    junk = tmp_path / "junk.spring"
+    junk.write_bytes(b"\x00" * 64)
+    res = _run(receiver_bin, export_dir, junk, tmp_path / "o.wav")
+    assert res.returncode == 1 and res.stderr.startswith("soundspring_receiver: error:")
+    res = subprocess.run([str(receiver_bin), "--export", str(export_dir)], check=False,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+
+
+def _bound_elsewhere(port: int) -> bool:
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def _free_udp_port() -> int:
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_udp_loopback_same_tokens(receiver_bin, export_dir, models, tmp_path):
+    """RTP over loopback UDP from the Python sender (net.sender.RtpSender, paced at the
+    chunk rate): the C++ receiver decodes the same tokens and audio as the Python
+    receiver given the same packets."""
+    from soundspring.net.sender import RtpSender, open_udp
+    from soundspring.net.session import make_session
+
+    codec, model = models
+    cfg = TransceiverConfig(chunk_frames=C)
+    pcm = _speechlike(1.0, seed=21)
+    packets, _ = transmit(codec, model, pcm, cfg)
+    n_chunks = -(-len(pcm) // cfg.chunk_samples)
+    port = _free_udp_port()
+    out, dump = tmp_path / "udp.wav", tmp_path / "udp.txt"
+    proc = subprocess.Popen(
+        [str(receiver_bin), "--export", str(export_dir), "--udp", str(port), "--out", str(out),
+         "--float", "--dump-tokens", str(dump), "--timeout-s", "20",
+         "--playout-delay-ms", "400"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):  # the receiver binds before it loads its models
+            if _bound_elsewhere(port) or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        sender = RtpSender(open_udp("127.0.0.1", port, bind=False),
+                           make_session(stream_header(codec, model, cfg, len(pcm)), 0x5EED,
+                                        4242))
+        sender.send_session(3)
+        by_chunk: dict[int, list] = {}
+        for p in packets:
+            by_chunk.setdefault(p.chunk, []).append(p)
+        for c in range(n_chunks):  # paced at the chunk rate, as a live source
+            sender.send_packets(by_chunk.get(c, []))
+            time.sleep(cfg.chunk_samples / 16000)
+        sender.send_end(n_chunks, len(pcm))
+        sender.close()
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    info = json.loads(stdout)
+    assert info["jitter"]["late"] == 0 and info["chunks"] == n_chunks
+    want, rx = receive(codec, model, cfg, packets, n_chunks, len(pcm), keep_history=True)
+    got = _dump(dump)
+    assert [r[1] for r in got] == [o.status for o in rx.history]
+    for (_, _, _, toks), o in zip(got, rx.history):
+        assert np.array_equal(toks, o.tokens)
+    audio = _read_float_wav(out)
+    assert audio.shape == want.shape
+    assert float(np.abs(audio - want).max()) <= AUDIO_TOL
+
+
+def test_soundspring_encode_file_decodes_as_soundspring_decode(receiver_bin, export_dir,
+                                                               tmp_path):
+    """A .spring file written by `soundspring encode`: the C++ receiver's 16-bit WAV is the
+    one `soundspring decode` writes, sample for sample."""
+    from soundspring.audio import write_wav
+    from soundspring.cli import main
+
+    write_wav(tmp_path / "in.wav", _speechlike(1.0, seed=8))
+    spring, py_wav, cpp_wav = tmp_path / "in.spring", tmp_path / "py.wav", tmp_path / "cpp.wav"
+    assert main(["encode", str(tmp_path / "in.wav"), str(spring), "--quiet"]) == 0
+    assert main(["decode", str(spring), str(py_wav), "--quiet"]) == 0
+    res = _run(receiver_bin, export_dir, spring, cpp_wav)
+    assert res.returncode == 0, res.stderr
+    with wave.open(str(py_wav)) as a, wave.open(str(cpp_wav)) as b:
+        want = np.frombuffer(a.readframes(a.getnframes()), dtype="<i2")
+        got = np.frombuffer(b.readframes(b.getnframes()), dtype="<i2")
+    assert got.shape == want.shape == (16000,)
+    assert np.array_equal(got, want)
