@@ -1,4 +1,9 @@
-"""SEANet-style causal encoder: strided causal convolutions, hop 320 -> 50 Hz latents."""
+"""SEANet-style causal encoder: strided causal convolutions, hop 320 -> 50 Hz latents.
+
+Streaming ``step`` with autograd off runs the whole encoder channels-last ([B, T, C]) on
+``CausalConv1d.step_cl`` (one matrix product per conv over a strided view; see
+``models.conv``); with autograd on it is the ``nn.Conv1d`` reference.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import CodecConfig
-from .conv import CausalConv1d
+from .conv import CausalConv1d, inference_fast_path
 
 States = list[torch.Tensor]
 
@@ -29,6 +34,12 @@ class ResUnit(nn.Module):
     def step(self, x: torch.Tensor, st: States) -> tuple[torch.Tensor, States]:
         h, s1 = self.c1.step(F.elu(x), st[0])
         h, s2 = self.c2.step(F.elu(h), st[1])
+        return x + h, [s1, s2]
+
+    def step_cl(self, x: torch.Tensor, st: States) -> tuple[torch.Tensor, States]:
+        """``step`` channels-last: x [B, T, C] -> ([B, T, C], new states)."""
+        h, s1 = self.c1.step_cl(F.elu(x), st[0])
+        h, s2 = self.c2.step_cl(F.elu(h), st[1])
         return x + h, [s1, s2]
 
 
@@ -54,6 +65,15 @@ class DownBlock(nn.Module):
             x, s = r.step(x, st[2 * i: 2 * i + 2])
             out += s
         y, s = self.down.step(F.elu(x), st[-1])
+        return y, out + [s]
+
+    def step_cl(self, x: torch.Tensor, st: States) -> tuple[torch.Tensor, States]:
+        """``step`` channels-last: x [B, T, C_in] -> ([B, T / stride, C_out], new states)."""
+        out: States = []
+        for i, r in enumerate(self.res):
+            x, s = r.step_cl(x, st[2 * i: 2 * i + 2])
+            out += s
+        y, s = self.down.step_cl(F.elu(x), st[-1])
         return y, out + [s]
 
 
@@ -83,10 +103,25 @@ class SEANetEncoder(nn.Module):
                 [self.out.init_state(batch)]]
 
     def step(self, x: torch.Tensor, st: list[States]) -> tuple[torch.Tensor, list[States]]:
+        """Streams x [B, 1, n * hop] -> (latents [B, D, n], new states); autograd off: the
+        channels-last fast path (``step_cl``)."""
+        if inference_fast_path():
+            z, new = self.step_cl(x.transpose(1, 2), st)
+            return z.transpose(1, 2).contiguous(), new
         h, s0 = self.inp.step(x, st[0][0])
         new = [[s0]]
         for b, s in zip(self.blocks, st[1:-1]):
             h, s = b.step(h, s)
             new.append(s)
         z, s_out = self.out.step(F.elu(h), st[-1][0])
+        return z, [*new, [s_out]]
+
+    def step_cl(self, x: torch.Tensor, st: list[States]) -> tuple[torch.Tensor, list[States]]:
+        """Inference step channels-last: x [B, n * hop, 1] -> (latents [B, n, D], states)."""
+        h, s0 = self.inp.step_cl(x, st[0][0])
+        new = [[s0]]
+        for b, s in zip(self.blocks, st[1:-1]):
+            h, s = b.step_cl(h, s)
+            new.append(s)
+        z, s_out = self.out.step_cl(F.elu(h), st[-1][0])
         return z, [*new, [s_out]]
