@@ -234,3 +234,104 @@ def test_a_clock_jump_releases_a_bounded_run() -> None:
     first = jb.pop(1e15, max_chunks=100)
     assert [c.chunk for c in first] == list(range(100))
     assert [c.chunk for c in jb.pop(1e15, max_chunks=3)] == [100, 101, 102]
+
+
+def test_unclocked_buffer_releases_on_demand() -> None:
+    """Files and simulations: no deadlines, chunks released when asked, late only once
+    released; pop is refused."""
+    jb = make(clocked=False, window_chunks=4)
+    assert jb.next_chunk == 0 and jb.deadline_ms(0) is None and not jb.clock_anchored
+    assert jb.push(1, 1, 1e12, pkt(0, b"b")) == PushOutcome.ACCEPTED  # arrival ignored
+    assert jb.push(0, 0, -1e12, pkt(0, b"a")) == PushOutcome.ACCEPTED
+    assert jb.push(9, 4, 0.0, pkt(0, b"x")) == PushOutcome.TOO_EARLY
+    with pytest.raises(ConfigError, match="clocked"):
+        jb.pop(0.0)
+    a = jb.release_next()
+    assert a.chunk == 0 and a.payloads == (b"a", None) and jb.next_chunk == 1
+    assert jb.push(0, 0, 0.0, pkt(1, b"f")) == PushOutcome.LATE
+    assert [c.chunk for c in (jb.release_next(), jb.release_next())] == [1, 2]
+    assert jb.stats.released == 3 and jb.held_chunks == 0
+
+
+def test_offer_counts_damaged_packets_on_their_chunk() -> None:
+    jb = make(clocked=False, num_layers=2)
+    assert jb.offer(0, 0, 0.0, b"") == (PushOutcome.DAMAGED, 0)
+    assert jb.offer(1, 0, 0.0, b"\x41") == (PushOutcome.DAMAGED, 0)
+    assert jb.offer(2, 1, 0.0, pkt(3, b"z")) == (PushOutcome.DAMAGED, 1)  # layer 3 of 2
+    assert jb.offer(3, 1, 0.0, pkt(1, b"f")) == (PushOutcome.ACCEPTED, 1)
+    c0, c1 = jb.release_next(), jb.release_next()
+    assert c0.damaged_packets == 2 and not c0.received.any()
+    assert c1.damaged_packets == 1 and c1.payloads == (None, b"f")
+    assert jb.offer(4, 0, 0.0, b"") == (PushOutcome.LATE, 0)  # released: late, not damaged
+    assert jb.stats.damaged == 3
+    with pytest.raises(ConfigError, match="arrival_ms"):
+        jb.offer(0, 0, float("nan"), b"")
+
+
+def test_fec_copy_is_kept_beside_the_primary_and_peek_does_not_release() -> None:
+    jb = make(clocked=False, num_layers=2)
+    jb.push(0, 0, 0.0, pkt(0, b"orig0"))
+    jb.push(2, 1, 0.0, pkt(0, b"b1", FecCopy(1, b"copy0")))
+    jb.push(4, 2, 0.0, pkt(0, b"b2", FecCopy(1, b"copy1")))
+    peek = jb.peek(0)
+    assert peek is not None and peek.payloads[0] == b"orig0" and peek.fec_copy == b"copy0"
+    assert not peek.base_from_fec and peek.primary_base == b"orig0"
+    v = jb.peek_version(1)
+    jb.push(3, 1, 0.0, pkt(1, b"f1"))
+    assert jb.peek_version(1) != v and jb.peek(1).payloads == (b"b1", b"f1")
+    assert jb.peek(3) is None and jb.peek_version(3) is None and jb.next_chunk == 0
+    assert [c.fec_copy for c in jb.flush()] == [b"copy0", b"copy1", None]
+
+
+def test_mark_lost_discards_and_makes_a_copy_late() -> None:
+    jb = make(clocked=False, num_layers=2, window_chunks=8)
+    jb.push(1, 0, 0.0, pkt(1, b"f0"))
+    assert jb.mark_lost(1)  # seq = chunk * 2 + layer: chunk 0's fine layer, held: discarded
+    assert jb.mark_lost(4)  # chunk 2's base, not yet arrived
+    assert jb.push(4, 2, 0.0, pkt(0, b"b2")) == PushOutcome.LATE
+    assert not jb.mark_lost(16)  # chunk 8: beyond the window
+    c0 = jb.release_next()
+    assert c0.received.tolist() == [False, False] and c0.lost.tolist() == [False, True]
+    assert c0.late_packets == 1
+    assert not jb.mark_lost(0)  # behind the playout point
+    jb.release_next()
+    c2 = jb.release_next()
+    assert c2.lost.tolist() == [True, False] and c2.late_packets == 1
+    jb.skip_to(40000)  # seq wraps mod 2^16
+    assert jb.mark_lost((40001 * 2) % 65536) and jb.peek(40001).lost.tolist() == [True, False]
+    with pytest.raises(ConfigError, match="behind"):
+        jb.skip_to(39999)
+    assert jb.stats.marked_lost == 3
+
+
+def test_snapshot_and_restore_replay_the_same_releases() -> None:
+    jb = make(num_layers=1)
+    for k in range(3):
+        jb.push(k, k, 40.0 * k, pkt(0, bytes([k])))
+    snap = jb.snapshot()
+    first = jb.pop(1000.0)
+    assert jb.push(0, 0, 0.0, pkt(0, b"a")) == PushOutcome.LATE
+    jb.restore(snap)
+    again = jb.pop(1000.0)
+    assert [c.payloads for c in again] == [c.payloads for c in first]
+    assert jb.stats.late == 0 and snap.next_chunk == 0  # the snapshot itself is unchanged
+    with pytest.raises(ConfigError, match="configuration"):
+        jb.restore(make(num_layers=2).snapshot())
+    with pytest.raises(TypeError):
+        jb.restore("snap")  # type: ignore[arg-type]
+
+
+def test_a_late_packet_of_a_held_chunk_is_counted_on_it() -> None:
+    jb = make(num_layers=1, playout_delay_ms=50.0)
+    jb.push(0, 0, 0.0, pkt(0, b"a"))
+    assert jb.push(1, 1, 90.5, pkt(0, b"b")) == PushOutcome.LATE  # chunk 1 was due at 90
+    out = jb.pop(100.0)
+    assert [(c.chunk, c.late_packets) for c in out] == [(0, 0), (1, 1)]
+
+
+def test_release_next_before_any_packet_positions_the_playout_point() -> None:
+    jb = make(num_layers=1, playout_delay_ms=0.0)
+    assert jb.release_next().chunk == 0 and jb.next_chunk == 1 and jb.deadline_ms(1) is None
+    jb.push(5, 5, 1000.0, pkt(0, b"x"))  # anchors the clock only
+    assert jb.deadline_ms(5) == 1000.0 and jb.next_chunk == 1
+    assert [c.chunk for c in jb.pop(1000.0)] == [1, 2, 3, 4, 5]

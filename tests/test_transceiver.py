@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from soundspring.config import codec_tiny
+from soundspring.entropy import ChunkCache
 from soundspring.errors import ConfigError
 from soundspring.models.codec import Codec
 from soundspring.transceiver import Receiver, TransceiverConfig, Transmitter
@@ -471,7 +472,7 @@ def test_rate_bits_are_the_coder_pmfs(codec, tiny_lm):
     cfg = TransceiverConfig(bitrate_kbps=12, context_frames=4)
     tx, _ = _send(codec, cfg, seconds=0.2, model=tiny_lm)
     tokens = tx.sent_tokens[-1]
-    cache: dict = {}
+    cache = ChunkCache()
     for layer, (lo, hi) in enumerate(cfg.layout.layers):
         bits = tx.coder.rate_bits(tx._memory, tokens, layer, cache)
         assert bits.shape == (cfg.chunk_frames, hi - lo, 1024)

@@ -192,21 +192,29 @@ py::dict StatsDict(const tr::JitterStats& s) {
   d["reordered"] = s.reordered;
   d["fec_applied"] = s.fec_applied;
   d["released"] = s.released;
+  d["damaged"] = s.damaged;
+  d["marked_lost"] = s.marked_lost;
   return d;
+}
+
+// (chunk, received_mask, base_from_fec, payloads, fec_copy | None, lost_mask, late_packets,
+//  damaged_packets, version)
+py::tuple ChunkToTuple(const tr::PlayoutChunk& c, int num_layers) {
+  py::tuple payloads(static_cast<std::size_t>(num_layers));
+  for (int l = 0; l < num_layers; ++l) {
+    const auto& v = c.payloads[static_cast<std::size_t>(l)];
+    payloads[static_cast<std::size_t>(l)] =
+        (c.received_mask & (1u << l)) ? py::object(ToBytes(v.data(), v.size())) : py::none();
+  }
+  py::object fec = c.has_fec_copy ? py::object(ToBytes(c.fec_copy.data(), c.fec_copy.size()))
+                                  : py::none();
+  return py::make_tuple(c.chunk, c.received_mask, c.base_from_fec, payloads, fec, c.lost_mask,
+                        c.late_packets, c.damaged_packets, c.version);
 }
 
 py::list ChunksToList(std::vector<tr::PlayoutChunk>& chunks, int num_layers) {
   py::list out(chunks.size());
-  for (std::size_t i = 0; i < chunks.size(); ++i) {
-    auto& c = chunks[i];
-    py::tuple payloads(static_cast<std::size_t>(num_layers));
-    for (int l = 0; l < num_layers; ++l) {
-      const auto& v = c.payloads[static_cast<std::size_t>(l)];
-      payloads[static_cast<std::size_t>(l)] =
-          (c.received_mask & (1u << l)) ? py::object(ToBytes(v.data(), v.size())) : py::none();
-    }
-    out[i] = py::make_tuple(c.chunk, c.received_mask, c.base_from_fec, payloads);
-  }
+  for (std::size_t i = 0; i < chunks.size(); ++i) out[i] = ChunkToTuple(chunks[i], num_layers);
   return out;
 }
 
@@ -316,8 +324,9 @@ void bind_transport(py::module_& m) {
 
   py::class_<tr::JitterBuffer>(m, "JitterBuffer")
       .def(py::init([](int num_layers, double chunk_ms, double playout_delay_ms, int window_chunks,
-                       py::object anchor_chunk, py::object anchor_time_ms) {
+                       py::object anchor_chunk, py::object anchor_time_ms, bool clocked) {
              tr::JitterConfig c;
+             c.clocked = clocked;
              c.num_layers = num_layers;
              c.chunk_ms = chunk_ms;
              c.playout_delay_ms = playout_delay_ms;
@@ -336,7 +345,7 @@ void bind_transport(py::module_& m) {
            }),
            py::arg("num_layers"), py::arg("chunk_ms"), py::arg("playout_delay_ms"),
            py::arg("window_chunks"), py::arg("anchor_chunk") = py::none(),
-           py::arg("anchor_time_ms") = py::none())
+           py::arg("anchor_time_ms") = py::none(), py::arg("clocked") = true)
       .def("push",
            [](tr::JitterBuffer& jb, std::uint16_t seq, std::uint32_t chunk, double arrival_ms,
               const py::handle& packet) {
@@ -359,6 +368,48 @@ void bind_transport(py::module_& m) {
              jb.Flush(&chunks);
              return ChunksToList(chunks, jb.config().num_layers);
            })
+      .def("offer",
+           [](tr::JitterBuffer& jb, std::uint16_t seq, std::uint32_t chunk, double arrival_ms,
+              const py::handle& packet) {
+             py::buffer_info info = require_bytes(packet, "packet");
+             tr::PushOutcome outcome = tr::PushOutcome::kAccepted;
+             std::int64_t k = 0;
+             check(jb.Offer(seq, chunk, arrival_ms, BytesPtr(info), BytesLen(info), &outcome, &k));
+             return py::make_tuple(static_cast<int>(outcome), k);
+           },
+           py::arg("seq"), py::arg("chunk"), py::arg("arrival_ms"), py::arg("packet"),
+           "As push, but bytes never raise: -> (outcome, unwrapped chunk).")
+      .def("mark_lost", &tr::JitterBuffer::MarkLost, py::arg("seq"))
+      .def("release_next",
+           [](tr::JitterBuffer& jb) {
+             std::vector<tr::PlayoutChunk> chunks;
+             jb.ReleaseNext(&chunks);
+             return ChunkToTuple(chunks.front(), jb.config().num_layers);
+           })
+      .def("peek",
+           [](const tr::JitterBuffer& jb, std::int64_t chunk) -> py::object {
+             tr::PlayoutChunk c;
+             if (!jb.Peek(chunk, &c)) return py::none();
+             return ChunkToTuple(c, jb.config().num_layers);
+           },
+           py::arg("chunk"))
+      .def("peek_version",
+           [](const tr::JitterBuffer& jb, std::int64_t chunk) -> py::object {
+             tr::PlayoutChunk c;
+             if (!jb.Peek(chunk, &c)) return py::none();
+             return py::int_(c.version);
+           },
+           py::arg("chunk"))
+      .def("skip_to", [](tr::JitterBuffer& jb, std::int64_t chunk) { check(jb.SkipTo(chunk)); },
+           py::arg("chunk"))
+      .def("clone", [](const tr::JitterBuffer& jb) { return jb.Clone(); })
+      .def("restore",
+           [](tr::JitterBuffer& jb, const tr::JitterBuffer& other) { check(jb.RestoreFrom(other)); },
+           py::arg("snapshot"))
+      .def("unwrap_chunk", &tr::JitterBuffer::UnwrapChunk, py::arg("chunk"))
+      .def_property_readonly("held_chunks", &tr::JitterBuffer::held_chunks)
+      .def_property_readonly("clock_anchored", &tr::JitterBuffer::clock_anchored)
+      .def_property_readonly("clocked", [](const tr::JitterBuffer& jb) { return jb.config().clocked; })
       .def("reset", &tr::JitterBuffer::Reset)
       .def("deadline_ms", &tr::JitterBuffer::Deadline, py::arg("chunk"))
       .def_property_readonly("anchored", &tr::JitterBuffer::anchored)

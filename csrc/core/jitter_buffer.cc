@@ -18,6 +18,13 @@ std::int64_t Unwrap16(std::uint16_t value, std::int64_t ref) {
   return ref + delta;
 }
 
+bool SameConfig(const JitterConfig& a, const JitterConfig& b) {
+  return a.num_layers == b.num_layers && a.chunk_ms == b.chunk_ms &&
+         a.playout_delay_ms == b.playout_delay_ms && a.window_chunks == b.window_chunks &&
+         a.has_anchor == b.has_anchor && a.anchor_chunk == b.anchor_chunk &&
+         a.anchor_time_ms == b.anchor_time_ms && a.clocked == b.clocked;
+}
+
 }  // namespace
 
 Status JitterBuffer::Create(const JitterConfig& c, std::unique_ptr<JitterBuffer>* out) {
@@ -46,18 +53,34 @@ JitterBuffer::JitterBuffer(const JitterConfig& config)
   Reset();
 }
 
+std::unique_ptr<JitterBuffer> JitterBuffer::Clone() const {
+  return std::unique_ptr<JitterBuffer>(new JitterBuffer(*this));
+}
+
+Status JitterBuffer::RestoreFrom(const JitterBuffer& other) {
+  if (!SameConfig(config_, other.config_)) {
+    return InvalidArgument("the snapshot is of a jitter buffer with another configuration");
+  }
+  if (&other != this) *this = other;
+  return Status::Ok();
+}
+
 void JitterBuffer::Reset() {
   for (auto& s : slots_) {
     s.chunk = -1;
-    s.mask = 0;
+    s.mask = s.lost = 0;
+    s.has_fec = false;
+    s.late = s.damaged = 0;
   }
-  anchored_ = config_.has_anchor;
-  anchor_chunk_ = config_.anchor_chunk;
-  anchor_time_ms_ = config_.anchor_time_ms;
+  anchored_ = config_.has_anchor || !config_.clocked;
+  clock_set_ = config_.has_anchor && config_.clocked;
+  anchor_chunk_ = config_.has_anchor ? config_.anchor_chunk : 0;
+  anchor_time_ms_ = config_.has_anchor ? config_.anchor_time_ms : 0.0;
   next_ = anchor_chunk_;
   highest_ = next_ - 1;
   seq_seen_ = false;
   max_seq_ = 0;
+  changes_ = 0;
   stats_ = JitterStats();
 }
 
@@ -66,15 +89,72 @@ double JitterBuffer::Deadline(std::int64_t chunk) const {
          config_.playout_delay_ms;
 }
 
+std::int64_t JitterBuffer::UnwrapChunk(std::uint32_t chunk) const { return Unwrap32(chunk, next_); }
+
+std::size_t JitterBuffer::held_chunks() const {
+  std::size_t n = 0;
+  for (const auto& s : slots_) n += s.chunk >= next_;
+  return n;
+}
+
 JitterBuffer::Slot& JitterBuffer::SlotFor(std::int64_t chunk) {
   const auto w = static_cast<std::int64_t>(slots_.size());
   Slot& s = slots_[static_cast<std::size_t>(((chunk % w) + w) % w)];
   if (s.chunk != chunk) {
     s.chunk = chunk;
-    s.mask = 0;
-    s.base_from_fec = false;
+    s.mask = s.lost = 0;
+    s.has_fec = false;
+    s.late = s.damaged = 0;
+    Touch(s);
   }
   return s;
+}
+
+const JitterBuffer::Slot* JitterBuffer::Held(std::int64_t chunk) const {
+  if (!anchored_ || chunk < next_) return nullptr;
+  const auto w = static_cast<std::int64_t>(slots_.size());
+  const Slot& s = slots_[static_cast<std::size_t>(((chunk % w) + w) % w)];
+  return s.chunk == chunk ? &s : nullptr;
+}
+
+void JitterBuffer::Position(std::int64_t chunk) {
+  anchored_ = true;
+  anchor_chunk_ = chunk;
+  next_ = chunk;
+  highest_ = next_ - 1;
+}
+
+PushOutcome JitterBuffer::Admit(std::uint32_t chunk, double arrival_ms, std::int64_t* k) {
+  if (!anchored_) Position(chunk);
+  if (config_.clocked && !clock_set_) {
+    clock_set_ = true;
+    const std::int64_t first = Unwrap32(chunk, next_);
+    anchor_chunk_ = first > next_ ? first : next_;
+    anchor_time_ms_ = arrival_ms;
+  }
+  *k = Unwrap32(chunk, next_);
+  const auto window = static_cast<std::int64_t>(slots_.size());
+  if (*k < next_) {
+    ++stats_.late;
+    return PushOutcome::kLate;
+  }
+  if (config_.clocked && arrival_ms > Deadline(*k)) {
+    ++stats_.late;
+    if (*k < next_ + window) NoteLate(*k);  // still held: its outcome says "late"
+    return PushOutcome::kLate;
+  }
+  if (*k >= next_ + window) {
+    ++stats_.too_early;
+    return PushOutcome::kTooEarly;
+  }
+  return PushOutcome::kAccepted;
+}
+
+void JitterBuffer::NoteLate(std::int64_t k) {
+  Slot& s = SlotFor(k);
+  ++s.late;
+  Touch(s);
+  if (k > highest_) highest_ = k;
 }
 
 Status JitterBuffer::Push(std::uint16_t seq, std::uint32_t chunk, double arrival_ms,
@@ -101,65 +181,131 @@ Status JitterBuffer::Push(std::uint16_t seq, std::uint32_t chunk, double arrival
     *outcome = PushOutcome::kUnusedLayer;
     return Status::Ok();
   }
-  if (!anchored_) {
-    anchored_ = true;
-    anchor_chunk_ = chunk;
-    anchor_time_ms_ = arrival_ms;
-    next_ = anchor_chunk_;
-    highest_ = next_ - 1;
-  }
-  const std::int64_t k = Unwrap32(chunk, next_);
-  const auto window = static_cast<std::int64_t>(slots_.size());
-  if (k < next_ || arrival_ms > Deadline(k)) {
-    ++stats_.late;
-    *outcome = PushOutcome::kLate;
-    return Status::Ok();
-  }
-  if (k >= next_ + window) {
-    ++stats_.too_early;
-    *outcome = PushOutcome::kTooEarly;
-    return Status::Ok();
-  }
+  std::int64_t k = 0;
+  *outcome = Admit(chunk, arrival_ms, &k);
+  if (*outcome != PushOutcome::kAccepted) return Status::Ok();
   Slot& slot = SlotFor(k);
   const std::uint32_t bit = 1u << p.layer;
-  if ((slot.mask & bit) && !(p.layer == 0 && slot.base_from_fec)) {
+  if (slot.lost & bit) {  // declared lost by the transport: a copy that arrives is late
+    ++stats_.late;
+    ++slot.late;
+    Touch(slot);
+    *outcome = PushOutcome::kLate;
+  } else if (slot.mask & bit) {
     ++stats_.duplicates;
     *outcome = PushOutcome::kDuplicate;
   } else {
     slot.payloads[static_cast<std::size_t>(p.layer)].assign(p.payload, p.payload + p.payload_size);
     slot.mask |= bit;
-    if (p.layer == 0) slot.base_from_fec = false;
+    Touch(slot);
     ++stats_.accepted;
-    *outcome = PushOutcome::kAccepted;
   }
   if (k > highest_) highest_ = k;
   if (p.has_fec) {
     const std::int64_t j = k - p.fec_offset;
-    if (j >= next_ && arrival_ms <= Deadline(j)) {
+    if (j >= next_ && (!config_.clocked || arrival_ms <= Deadline(j))) {
       Slot& target = SlotFor(j);
-      if (!(target.mask & 1u)) {
-        target.payloads[0].assign(p.fec_payload, p.fec_payload + p.fec_size);
-        target.mask |= 1u;
-        target.base_from_fec = true;
+      if (!target.has_fec) {
+        target.fec.assign(p.fec_payload, p.fec_payload + p.fec_size);
+        target.has_fec = true;
+        Touch(target);
       }
     }
   }
   return Status::Ok();
 }
 
+Status JitterBuffer::Offer(std::uint16_t seq, std::uint32_t chunk, double arrival_ms,
+                           const std::uint8_t* packet, std::size_t size, PushOutcome* outcome,
+                           std::int64_t* chunk_out) {
+  if (!std::isfinite(arrival_ms)) return InvalidArgument("arrival_ms must be finite");
+  PacketView p;
+  if (ParsePacket(packet, size, &p).ok() && p.layer < config_.num_layers) {
+    Status st = Push(seq, chunk, arrival_ms, packet, size, outcome);
+    if (chunk_out != nullptr) *chunk_out = UnwrapChunk(chunk);
+    return st;
+  }
+  ++stats_.pushed;
+  std::int64_t k = 0;
+  *outcome = Admit(chunk, arrival_ms, &k);
+  if (chunk_out != nullptr) *chunk_out = k;
+  if (*outcome != PushOutcome::kAccepted) return Status::Ok();
+  Slot& slot = SlotFor(k);
+  ++slot.damaged;
+  Touch(slot);
+  if (k > highest_) highest_ = k;
+  ++stats_.damaged;
+  *outcome = PushOutcome::kDamaged;
+  return Status::Ok();
+}
+
+bool JitterBuffer::MarkLost(std::uint16_t seq) {
+  if (!anchored_) return false;
+  const std::int64_t layers = config_.num_layers;
+  const std::int64_t first = next_ * layers;
+  const auto delta = static_cast<std::uint16_t>(seq - static_cast<std::uint16_t>(first));
+  if (delta >= 0x8000) return false;  // behind the playout point: already decided
+  const std::int64_t pos = first + delta;
+  const std::int64_t k = pos / layers;
+  const auto layer = static_cast<std::size_t>(pos % layers);
+  if (k >= next_ + static_cast<std::int64_t>(slots_.size())) return false;
+  Slot& slot = SlotFor(k);
+  const std::uint32_t bit = 1u << layer;
+  slot.lost |= bit;
+  if (slot.mask & bit) {
+    slot.mask &= ~bit;
+    slot.payloads[layer].clear();
+    ++slot.late;
+  }
+  Touch(slot);
+  ++stats_.marked_lost;
+  return true;
+}
+
+void JitterBuffer::Fill(const Slot& s, std::int64_t chunk, PlayoutChunk* c) const {
+  c->chunk = chunk;
+  c->received_mask = s.mask;
+  c->lost_mask = s.lost;
+  c->late_packets = s.late;
+  c->damaged_packets = s.damaged;
+  c->version = s.version;
+  for (int l = 0; l < kMaxLayers; ++l) {
+    const auto i = static_cast<std::size_t>(l);
+    if (s.mask & (1u << l)) {
+      c->payloads[i] = s.payloads[i];
+    } else {
+      c->payloads[i].clear();
+    }
+  }
+  c->has_fec_copy = s.has_fec;
+  if (s.has_fec) {
+    c->fec_copy = s.fec;
+  } else {
+    c->fec_copy.clear();
+  }
+  c->base_from_fec = s.has_fec && !(s.mask & 1u);
+  if (c->base_from_fec) {
+    c->payloads[0] = s.fec;
+    c->received_mask |= 1u;
+  }
+}
+
+bool JitterBuffer::Peek(std::int64_t chunk, PlayoutChunk* out) const {
+  const Slot* s = Held(chunk);
+  if (s == nullptr) return false;
+  Fill(*s, chunk, out);
+  return true;
+}
+
 void JitterBuffer::Release(std::vector<PlayoutChunk>* out) {
   Slot& s = SlotFor(next_);
   PlayoutChunk c;
-  c.chunk = next_;
-  c.received_mask = s.mask;
-  c.base_from_fec = s.base_from_fec && (s.mask & 1u);
-  for (int l = 0; l < kMaxLayers; ++l) {
-    if (s.mask & (1u << l)) c.payloads[static_cast<std::size_t>(l)].swap(s.payloads[static_cast<std::size_t>(l)]);
-  }
+  Fill(s, next_, &c);
   if (c.base_from_fec) ++stats_.fec_applied;
   s.chunk = -1;
-  s.mask = 0;
-  s.base_from_fec = false;
+  s.mask = s.lost = 0;
+  s.has_fec = false;
+  s.late = s.damaged = 0;
   ++stats_.released;
   out->push_back(std::move(c));
   ++next_;
@@ -167,15 +313,46 @@ void JitterBuffer::Release(std::vector<PlayoutChunk>* out) {
 
 Status JitterBuffer::Pop(double now_ms, std::size_t max_chunks, std::vector<PlayoutChunk>* out) {
   if (std::isnan(now_ms)) return InvalidArgument("now_ms must not be NaN");
-  if (!anchored_) return Status::Ok();
+  if (!config_.clocked) {
+    return InvalidArgument("pop needs a clocked jitter buffer; release chunks with ReleaseNext");
+  }
+  if (!clock_set_) return Status::Ok();
   for (std::size_t n = 0; n < max_chunks && Deadline(next_) <= now_ms; ++n) Release(out);
   if (highest_ < next_ - 1) highest_ = next_ - 1;
   return Status::Ok();
 }
 
+void JitterBuffer::ReleaseNext(std::vector<PlayoutChunk>* out) {
+  if (!anchored_) Position(next_);
+  Release(out);
+  if (highest_ < next_ - 1) highest_ = next_ - 1;
+}
+
 void JitterBuffer::Flush(std::vector<PlayoutChunk>* out) {
   if (!anchored_) return;
   while (next_ <= highest_) Release(out);
+}
+
+Status JitterBuffer::SkipTo(std::int64_t chunk) {
+  if (anchored_ && chunk < next_) {
+    return InvalidArgument("SkipTo: chunk " + std::to_string(chunk) +
+                           " is behind the playout point " + std::to_string(next_));
+  }
+  if (!anchored_) {
+    Position(chunk);
+    return Status::Ok();
+  }
+  for (auto& s : slots_) {
+    if (s.chunk >= 0 && s.chunk < chunk) {
+      s.chunk = -1;
+      s.mask = s.lost = 0;
+      s.has_fec = false;
+      s.late = s.damaged = 0;
+    }
+  }
+  next_ = chunk;
+  if (highest_ < next_ - 1) highest_ = next_ - 1;
+  return Status::Ok();
 }
 
 }  // namespace soundspring::transport

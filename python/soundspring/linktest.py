@@ -1,16 +1,22 @@
-"""The synthetic link behind ``soundspring linktest``: synthetic tokens through the coder,
-packets, a lossy channel, the jitter buffer and the container, and back (no models).
+"""The synthetic link behind ``soundspring linktest``: tokens through the real transceiver
+(``TokenTransmitter`` -> packets -> a lossy, jittery channel -> the clocked
+``TokenReceiver`` on the C++ jitter buffer) and through a ``.spring`` container, with no
+neural model.
 
-It tests the transport stack apart from the neural models: per level k a Markov chain over V = 1024 tokens whose conditional logits both ends can compute
-(``SyntheticTokenModel``). The first frame of every chunk is coded with the level's
-marginal, later frames with the chain conditioned on the previous frame of the same chunk,
-so no packet's PMFs depend on another packet. Layers follow the operating point
-(``config.LAYER_BOUNDS``): one base packet and one packet per fine group per chunk.
+What it measures is what users run, minus the codec and the LM: the chunk coder (layered
+packets, one base packet and one per fine group, integrity checks), the jitter buffer
+(reordering, late = lost, the playout deadline), the decodability rule (a fine packet needs
+every base in its entropy-context reach) and concealment (``repeat``). The coding model is
+``SyntheticCodingModel``: static PMFs for the base levels, fine PMFs peaked around a token
+derived from the chunk's base and the memory (so a lost base really makes the next fine
+packets undecodable). Tokens are drawn from that model's own PMFs, so the bitrate is what a
+model that predicts its tokens well would spend.
 """
 
 from __future__ import annotations
 
 import io
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,85 +24,106 @@ from tqdm import tqdm
 
 from . import coding
 from .config import (
+    BASE_CODEBOOKS,
     CODEBOOK_SIZE,
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_CODER_PRECISION_BITS,
     FRAME_MS,
-    LAYER_BOUNDS,
+    MAX_CODEBOOKS,
+    MAX_CONTEXT_FRAMES,
+    TransceiverConfig,
     codebooks_for_bitrate,
-    layers_for_codebooks,
 )
 from .errors import ConfigError
-from .transport import (
-    JitterBuffer,
-    LossSpec,
-    Packet,
-    make_loss_model,
-    parse_packet,
-    read_container,
-    write_container,
-)
+from .transceiver import TokenReceiver, TokenTransmitter
+from .transport import LossSpec, make_loss_model, read_container, write_container
+
+_UNIFORM_BITS = 16  # resolution of the uniform draws that pick each token
 
 
-class SyntheticTokenModel:
-    """A shared, deterministic token model: logits [K, V] of a frame given the previous one.
+class SyntheticCodingModel:
+    """A deterministic ``entropy.CodingModel`` with no weights (numpy only).
 
-    Level k's marginal logits are a fixed random profile; its conditional logits add a
-    peak around the previous token whose width grows with k (higher levels are less
-    predictable, as in a real RVQ).
+    Base levels: fixed random unigram logits per level. Fine level l of frame f: the
+    level's unigram logits (scaled by 0.3) minus the circular distance from a centre token,
+    divided by a width that grows with the level (higher levels are less predictable, as in
+    a real RVQ). The centre is the frame's level-0 token plus the last level-0 token of each
+    chunk in the memory (mod V), so fine PMFs depend on the base and on the memory. It
+    cannot conceal (``can_conceal`` False: use ``repeat`` or ``zero``).
+
+    Args:
+        seed: the unigram profiles' seed.
     """
 
-    def __init__(self, n_codebooks: int, seed: int = 0) -> None:
+    model_id = "linktest-synthetic-v1"
+    max_codebooks = MAX_CODEBOOKS
+    max_context_frames = MAX_CONTEXT_FRAMES
+    uses_memory = True
+    can_conceal = False
+
+    def __init__(self, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
-        self.k = n_codebooks
-        self.marginal = (rng.normal(size=(n_codebooks, CODEBOOK_SIZE)) * 1.5).astype(np.float32)
-        self.width = np.geomspace(3.0, 200.0, n_codebooks).astype(np.float32)
-        self._v = np.arange(CODEBOOK_SIZE, dtype=np.float32)
+        self._unigram = (rng.normal(size=(MAX_CODEBOOKS, CODEBOOK_SIZE)) * 1.5).astype(np.float32)
+        self._width = np.geomspace(3.0, 200.0, MAX_CODEBOOKS).astype(np.float32)
+        self._v = np.arange(CODEBOOK_SIZE, dtype=np.int64)
 
-    def logits(self, levels: slice, prev: np.ndarray | None) -> np.ndarray:
-        """float32 [len(levels), V] logits of one frame's tokens at ``levels``."""
-        m = self.marginal[levels]
-        if prev is None:
-            return np.ascontiguousarray(m)
-        d = np.abs(self._v[None, :] - prev[:, None].astype(np.float32))
-        d = np.minimum(d, CODEBOOK_SIZE - d)
-        return np.ascontiguousarray(0.3 * m - d / self.width[levels, None], dtype=np.float32)
+    def base_logits(self) -> np.ndarray:
+        """float32 [K_max, V]: the unigram logits."""
+        return self._unigram
 
-    def sample(self, n_frames: int, rng: np.random.Generator) -> np.ndarray:
-        """int32 [K, F] tokens drawn from the model (frame 0 of each pair from the marginal)."""
-        tokens = np.zeros((self.k, n_frames), dtype=np.int32)
-        for f in range(n_frames):
-            prev = tokens[:, f - 1] if f % DEFAULT_CHUNK_FRAMES else None
-            cdfs = coding.cdf_from_logits(self.logits(slice(0, self.k), prev), 16)
-            u = rng.integers(0, 1 << 16, self.k)
-            tokens[:, f] = [np.searchsorted(c, x, side="right") - 1 for c, x in zip(cdfs, u)]
-        return tokens
+    def new_state(self, context_frames: int, chunk_frames: int) -> deque:
+        """The memory: the base tokens int64 [3, C] of the chunks within the reach."""
+        return deque(maxlen=context_frames // chunk_frames)
 
+    def commit(self, state: deque, base: np.ndarray) -> deque:
+        """A new memory with ``base`` int [3, C] appended (the old one is unchanged)."""
+        new = deque(state, maxlen=state.maxlen)
+        new.append(np.array(base[:BASE_CODEBOOKS], dtype=np.int64))
+        return new
 
-def encode_layer(
-    model: SyntheticTokenModel, tokens: np.ndarray, levels: slice, precision_bits: int
-) -> bytes:
-    """Range-codes tokens [K, C] of one chunk at ``levels`` into one payload."""
-    enc = coding.Encoder(precision_bits)
-    prev = None
-    for f in range(tokens.shape[1]):
-        cur = np.ascontiguousarray(tokens[levels, f])
-        enc.encode_logits(cur, model.logits(levels, prev))
-        prev = cur
-    return enc.finish()
+    def fine_logits(self, state: deque, view: np.ndarray, levels: tuple[int, int]) -> np.ndarray:
+        """float32 [hi - lo, C, V] logits of levels [lo, hi) for ``view`` int [K, C]."""
+        lo, hi = levels
+        memory = sum(int(b[0, -1]) for b in state)
+        centre = (np.asarray(view[0], dtype=np.int64) + memory) % CODEBOOK_SIZE  # [C]
+        d = np.abs(self._v[None, :] - centre[:, None])  # [C, V]
+        d = np.minimum(d, CODEBOOK_SIZE - d).astype(np.float32)
+        out = 0.3 * self._unigram[lo:hi, None, :] - d[None] / self._width[lo:hi, None, None]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def conceal_logits(self, window: np.ndarray) -> np.ndarray:
+        raise ConfigError("the synthetic link model cannot conceal: use conceal='repeat'")
 
 
-def decode_layer(
-    model: SyntheticTokenModel, payload: bytes, levels: slice, n_frames: int, precision_bits: int
-) -> np.ndarray:
-    """Inverse of :func:`encode_layer`: int32 [len(levels), n_frames]."""
-    dec = coding.Decoder(payload, precision_bits)
+def _draw(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Tokens int64 [N] with CDF(token) <= u < CDF(token + 1) under each row of logits
+    float32 [N, V] (u: int [N] uniform in [0, 2^16))."""
+    cdfs = coding.cdf_from_logits(np.ascontiguousarray(logits, dtype=np.float32), _UNIFORM_BITS)
+    return np.array([np.searchsorted(c, x, side="right") - 1 for c, x in zip(cdfs, u)],
+                    dtype=np.int64)
+
+
+def sample_tokens(model: SyntheticCodingModel, cfg: TransceiverConfig, n_chunks: int,
+                  rng: np.random.Generator) -> list[np.ndarray]:
+    """Chunks of tokens int64 [K, C] drawn from ``model``'s own PMFs, chunk by chunk (the
+    fine levels given the chunk's base and the memory of the chunks before): one
+    ``rng.integers`` call of K draws per frame."""
+    k, c = cfg.layout.n_codebooks, cfg.chunk_frames
+    memory = model.new_state(cfg.context_frames, c)
+    base_logits = model.base_logits()[:BASE_CODEBOOKS]
     out = []
-    prev = None
-    for _ in range(n_frames):
-        prev = dec.decode_logits(model.logits(levels, prev))
-        out.append(prev)
-    return np.stack(out, axis=1)
+    for _ in range(n_chunks):
+        u = np.stack([rng.integers(0, 1 << _UNIFORM_BITS, k) for _ in range(c)], axis=1)  # [K, C]
+        tokens = np.zeros((k, c), dtype=np.int64)
+        for f in range(c):
+            tokens[:BASE_CODEBOOKS, f] = _draw(base_logits, u[:BASE_CODEBOOKS, f])
+        if k > BASE_CODEBOOKS:
+            logits = model.fine_logits(memory, tokens, (BASE_CODEBOOKS, k))  # [K - 3, C, V]
+            for f in range(c):
+                tokens[BASE_CODEBOOKS:, f] = _draw(logits[:, f], u[BASE_CODEBOOKS:, f])
+        memory = model.commit(memory, tokens[:BASE_CODEBOOKS])
+        out.append(tokens)
+    return out
 
 
 @dataclass(frozen=True)
@@ -116,7 +143,7 @@ class LinktestConfig:
 
     def __post_init__(self) -> None:
         if self.chunk_frames != DEFAULT_CHUNK_FRAMES:
-            raise ConfigError(f"the synthetic model codes chunks of {DEFAULT_CHUNK_FRAMES} frames")
+            raise ConfigError(f"the synthetic link codes chunks of {DEFAULT_CHUNK_FRAMES} frames")
         if not 0 < self.seconds <= 3600:
             raise ConfigError(f"seconds must be in (0, 3600], got {self.seconds}")
         if self.channel not in ("bernoulli", "gilbert", "wlan", "none"):
@@ -124,25 +151,37 @@ class LinktestConfig:
         if self.jitter_ms < 0 or self.playout_delay_ms < 0:
             raise ConfigError("jitter_ms and playout_delay_ms must be >= 0")
 
+    def transceiver(self) -> TransceiverConfig:
+        """The transceiver settings of the link: layered packets (one per layer), repeat
+        concealment, the operating point's bitrate."""
+        return TransceiverConfig(bitrate_kbps=self.bitrate_kbps, chunk_frames=self.chunk_frames,
+                                 precision_bits=self.precision_bits, layered=True,
+                                 conceal="repeat")
+
 
 def run_linktest(cfg: LinktestConfig, progress: bool = False) -> dict:
-    """Runs the synthetic link end to end and returns the report as a dict."""
-    rng = np.random.default_rng(cfg.seed)
-    k = codebooks_for_bitrate(cfg.bitrate_kbps)
-    n_layers = layers_for_codebooks(k)
-    layer_slices = [slice(LAYER_BOUNDS[i], min(LAYER_BOUNDS[i + 1], k)) for i in range(n_layers)]
-    model = SyntheticTokenModel(k, seed=cfg.seed)
-    n_chunks = max(1, round(cfg.seconds * 1000 / FRAME_MS / cfg.chunk_frames))
-    tokens = model.sample(n_chunks * cfg.chunk_frames, rng)
-    chunk_ms = cfg.chunk_frames * FRAME_MS
+    """Runs the synthetic link end to end and returns the report as a dict.
 
-    # Transmitter: one packet per layer per chunk.
-    sent = []  # (seq, chunk, send_ms, bytes)
-    for c in tqdm(range(n_chunks), desc="encode", disable=not progress, unit="chunk"):
-        block = tokens[:, c * cfg.chunk_frames : (c + 1) * cfg.chunk_frames]
-        for layer, levels in enumerate(layer_slices):
-            payload = encode_layer(model, block, levels, cfg.precision_bits)
-            sent.append((len(sent) & 0xFFFF, c, c * chunk_ms, Packet(layer, payload).to_bytes()))
+    Report: the bitrate of the packets against the raw tokens; packets sent, lost by the
+    channel, decoded (``layers_decoded``: packets whose layer was decoded and verified)
+    and the rest (``packets_late_or_dropped``: late at the jitter buffer, or undecodable
+    because their base or entropy context was lost); chunk outcomes by status; whether
+    every token decoded from received data equals the sent one
+    (``decoded_tokens_exact``) and whether the container gave every packet back.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    tcfg = cfg.transceiver()
+    k = codebooks_for_bitrate(cfg.bitrate_kbps)
+    n_layers = tcfg.layout.n_layers
+    model = SyntheticCodingModel(seed=cfg.seed)
+    n_chunks = max(1, round(cfg.seconds * 1000 / FRAME_MS / cfg.chunk_frames))
+    chunk_ms = cfg.chunk_frames * FRAME_MS
+    tokens = sample_tokens(model, tcfg, n_chunks, rng)
+
+    tx = TokenTransmitter(model, tcfg)  # one packet per layer per chunk
+    sent = []  # SentPacket, send time = chunk * chunk_ms
+    for block in tqdm(tokens, desc="encode", disable=not progress, unit="chunk"):
+        sent += tx.send_tokens(block)
 
     # Channel: losses per packet in send order, random network delay for the rest.
     if cfg.channel == "none":
@@ -151,52 +190,47 @@ def run_linktest(cfg: LinktestConfig, progress: bool = False) -> dict:
         channel = make_loss_model(LossSpec(cfg.channel, cfg.loss, cfg.burst), cfg.seed)
         lost = channel.losses(len(sent))
     arrival = (
-        np.array([t for _, _, t, _ in sent])
+        np.array([p.chunk * chunk_ms for p in sent], dtype=np.float64)
         + 5.0
         + rng.exponential(cfg.jitter_ms + 1e-9, len(sent))
     )
     order = np.argsort(arrival, kind="stable")
 
-    # Receiver: jitter buffer, then range decoding of every layer that arrived in time.
-    jb = JitterBuffer(
-        num_layers=n_layers,
-        chunk_ms=chunk_ms,
-        playout_delay_ms=cfg.playout_delay_ms,
-        anchor_chunk=0,
-        anchor_time_ms=0.0,
-    )
+    # Receiver: the clocked TokenReceiver; due chunks are played before each arrival.
+    rx = TokenReceiver(model, tcfg, keep_history=True, history_chunks=None,
+                       playout_delay_ms=cfg.playout_delay_ms)
     played = []
-    for i in order:
+    for i in tqdm(order, desc="receive", disable=not progress, unit="packet"):
         if lost[i]:
             continue
-        played += jb.pop(float(arrival[i]))
-        seq, chunk, _, pkt = sent[i]
-        jb.push(seq, chunk, float(arrival[i]), pkt)
-    played += jb.flush()
+        played += rx.play_tokens(float(arrival[i]))
+        p = sent[i]
+        rx.push(p.data, p.seq, p.chunk, arrival_ms=float(arrival[i]))
+    played += rx.end_of_stream_tokens()
+
     exact = True
     layers_ok = 0
-    for pc in tqdm(played, desc="decode", disable=not progress, unit="chunk"):
-        block = tokens[:, pc.chunk * cfg.chunk_frames : (pc.chunk + 1) * cfg.chunk_frames]
-        for layer, levels in enumerate(layer_slices):
-            if pc.received[layer]:
-                payload = parse_packet(Packet(layer, pc.payloads[layer]).to_bytes()).payload
-                got = decode_layer(model, payload, levels, cfg.chunk_frames, cfg.precision_bits)
-                exact &= bool(np.array_equal(got, block[levels]))
-                layers_ok += 1
+    bounds = [hi for _, hi in tcfg.layout.layers]
+    for d in played:
+        o = d.outcome
+        if o.n_levels:  # decoded from packets: a prefix of what was sent, exactly
+            exact &= bool(np.array_equal(o.tokens[: o.n_levels], tokens[o.chunk][: o.n_levels]))
+            layers_ok += sum(hi <= o.n_levels for hi in bounds)
 
     # The same packets through a .spring container and back.
     buf = io.BytesIO()
     write_container(
         buf,
-        {"model_id": "synthetic-demo", "bitrate_kbps": cfg.bitrate_kbps},
-        [(s, c, p) for s, c, _, p in sent],
+        {"model_id": model.model_id, "bitrate_kbps": cfg.bitrate_kbps},
+        [(p.seq, p.chunk, p.data) for p in sent],
     )
     contents = read_container(buf.getvalue())
-    container_ok = [r.packet for r in contents.records] == [p for *_, p in sent]
+    container_ok = [r.packet for r in contents.records] == [p.data for p in sent]
 
     duration_s = n_chunks * chunk_ms / 1000
-    packet_bytes = sum(len(p) for *_, p in sent)
+    packet_bytes = sum(len(p.data) for p in sent)
     raw_bps = k * 10 * 1000 / FRAME_MS
+    stats = rx.stats
     return {
         "config": asdict(cfg),
         "codebooks": k,
@@ -207,13 +241,17 @@ def run_linktest(cfg: LinktestConfig, progress: bool = False) -> dict:
         "saving_vs_raw": 1 - packet_bytes * 8 / duration_s / raw_bps,
         "packets_sent": len(sent),
         "packets_lost": int(lost.sum()),
+        "packets_late": stats.packets_late,
         "packets_late_or_dropped": int(len(sent) - lost.sum() - layers_ok),
+        "fine_packets_undecodable": stats.fine_packets_undecodable,
         "layers_decoded": layers_ok,
         "chunks_played": len(played),
+        "chunks_concealed": stats.chunks_concealed,
+        "chunk_status": dict(Counter(d.outcome.status for d in played)),
         "decoded_tokens_exact": exact,
         "container_round_trip_ok": container_ok,
         "container_bytes": len(buf.getvalue()),
     }
 
 
-__all__ = ["LinktestConfig", "SyntheticTokenModel", "decode_layer", "encode_layer", "run_linktest"]
+__all__ = ["LinktestConfig", "SyntheticCodingModel", "run_linktest", "sample_tokens"]

@@ -311,6 +311,130 @@ void TestJitter() {
   CHECK(jb->stats().reordered == 1);
 }
 
+std::vector<std::uint8_t> Pkt(int layer, std::vector<std::uint8_t> payload, int fec_offset = 0,
+                              std::vector<std::uint8_t> fec = {}) {
+  PacketView v;
+  v.layer = layer;
+  v.payload = payload.data();
+  v.payload_size = payload.size();
+  if (!fec.empty()) {
+    v.has_fec = true;
+    v.fec_offset = fec_offset;
+    v.fec_payload = fec.data();
+    v.fec_size = fec.size();
+  }
+  std::vector<std::uint8_t> out(kMaxPacketBytes);
+  std::size_t n = 0;
+  CHECK(SerializePacket(v, out.data(), out.size(), &n).ok());
+  out.resize(n);
+  return out;
+}
+
+// What the transceiver's receiver needs: unclocked release, FEC kept beside the primary,
+// peeking, declared losses, damaged packets, snapshots, skipping.
+void TestJitterReceiver() {
+  JitterConfig c;
+  c.num_layers = 2;
+  c.window_chunks = 4;
+  c.clocked = false;
+  std::unique_ptr<JitterBuffer> jb;
+  CHECK(JitterBuffer::Create(c, &jb).ok());
+  CHECK(jb->anchored() && !jb->clock_anchored() && jb->next_chunk() == 0);
+  PushOutcome o;
+  std::int64_t k = -7;
+  const auto b0 = Pkt(0, {1, 2});
+  const auto b1 = Pkt(0, {3, 4}, 1, {9, 9});  // chunk 1's base with an FEC copy of chunk 0's
+  const auto f1 = Pkt(1, {5});
+  // unclocked: arrival times are ignored (no deadlines)
+  CHECK(jb->Offer(0, 0, 1e9, b0.data(), b0.size(), &o, &k).ok() && o == PushOutcome::kAccepted);
+  CHECK(k == 0);
+  CHECK(jb->Offer(2, 1, -5.0, b1.data(), b1.size(), &o, &k).ok() && o == PushOutcome::kAccepted);
+  CHECK(jb->Offer(3, 1, 0.0, f1.data(), f1.size(), &o, &k).ok() && o == PushOutcome::kAccepted);
+  CHECK(jb->Offer(3, 1, 0.0, f1.data(), f1.size(), &o, &k).ok() && o == PushOutcome::kDuplicate);
+  CHECK(jb->Offer(9, 9, 0.0, b0.data(), b0.size(), &o, &k).ok() && o == PushOutcome::kTooEarly);
+  CHECK(jb->Offer(0, 0, 0.0, b0.data(), b0.size(), &o, &k).ok() && o == PushOutcome::kDuplicate);
+  CHECK(!jb->Offer(0, 0, NAN, b0.data(), b0.size(), &o, &k).ok());
+  std::vector<PlayoutChunk> out;
+  CHECK(jb->Pop(1e12, 10, &out).code() == StatusCode::kInvalidArgument && out.empty());
+  // damaged packets: unparsable bytes, or a layer the stream does not have
+  const std::uint8_t junk[] = {0x00, 0x01};
+  const auto l3 = Pkt(3, {7});
+  CHECK(jb->Offer(4, 2, 0.0, junk, sizeof junk, &o, &k).ok() && o == PushOutcome::kDamaged);
+  CHECK(k == 2);
+  CHECK(jb->Offer(5, 2, 0.0, l3.data(), l3.size(), &o, &k).ok() && o == PushOutcome::kDamaged);
+  CHECK(jb->Offer(4, 2, 0.0, junk, 0, &o, &k).ok() && o == PushOutcome::kDamaged);
+  CHECK(jb->stats().damaged == 3 && jb->held_chunks() == 3);
+  // FEC beside the primary: chunk 0 holds both; peeking does not release
+  PlayoutChunk peek;
+  CHECK(jb->Peek(0, &peek) && peek.has_fec_copy && !peek.base_from_fec);
+  CHECK(peek.payloads[0] == std::vector<std::uint8_t>({1, 2}));
+  CHECK(peek.fec_copy == std::vector<std::uint8_t>({9, 9}));
+  CHECK(jb->Peek(1, &peek) && peek.received_mask == 3u && !peek.has_fec_copy);
+  const std::uint64_t v1 = peek.version;
+  CHECK(!jb->Peek(3, &peek) && jb->next_chunk() == 0);
+  // a declared loss: seq = chunk * 2 + layer; the payload held is discarded (late)
+  CHECK(jb->MarkLost(3));
+  CHECK(jb->Peek(1, &peek) && peek.received_mask == 1u && peek.lost_mask == 2u);
+  CHECK(peek.late_packets == 1 && peek.version != v1);
+  CHECK(jb->Offer(3, 1, 0.0, f1.data(), f1.size(), &o, &k).ok() && o == PushOutcome::kLate);
+  CHECK(jb->Peek(1, &peek) && peek.late_packets == 2);
+  CHECK(!jb->MarkLost(60000));  // behind the playout point
+  CHECK(!jb->MarkLost(8));      // chunk 4: beyond the window
+  // snapshot, then diverge, then restore: the same releases as never having diverged
+  std::unique_ptr<JitterBuffer> snap = jb->Clone();
+  jb->ReleaseNext(&out);
+  jb->ReleaseNext(&out);
+  CHECK(out.size() == 2 && out[0].chunk == 0 && out[1].chunk == 1);
+  CHECK(out[1].late_packets == 2 && out[1].lost_mask == 2u);
+  CHECK(jb->Offer(0, 0, 0.0, b0.data(), b0.size(), &o, &k).ok() && o == PushOutcome::kLate);
+  CHECK(jb->RestoreFrom(*snap).ok() && jb->next_chunk() == 0 && jb->held_chunks() == 3);
+  std::vector<PlayoutChunk> again;
+  jb->ReleaseNext(&again);
+  jb->ReleaseNext(&again);
+  jb->ReleaseNext(&again);
+  CHECK(again.size() == 3 && again[0].payloads[0] == out[0].payloads[0]);
+  CHECK(again[1].received_mask == out[1].received_mask && again[2].damaged_packets == 3);
+  CHECK(again[2].received_mask == 0u);
+  // a chunk whose primary base is lost takes the FEC copy
+  const auto b4 = Pkt(0, {4}, 1, {8});
+  CHECK(jb->Offer(8, 4, 0.0, b4.data(), b4.size(), &o, &k).ok() && o == PushOutcome::kAccepted);
+  jb->Flush(&again);
+  CHECK(again.size() == 5 && again[3].chunk == 3 && again[3].base_from_fec);
+  CHECK(again[3].payloads[0] == std::vector<std::uint8_t>({8}) && again[4].chunk == 4);
+  JitterConfig other = c;
+  other.window_chunks = 5;
+  std::unique_ptr<JitterBuffer> jb2;
+  CHECK(JitterBuffer::Create(other, &jb2).ok());
+  CHECK(jb->RestoreFrom(*jb2).code() == StatusCode::kInvalidArgument && jb->next_chunk() == 5);
+  // skipping forward (a receiver joining midway); seq wraps mod 2^16
+  CHECK(jb->SkipTo(40000).ok() && jb->next_chunk() == 40000);
+  CHECK(jb->SkipTo(39999).code() == StatusCode::kInvalidArgument);
+  CHECK(jb->MarkLost(static_cast<std::uint16_t>(40001 * 2)));
+  CHECK(jb->Peek(40001, &peek) && peek.lost_mask == 1u && jb->held_chunks() == 1);
+  CHECK(jb->Offer(static_cast<std::uint16_t>(40001 * 2), 40001, 0.0, b0.data(), b0.size(), &o, &k)
+            .ok() && o == PushOutcome::kLate && k == 40001);
+
+  // clocked: a packet after its held chunk's deadline is counted on it; ReleaseNext before
+  // any packet positions the playout point, and the first packet then anchors the clock
+  JitterConfig lc;
+  lc.num_layers = 1;
+  lc.chunk_ms = 40;
+  lc.playout_delay_ms = 60;
+  std::unique_ptr<JitterBuffer> live;
+  CHECK(JitterBuffer::Create(lc, &live).ok());
+  std::vector<PlayoutChunk> got;
+  live->ReleaseNext(&got);
+  CHECK(got.size() == 1 && got[0].chunk == 0 && live->anchored() && !live->clock_anchored());
+  CHECK(live->Offer(3, 3, 100.0, b0.data(), b0.size(), &o, &k).ok() && o == PushOutcome::kAccepted);
+  CHECK(live->clock_anchored() && live->Deadline(3) == 160.0 && live->Deadline(4) == 200.0);
+  CHECK(live->Offer(4, 4, 200.5, b0.data(), b0.size(), &o, &k).ok() && o == PushOutcome::kLate);
+  CHECK(live->Pop(200.0, 100, &got).ok() && got.size() == 5);
+  CHECK(got[4].chunk == 4 && got[4].received_mask == 0u && got[4].late_packets == 1);
+  CHECK(got[3].received_mask == 1u);
+  live->Reset();
+  CHECK(!live->anchored() && live->held_chunks() == 0 && live->stats().pushed == 0);
+}
+
 void Fuzz() {
   Xoshiro256ss rng(12345);
   std::vector<std::uint8_t> valid;
@@ -369,6 +493,18 @@ void Fuzz() {
     PushOutcome o;
     jb->Push(static_cast<std::uint16_t>(rng.Next()), static_cast<std::uint32_t>(rng.Next() % 64),
              static_cast<double>(iter) * 0.1, d.data() + off, d.size() - off, &o);
+    std::int64_t k = 0;
+    if (!jb->Offer(static_cast<std::uint16_t>(rng.Next()),
+                   static_cast<std::uint32_t>(rng.Next() % 64), static_cast<double>(iter) * 0.1,
+                   d.data() + off, d.size() - off, &o, &k).ok()) {
+      ++bad_codes;  // bytes never fail an Offer
+    }
+    if (iter % 13 == 0) jb->MarkLost(static_cast<std::uint16_t>(rng.Next()));
+    PlayoutChunk peeked;
+    if (jb->Peek(jb->next_chunk() + static_cast<std::int64_t>(rng.Next() % 8), &peeked) &&
+        peeked.chunk < jb->next_chunk()) {
+      ++bad_codes;
+    }
     if (iter % 97 == 0) {
       std::vector<PlayoutChunk> out;
       jb->Pop(static_cast<double>(iter) * 0.1, 1000, &out);
@@ -386,6 +522,7 @@ int main() {
   TestHeaderCopies();
   TestChannels();
   TestJitter();
+  TestJitterReceiver();
   Fuzz();
   std::printf("test_transport: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -21,12 +21,12 @@ from collections import Counter
 from typing import Any
 
 from ..config import DEFAULT_CONCEAL, SAMPLE_RATE_HZ
-from ..errors import ConfigError, ModelMismatchError
-from ..models.weights_io import codec_content_hash, load_models
+from ..errors import ConfigError
+from ..models.weights_io import load_models
 from ..plc import CONCEAL_MODES
-from ..transceiver import CHUNK_STATUSES, SentPacket, receive_blocks
-from ..transceiver.stream import DecodePlan, StreamHeader, parse_stream_header, plan_decode
-from ..transport import ContainerContents, read_container
+from ..transceiver import CHUNK_STATUSES
+from ..transceiver.stream import DecodePlan, StreamHeader, open_stream
+from ..transport import ContainerContents
 from ._common import (
     add_io_flags,
     add_model_arguments,
@@ -59,19 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(parser)
     add_io_flags(parser)
-
-
-def _check_models(hdr: StreamHeader, codec, model) -> None:
-    have = codec_content_hash(codec)
-    if hdr.codec_id != have:
-        raise ModelMismatchError(
-            f"the stream was coded with codec {hdr.codec_id}, the loaded codec is {have}"
-        )
-    if hdr.model_id != model.model_id:
-        raise ModelMismatchError(
-            f"the stream was coded with model {hdr.model_id}, "
-            f"the loaded model is {model.model_id}"
-        )
 
 
 def summarize(history: list, plan: DecodePlan) -> dict[str, Any]:
@@ -226,26 +213,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--report must name another file than the audio output")
         check_output_path(args.report, args.force, "report")
     apply_threads(args)
-    contents = read_container(read_input_bytes(args.input))
-    hdr = parse_stream_header(contents.header)  # every field checked before any work
-    codec, model = load_models(args.codec, args.lm)
-    _check_models(hdr, codec, model)
     conceal = args.conceal if (args.conceal != "lm" or args.lm != "none") else "repeat"
-    cfg = hdr.config(conceal)
-    plan = plan_decode(cfg, hdr.n_samples, [r.chunk for r in contents.records])
-    packets = [
-        SentPacket(r.seq, r.chunk, -1, r.packet) for r in contents.records if plan.keeps(r.chunk)
-    ]
-    rx, blocks = receive_blocks(  # streamed to the output: memory bounded by one chunk
-        codec,
-        model,
-        cfg,
-        packets,
-        plan.n_chunks,
-        plan.n_samples,
-        progress=show_progress(args, plan.n_samples),
-        keep_history=True,
-    )
+    # the header is validated before the models load; the models are checked against it
+    stream = open_stream(read_input_bytes(args.input),
+                         lambda: load_models(args.codec, args.lm), conceal)
+    contents, hdr, plan = stream.contents, stream.header, stream.plan
+    # streamed to the output: memory bounded by one chunk
+    rx, blocks = stream.blocks(progress=show_progress(args, plan.n_samples), keep_history=True)
     write_audio_stream(args.output, plan.n_samples, blocks)
     history = list(rx.history or [])
     totals = summarize(history, plan)

@@ -1,6 +1,7 @@
-"""``soundspring linktest``: synthetic tokens through coder, packets, a lossy channel, the
-jitter buffer and the container (``soundspring.linktest``); prints a report, exit 1 when a
-token or the container does not come back exact."""
+"""``soundspring linktest``: synthetic tokens through the real transceiver (token
+transmitter, packets, a lossy jittery channel, the clocked token receiver on the jitter
+buffer) and the container, with a synthetic coding model (``soundspring.linktest``); prints
+a report, exit 1 when a decoded token or the container does not come back exact."""
 
 from __future__ import annotations
 

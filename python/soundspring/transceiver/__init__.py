@@ -1,7 +1,8 @@
 """The transceiver: ``Transmitter`` (codec -> entropy coder -> packets) and ``Receiver``
 (packets -> decoding / concealment -> codec decoder). The only package wiring every stage:
-``transmitter`` (the sending end), ``receiver`` (the receiving end), ``stream`` (the
-``.spring`` header schema), ``batch`` (whole signals through both ends).
+``transmitter`` (the sending end), ``receiver`` (the receiving end, on the C++ jitter
+buffer: unclocked for files and simulations, clocked for live streams), ``stream`` (the
+``.spring`` header schema and ``open_stream``), ``batch`` (whole signals through both ends).
 
 Stream rules (DESIGN.md sections 5-7):
 
@@ -39,14 +40,16 @@ from .receiver import (
     ChunkOutcome,
     DecodedChunk,
     Receiver,
+    ReceiverSnapshot,
     ReceiverStats,
     TokenReceiver,
 )
+from .stream import SpringStream, open_stream
 from .transmitter import SentPacket, TokenTransmitter, Transmitter, algorithmic_latency_ms
 
 __all__ = [
     "CHUNK_STATUSES", "DEFAULT_HISTORY_CHUNKS", "DEFAULT_WINDOW_CHUNKS", "ChunkOutcome",
-    "DecodedChunk", "Receiver", "ReceiverStats", "SentPacket", "TokenReceiver",
-    "TokenTransmitter", "TransceiverConfig", "Transmitter", "algorithmic_latency_ms",
-    "receive", "receive_blocks", "transmit",
+    "DecodedChunk", "Receiver", "ReceiverSnapshot", "ReceiverStats", "SentPacket",
+    "SpringStream", "TokenReceiver", "TokenTransmitter", "TransceiverConfig", "Transmitter",
+    "algorithmic_latency_ms", "open_stream", "receive", "receive_blocks", "transmit",
 ]

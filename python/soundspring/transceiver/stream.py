@@ -10,6 +10,12 @@
 - ``plan_decode(cfg, n_samples, record_chunks)``: how much audio the records of a file
   justify, so that a hostile ``n_samples`` or record chunk index cannot make a decoder run
   or allocate without bound (``DecodePlan``).
+- ``check_models(header, codec, model)``: refuses models other than the writer's
+  (ModelMismatchError).
+- ``open_stream(source, models, conceal)``: all of the above for one ``.spring`` file: the
+  container read back, its header validated, the loaded models checked against it, the
+  decode planned; returns a ``SpringStream`` (``.blocks()`` decodes it). The API and
+  ``soundspring decode`` both open files through it.
 
 Example:
     >>> h = {"format": "soundspring", "codec_id": "c0de", "model_id": "static-0",
@@ -26,7 +32,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +51,12 @@ from ..config import (
     TransceiverConfig,
 )
 from ..config import SAMPLE_RATE_HZ as _RATE
-from ..errors import BitstreamError, ConfigError
+from ..errors import BitstreamError, ConfigError, ModelMismatchError
 from ..models.weights_io import codec_content_hash
+from ..transport import ContainerContents, read_container
+from .batch import receive_blocks
+from .receiver import Receiver
+from .transmitter import SentPacket
 
 if TYPE_CHECKING:
     from ..entropy import CodingModel
@@ -406,14 +417,113 @@ def plan_decode(
     )
 
 
+def check_models(header: StreamHeader, codec, model: CodingModel) -> None:
+    """Refuses models other than the ones that wrote the stream.
+
+    Raises:
+        ModelMismatchError: the header's ``codec_id`` is not the content hash of
+            ``codec``, or its ``model_id`` not ``model.model_id``.
+    """
+    have = codec_content_hash(codec)
+    if header.codec_id != have:
+        raise ModelMismatchError(
+            f"the stream was coded with codec {header.codec_id}, the loaded codec is {have}"
+        )
+    if header.model_id != model.model_id:
+        raise ModelMismatchError(
+            f"the stream was coded with model {header.model_id}, "
+            f"the loaded model is {model.model_id}"
+        )
+
+
+@dataclass(frozen=True)
+class SpringStream:
+    """An opened ``.spring`` file (``open_stream``): everything a decoder needs.
+
+    Attributes:
+        contents: the container read back (header, records, damage, header copies).
+        header: the validated stream header.
+        config: the stream's TransceiverConfig (with the reader's concealment).
+        plan: how much audio the records justify (``plan_decode``).
+        codec, model: the loaded models, checked against the header.
+        packets: the records the plan keeps, as SentPacket (seq, chunk, layer -1, data),
+            in file order.
+    """
+
+    contents: ContainerContents
+    header: StreamHeader
+    config: TransceiverConfig
+    plan: DecodePlan
+    codec: Any
+    model: Any
+    packets: list[SentPacket]
+
+    def blocks(self, progress: bool = False, keep_history: bool = True
+               ) -> tuple[Receiver, Iterator[np.ndarray]]:
+        """Decodes the stream as ``transceiver.receive_blocks`` does: (the receiver, an
+        iterator of float32 audio blocks adding up to ``plan.n_samples``)."""
+        return receive_blocks(self.codec, self.model, self.config, self.packets,
+                              self.plan.n_chunks, self.plan.n_samples, progress=progress,
+                              keep_history=keep_history)
+
+
+StreamSource = bytes | bytearray | memoryview | str | os.PathLike
+"""A ``.spring`` file: its bytes, a path, or (``read_container``) a binary file object."""
+
+
+def open_stream(
+    source: Any,
+    models: tuple[Any, CodingModel] | Callable[[], tuple[Any, CodingModel]],
+    conceal: str = DEFAULT_CONCEAL,
+) -> SpringStream:
+    """Opens a ``.spring`` file for decoding: reads the container (``transport``), validates
+    every header field, checks the models against the header, plans the decode.
+
+    Args:
+        source: the file's bytes, a path, or a readable binary file object.
+        models: ``(codec, coding_model)``, or a zero-argument callable returning them,
+            called only once the header is valid (a damaged file costs no model load).
+        conceal: the reader's concealment mode (``config.CONCEAL_MODES``).
+
+    Returns:
+        A SpringStream; ``stream.blocks()`` decodes it.
+
+    Raises:
+        BitstreamError (TruncatedError, UnsupportedVersionError, IntegrityError): not a
+            readable ``.spring`` file, or a header field out of its range.
+        ModelMismatchError: the file was written with another codec or coding model.
+        ConfigError: ``conceal`` is not a concealment mode (``blocks()`` raises it for a
+            mode the model cannot run).
+
+    Example:
+        >>> stream = open_stream("speech.spring", (codec, model))  # doctest: +SKIP
+        >>> rx, blocks = stream.blocks()                            # doctest: +SKIP
+        >>> pcm = np.concatenate(list(blocks))                      # doctest: +SKIP
+    """
+    if conceal not in CONCEAL_MODES:
+        raise ConfigError(f"conceal must be one of {CONCEAL_MODES}, got {conceal!r}")
+    contents = read_container(source)
+    header = parse_stream_header(contents.header)  # every field checked before any work
+    codec, model = models() if callable(models) else models
+    check_models(header, codec, model)
+    cfg = header.config(conceal)
+    plan = plan_decode(cfg, header.n_samples, [r.chunk for r in contents.records])
+    packets = [SentPacket(r.seq, r.chunk, -1, r.packet)
+               for r in contents.records if plan.keeps(r.chunk)]
+    return SpringStream(contents, header, cfg, plan, codec, model, packets)
+
+
 __all__ = [
     "FORMAT",
     "MAX_GAP_SAMPLES",
     "MAX_ID_CHARS",
     "MAX_N_SAMPLES",
     "DecodePlan",
+    "SpringStream",
     "StreamHeader",
+    "check_models",
     "config_from_header",
+    "open_stream",
     "parse_stream_header",
     "plan_decode",
     "stream_header",
