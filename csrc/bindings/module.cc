@@ -10,6 +10,7 @@ namespace soundspring::bindings {
 void bind_coding(py::module_& m);     // bind_coding.cc: range coder, CDFs
 void bind_transport(py::module_& m);  // bind_transport.cc: packets, container, channels, jitter buffer
 void bind_lm(py::module_& m);         // bind_lm.cc: SpringLM inference engine
+void bind_rvq(py::module_& m);        // bind_rvq.cc: residual-VQ token search
 
 [[noreturn]] void throw_status(const Status& status) {
   const char* cls = "SoundspringError";
@@ -55,4 +56,6 @@ PYBIND11_MODULE(_core, m) {
   sb::bind_transport(transport);
   auto lm = m.def_submodule("lm", "SpringLM inference engine (deterministic float32)");
   sb::bind_lm(lm);
+  auto rvq = m.def_submodule("rvq", "Residual-VQ token search (deterministic float32)");
+  sb::bind_rvq(rvq);
 }

@@ -13,6 +13,13 @@ every level below it is chosen. ``RateDistortionQuantizer`` runs that search for
 chunk; the costs come from a callable (the entropy coder's ``ChunkCoder.rate_bits``) or a
 static array. The bitstream does not change: a receiver decodes whatever tokens were sent.
 
+The search runs in the C++ kernel ``soundspring._core.rvq`` (``ResidualVQ.native_search``:
+deterministic float32, the same kernel as the codec's inference ``encode``, so at
+rd_lambda = 0 the tokens are ``Codec.encode``'s), one call per layer with the residual
+carried between layers; ``search="torch"`` runs the PyTorch reference
+(``ResidualVQ.nearest_rd``), which picks the same tokens except between candidates within
+float rounding of each other.
+
 Example:
     >>> import numpy as np, torch
     >>> from soundspring.config import codec_tiny
@@ -33,8 +40,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from .rvq import ResidualVQ
+from ..errors import ConfigError, NativeFeatureError
+from .rvq import SEARCH_BACKENDS, ResidualVQ
 
 BitCosts = Callable[[int, np.ndarray], np.ndarray]
 """``bit_costs(layer, tokens)`` -> float [C, L, V'] (V' >= V): what coding each value of
@@ -51,15 +58,23 @@ class RateDistortionQuantizer:
         layers: contiguous (lo, hi) level ranges from level 0, e.g. a ``LayerLayout``'s
             ``layers``: ((0, 3), (3, 6), ...); their end K is the number of tokens chosen
             per frame (K <= K_q).
+        search: ``auto`` (the C++ kernel, or the PyTorch search where it cannot run:
+            codebooks not float32 on the CPU), ``native`` (the kernel or
+            NativeFeatureError at ``quantize``) or ``torch`` (the PyTorch reference).
 
     Raises:
         TypeError: ``quantizer`` is not a ResidualVQ.
-        ConfigError: ``layers`` are not contiguous from 0 or reach past the quantizer.
+        ConfigError: ``layers`` are not contiguous from 0 or reach past the quantizer;
+            unknown ``search``.
     """
 
-    def __init__(self, quantizer: ResidualVQ, layers: Sequence[tuple[int, int]]) -> None:
+    def __init__(self, quantizer: ResidualVQ, layers: Sequence[tuple[int, int]],
+                 search: str = "auto") -> None:
         if not isinstance(quantizer, ResidualVQ):
             raise TypeError(f"quantizer must be a ResidualVQ, got {type(quantizer).__name__}")
+        if search not in SEARCH_BACKENDS:
+            raise ConfigError(f"search must be one of {SEARCH_BACKENDS}, got {search!r}")
+        self.search = search
         spans = [tuple(int(x) for x in span) for span in layers]
         start = 0
         for lo, hi in spans:
@@ -90,8 +105,10 @@ class RateDistortionQuantizer:
             int64 [K, C]: level k of frame c minimising squared error + rd_lambda * bits.
 
         Raises:
-            ConfigError: latents not float [D, C], rd_lambda negative or not finite, or
-                costs of the wrong shape.
+            ConfigError: latents not float [D, C] (or not finite, with the C++ search),
+                rd_lambda negative or not finite, costs of the wrong shape (or, with the
+                C++ search, not finite).
+            NativeFeatureError: ``search="native"`` where the kernel cannot run.
         """
         q = self.quantizer
         z = torch.from_numpy(latents) if isinstance(latents, np.ndarray) else latents
@@ -119,10 +136,42 @@ class RateDistortionQuantizer:
         else:
             raise ConfigError(f"bit_costs must be a callable or a numpy array, got "
                               f"{type(bit_costs).__name__}")
+        native = None if self.search == "torch" else q.native_search()
+        if self.search == "native" and native is None:
+            raise NativeFeatureError("the C++ RVQ search needs float32 codebooks on the CPU")
         with torch.inference_mode():
+            if native is not None:
+                return self._search_native(native, z, costs, float(rd_lambda), c)
             return self._search(z, costs, float(rd_lambda), c)
 
+    def _layer_bits(self, costs: BitCosts, layer: int, tokens: np.ndarray, c: int) -> np.ndarray:
+        """The costs of layer ``layer``, checked: [C, L, V'] with V' >= V."""
+        lo, hi = self.layers[layer]
+        got = np.asarray(costs(layer, tokens))
+        if got.ndim != 3 or got.shape[:2] != (c, hi - lo) or got.shape[2] < self.quantizer.codebook_size:
+            raise ConfigError(f"bit costs of layer {layer} must be float [C={c}, "
+                              f"L={hi - lo}, >= {self.quantizer.codebook_size}], got {got.shape}")
+        return got
+
+    def _search_native(self, native, z: torch.Tensor, costs: BitCosts, rd_lambda: float,
+                       c: int) -> np.ndarray:
+        """The search in the C++ kernel: one call per layer, the residual [C, D] carried
+        (updated in place) from one layer to the next."""
+        tokens = np.zeros((self.n_codebooks, c), dtype=np.int64)
+        r = np.array(z.detach().t().to(torch.float32).numpy(), dtype=np.float32, order="C",
+                     copy=True)  # [C, D]
+        if not np.isfinite(r).all():
+            raise ConfigError("latents must be finite")
+        for layer, (lo, hi) in enumerate(self.layers):
+            bits = None
+            if rd_lambda != 0.0:  # float32 [C, L, V'], the kernel reads the first V
+                bits = np.ascontiguousarray(self._layer_bits(costs, layer, tokens, c),
+                                            dtype=np.float32)
+            tokens[lo:hi] = native.search(r, lo, hi, bits, rd_lambda)
+        return tokens
+
     def _search(self, z: torch.Tensor, costs: BitCosts, rd_lambda: float, c: int) -> np.ndarray:
+        """The PyTorch reference search (``ResidualVQ.nearest_rd``)."""
         q = self.quantizer
         tokens = np.zeros((self.n_codebooks, c), dtype=np.int64)
         r = z.t().to(q.codebooks.dtype)  # [C, D]
@@ -130,10 +179,7 @@ class RateDistortionQuantizer:
         for layer, (lo, hi) in enumerate(self.layers):
             bits = None
             if rd_lambda != 0.0:
-                got = np.asarray(costs(layer, tokens))
-                if got.ndim != 3 or got.shape[:2] != (c, hi - lo) or got.shape[2] < v:
-                    raise ConfigError(f"bit costs of layer {layer} must be float [C={c}, "
-                                      f"L={hi - lo}, >= {v}], got {got.shape}")
+                got = self._layer_bits(costs, layer, tokens, c)
                 bits = torch.from_numpy(np.ascontiguousarray(got[..., :v]))
             for k in range(lo, hi):
                 idx = q.nearest_rd(r, k, None if bits is None else bits[:, k - lo], rd_lambda)

@@ -7,16 +7,46 @@ the assignment counts and of the sum of assigned vectors (the k-means update of 
 from a random residual of the current batch. Quantizer dropout picks, per batch item, how
 many levels the decoder sees (from ``dropout_codebooks``, or uniform in [1, K] with
 probability ``random_codebooks_prob``), so one model serves every bitrate.
+
+Two implementations of the greedy residual search share the same definition (per level,
+the codeword minimising ||r - c||^2, then r -= c): the PyTorch one (``_nearest``), which
+the training forward always uses and which stays the reference, and the C++ kernel
+``soundspring._core.rvq.Codebooks`` (csrc/core/rvq_search.h), which ``encode`` uses at
+inference (``torch.inference_mode`` or no grad, float32 codebooks on the CPU) and
+``models.rd`` uses for the transmitter. The kernel is deterministic float32 (the same
+tokens for every ISA level and thread count) and differs from PyTorch's BLAS only where two
+candidates are within float rounding of each other; every inference path (offline
+``Codec.encode``, streaming ``encode_step``, the transmitter's rate-distortion search) uses
+it, so streaming == offline holds bit for bit. ``SOUNDSPRING_RVQ_ISA`` (``auto``,
+``generic``, ``sse2``, ``avx2``, ``avx512``) forces its kernel level; it never changes the
+tokens.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from .._native import core
 from ..config import CodecConfig
+from ..errors import ConfigError, NativeFeatureError
+
+SEARCH_BACKENDS = ("auto", "native", "torch")
+"""``ResidualVQ.encode(search=...)``: ``auto`` is the C++ kernel at inference (the PyTorch
+search while gradients are recorded or where the kernel cannot run), ``native`` insists on
+the kernel, ``torch`` is the PyTorch reference."""
+
+RVQ_ISA_ENV = "SOUNDSPRING_RVQ_ISA"
+"""Environment variable forcing the C++ search's kernel level (never changes the tokens)."""
+
+# ResidualVQ -> (codebooks tensor, (version, isa, threads), packed codebooks): outside the modules' __dict__, so that deepcopy and
+# pickling of a codec never meet the (uncopyable) native object; entries go with the module.
+_NATIVE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -125,11 +155,66 @@ class ResidualVQ(nn.Module):
         rate = None if bits is None or rd_lambda == 0.0 else rd_lambda * bits
         return self._nearest(r, self.codebooks[level], self._codebook_norms()[level], rate)
 
-    def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
-        """z [B, D, F] -> codes int64 [B, n_q, F] (greedy residual search)."""
+    def native_search(self) -> core.rvq.Codebooks | None:
+        """The C++ search over the current codebooks, packed once and cached while they are
+        unchanged (like ``_codebook_norms``) and while the kernel level
+        (``SOUNDSPRING_RVQ_ISA``) and ``torch.get_num_threads()`` stay the same; None where it
+        cannot run (codebooks not float32 on the CPU, or an extension built without it).
+
+        Raises:
+            ConfigError: ``SOUNDSPRING_RVQ_ISA`` names an unknown level or one this CPU
+                cannot run.
+        """
+        cb = self.codebooks
+        if cb.dtype != torch.float32 or cb.device.type != "cpu" or not hasattr(core, "rvq"):
+            return None  # (no ``rvq`` submodule: an extension built before the kernel)
+        isa = os.environ.get(RVQ_ISA_ENV, "auto")
+        threads = max(1, min(256, torch.get_num_threads()))
+        key = (cb._version, isa, threads)
+        cache = _NATIVE_CACHE.get(self)
+        # the tensor itself, not its address: a replaced buffer may reuse a freed one's
+        if cache is None or cache[0] is not cb or cache[1] != key:
+            with torch.no_grad():
+                packed = np.ascontiguousarray(cb.detach().numpy())
+            cache = (cb, key, core.rvq.Codebooks(packed, isa=isa, num_threads=threads))
+            _NATIVE_CACHE[self] = cache
+        return cache[2]
+
+    def encode(self, z: torch.Tensor, n_q: int, search: str = "auto") -> torch.Tensor:
+        """z [B, D, F] -> codes int64 [B, n_q, F] (greedy residual search).
+
+        Args:
+            z: float latents [B, D, F].
+            n_q: levels to choose, in [1, K].
+            search: one of ``SEARCH_BACKENDS``; ``auto`` runs the C++ kernel under
+                ``torch.inference_mode`` / no grad and the PyTorch search otherwise.
+
+        Raises:
+            ConfigError: z not [B, D, F], n_q out of range, unknown ``search``.
+            NativeFeatureError: ``search="native"`` where the kernel cannot run (gradients
+                recorded, codebooks not float32 on the CPU).
+        """
+        if search not in SEARCH_BACKENDS:
+            raise ConfigError(f"search must be one of {SEARCH_BACKENDS}, got {search!r}")
+        if z.ndim != 3 or z.shape[1] != self.dim:
+            raise ConfigError(f"z must be float [B, D={self.dim}, F], got {tuple(z.shape)}")
+        if (isinstance(n_q, bool) or not isinstance(n_q, (int, np.integer))
+                or not 1 <= n_q <= self.n_codebooks):
+            raise ConfigError(f"n_q must be an int in [1, {self.n_codebooks}], got {n_q!r}")
+        n_q = int(n_q)
         b, d, f = z.shape
-        r = z.transpose(1, 2).reshape(b * f, d)
         inference = torch.is_inference_mode_enabled() or not torch.is_grad_enabled()
+        native = self.native_search() if inference and search != "torch" else None
+        if search == "native" and native is None:
+            raise NativeFeatureError("the C++ RVQ search needs inference mode (or no grad) and "
+                                     "float32 codebooks on the CPU")
+        if native is not None:
+            r = z.detach().transpose(1, 2).reshape(b * f, d)  # [B*F, D]
+            r_np = np.array(r.to(device="cpu", dtype=torch.float32).numpy(), dtype=np.float32,
+                            order="C", copy=True)  # the kernel updates it in place
+            codes = torch.from_numpy(native.search(r_np, 0, n_q))  # [n_q, B*F]
+            return codes.view(n_q, b, f).permute(1, 0, 2).contiguous().to(z.device)
+        r = z.transpose(1, 2).reshape(b * f, d)
         norms = self._codebook_norms() if inference else None
         codes = []
         for k in range(n_q):
