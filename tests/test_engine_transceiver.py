@@ -334,3 +334,24 @@ def test_rd_docstring_example_runs():
 
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@needs_shipped
+def test_the_cli_backend_flag_records_and_checks_the_backend(tmp_path, capsys):
+    """``--lm-backend torch`` writes a stream only the torch reference decodes; the engine
+    (the default) refuses it in one line instead of mis-decoding it."""
+    import soundfile as sf
+    from soundspring.cli import main
+
+    t = np.arange(4800) / 16000.0
+    pcm = (0.3 * np.sin(2 * np.pi * 220.0 * t) * (1 + np.sin(2 * np.pi * 3.0 * t))).astype(
+        np.float32)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, pcm, 16000, subtype="FLOAT")
+    spring, out = tmp_path / "x.spring", tmp_path / "out.wav"
+    assert main(["encode", str(wav), str(spring), "--lm-backend", "torch", "-q"]) == 0
+    assert main(["decode", str(spring), str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "model" in err and len(err.strip().splitlines()) == 1
+    assert main(["decode", str(spring), str(out), "--lm-backend", "torch", "-q"]) == 0
+    assert sf.read(out)[0].shape == (4800,)

@@ -649,7 +649,8 @@ def bench_transceiver(bitrates_kbps: Sequence[float] = BENCH_BITRATES_KBPS,
     """
     import torch
 
-    from .models.weights_io import CODING_BACKENDS, load_codec, load_coding_model
+    from .config import CODING_BACKENDS
+    from .models.weights_io import load_codec, load_coding_model
 
     for b in backends:
         if b not in CODING_BACKENDS:

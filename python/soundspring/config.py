@@ -358,6 +358,11 @@ predicts the lost base worse than repeating the last frame does (top-1 0.077 vs 
 its latent carries the base levels only, so the default repeats; ``lm`` stays selectable
 (on the five training speakers it was ahead, ``reports/conceal`` of earlier versions)."""
 
+CODING_BACKENDS = ("engine", "torch")
+"""Where SpringLM runs as the transceiver's coding model: ``engine`` (the deterministic C++
+engine, the default at both ends) or ``torch`` (the PyTorch training / reference path)."""
+DEFAULT_CODING_BACKEND = "engine"
+
 DEFAULT_CONTEXT_FRAMES = 0
 """Default entropy-context reach R: fine PMFs see the chunk's own base only. Any R in
 [0, max_context_frames] works; measured with the shipped LM (``soundspring eval lm``, 256

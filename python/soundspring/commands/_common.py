@@ -37,7 +37,9 @@ import numpy as np
 from ..config import (
     BITRATES_KBPS,
     CHECK_BITS_RANGE,
+    CODING_BACKENDS,
     DEFAULT_CHUNK_FRAMES,
+    DEFAULT_CODING_BACKEND,
     MAX_CHUNK_FRAMES,
     MAX_CONTEXT_FRAMES,
     SAMPLE_RATE_HZ,
@@ -117,6 +119,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--lm",
         default="default",
         help="SpringLM weights, 'default' (shipped) or 'none' (static PMFs, no LM)",
+    )
+    parser.add_argument(
+        "--lm-backend",
+        choices=CODING_BACKENDS,
+        default=DEFAULT_CODING_BACKEND,
+        help="how SpringLM runs: 'engine' (the deterministic C++ engine, the default: "
+             "bit-identical on every machine) or 'torch' (the PyTorch reference; its "
+             "streams decode only with 'torch')",
     )
 
 

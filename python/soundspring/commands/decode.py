@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     conceal = args.conceal if (args.conceal != "lm" or args.lm != "none") else "repeat"
     # the header is validated before the models load; the models are checked against it
     stream = open_stream(read_input_bytes(args.input),
-                         lambda: load_models(args.codec, args.lm), conceal)
+                         lambda: load_models(args.codec, args.lm, backend=args.lm_backend), conceal)
     contents, hdr, plan = stream.contents, stream.header, stream.plan
     # streamed to the output: memory bounded by one chunk
     rx, blocks = stream.blocks(progress=show_progress(args, plan.n_samples), keep_history=True)

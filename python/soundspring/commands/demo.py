@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     channel = make_channel(args)  # a bad --loss fails here, before any audio is coded
     cfg = TransceiverConfig(bitrate_kbps=args.bitrate)
     pcm, source = demo_input(args.input, args.clips)
-    codec, model = load_models(args.codec, args.lm)
+    codec, model = load_models(args.codec, args.lm, backend=args.lm_backend)
     out_dir = Path(args.out_dir)
     packets, tx = transmit(codec, model, pcm, cfg)
     lost = channel.losses(len(packets))

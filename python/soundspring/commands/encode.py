@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     cfg = config_from_args(args)
     pcm = read_audio(args.input)
-    codec, model = load_models(args.codec, args.lm)
+    codec, model = load_models(args.codec, args.lm, backend=args.lm_backend)
     packets, _ = transmit(codec, model, pcm, cfg, progress=show_progress(args, len(pcm)))
     buf = io.BytesIO()
     # The writer repeats the header in header-copy records (after the header, every

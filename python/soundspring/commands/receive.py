@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     sock = open_udp(args.bind, args.port, bind=True)  # a port in use fails before the models load
     try:
-        codec, model = load_models(args.codec, args.lm)
+        codec, model = load_models(args.codec, args.lm, backend=args.lm_backend)
         conceal = "repeat" if (args.lm == "none" and args.conceal == "lm") else args.conceal
         with atomic_output(args.output) as tmp, open(tmp, "wb") as f:
             warm_up(codec, model, TransceiverConfig(conceal=conceal))

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     channel = make_channel(args)  # a bad --trace fails here, before any audio is coded
     pcm = read_audio(args.input)
-    codec, model = load_models(args.codec, args.lm)
+    codec, model = load_models(args.codec, args.lm, backend=args.lm_backend)
     warm_up(codec, model, cfg)
     sock = open_udp(host, port, bind=False)
     try:

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, conceal)
     channel = make_channel(args)  # a bad --trace fails here, before any audio is coded
     pcm = read_audio(args.input)
-    codec, model = load_models(args.codec, args.lm)
+    codec, model = load_models(args.codec, args.lm, backend=args.lm_backend)
     decoded, report = simulate(
         codec, model, cfg, pcm, channel, progress=show_progress(args, len(pcm))
     )

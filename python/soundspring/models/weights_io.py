@@ -44,7 +44,14 @@ from pathlib import Path
 
 import torch
 
-from ..config import CodecConfig, SpringLMConfig, from_json, to_json
+from ..config import (
+    CODING_BACKENDS,
+    DEFAULT_CODING_BACKEND,
+    CodecConfig,
+    SpringLMConfig,
+    from_json,
+    to_json,
+)
 from ..entropy.static import StaticModel
 from ..errors import ConfigError, ModelMismatchError
 from .codec import Codec
@@ -63,11 +70,6 @@ CODEC_WEIGHTS_FORMAT = "soundspring-codec"
 CODEC_WEIGHTS_VERSION = 1
 LM_WEIGHTS_FORMAT = "soundspring-springlm"
 LM_WEIGHTS_VERSION = 1
-
-CODING_BACKENDS = ("engine", "torch")
-"""Where SpringLM runs as the transceiver's coding model: ``engine`` (the deterministic C++
-engine, the default at both ends) or ``torch`` (the PyTorch training / reference path)."""
-DEFAULT_CODING_BACKEND = "engine"
 
 
 # ---- the weights file --------------------------------------------------------------------

@@ -93,6 +93,11 @@ class Transmitter(TokenTransmitter):
         self._enc_state = codec.init_encoder_state(1)
         self._rd: RateDistortionQuantizer | None = None  # made on the first rd chunk
         self._pending = np.zeros(0, dtype=np.float32)
+        # Pack the codebooks for the C++ token search now (60-140 ms once per process),
+        # not on the stream's first chunk, where it would be a spike on the audio path.
+        warm = getattr(getattr(codec, "quantizer", None), "native_search", None)
+        if callable(warm):
+            warm()
 
     def push(self, pcm: np.ndarray) -> list[SentPacket]:
         """Adds audio float32 [T] at 16 kHz; returns the packets of every completed chunk."""
