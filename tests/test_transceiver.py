@@ -486,3 +486,13 @@ def test_rate_bits_are_the_coder_pmfs(codec, tiny_lm):
 def test_rd_lambda_is_validated(lam):
     with pytest.raises(ConfigError, match="rd_lambda"):
         TransceiverConfig(rd_lambda=lam)
+
+
+def test_repeat_frame_is_the_receivers_repeat_concealment():
+    from soundspring.plc import repeat_frame
+
+    last = np.arange(24, dtype=np.int64).reshape(12, 2)
+    got = repeat_frame(last, 3)
+    assert got.shape == (12, 3) and (got == last[:, -1:]).all()
+    with pytest.raises(ConfigError):
+        repeat_frame(np.zeros((12, 0), dtype=np.int64), 2)

@@ -24,9 +24,9 @@ Modes:
   (every level it carried): (1 - b) * lm + b * repeat, ``b = BLEND_REPEAT_WEIGHT``. The
   LM predicts only the base (3 of the 12 levels at 6 kbps), so its latent is a 1.5 kbps
   one; repeating keeps the fine levels' detail but not the motion.
-- ``repeat``: the last decoded frame's tokens at every level it carried (the receiver
-  does this itself; ``conceal_base`` repeats the base alone, which is what a base-only
-  comparison such as ``evaluate_lm``'s needs). ``zero``: token 0.
+- ``repeat``: the last decoded frame's tokens at every level it carried (``repeat_frame``,
+  what the receiver plays; ``conceal_base`` repeats the base alone, which is what a
+  base-only comparison such as ``evaluate_lm``'s needs). ``zero``: token 0.
 
 Concealment knows nothing about packets and never touches the range coder or the model's
 coding memory (the receiver commits the greedy tokens of a concealed chunk to the memory
@@ -103,6 +103,15 @@ def conceal_base(
                               np.take_along_axis(p, tokens[..., None], axis=-1) + a, axis=-1)
             probs = p.astype(np.float32)
     return (tokens, probs) if return_probs else tokens
+
+
+def repeat_frame(tokens: np.ndarray, n_frames: int) -> np.ndarray:
+    """The ``repeat`` concealment of a whole chunk: the last frame of ``tokens`` int64
+    [levels, >= 1] (every level it carried) repeated ``n_frames`` times -> int64
+    [levels, n_frames]."""
+    if tokens.ndim != 2 or tokens.shape[1] < 1:
+        raise ConfigError(f"tokens must be [levels, frames >= 1], got shape {tokens.shape}")
+    return np.repeat(tokens[:, -1:], n_frames, axis=1)
 
 
 def hard_latents(tokens: np.ndarray, codebooks: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ from .._validate import int_in
 from ..config import BASE_CODEBOOKS, CODEBOOK_SIZE, SAMPLE_RATE_HZ, TransceiverConfig
 from ..entropy import CodingModel, FineDecodeResult
 from ..errors import BitstreamError, ConfigError
-from ..plc import BLEND_REPEAT_WEIGHT, conceal_base, hard_latents, soft_latents
+from ..plc import BLEND_REPEAT_WEIGHT, conceal_base, hard_latents, repeat_frame, soft_latents
 from ..transport import JitterBuffer, PlayoutChunk, PushOutcome
 from ..transport.jitter_buffer import MAX_WINDOW_CHUNKS
 from ._endpoint import _Endpoint
@@ -581,11 +581,11 @@ class TokenReceiver(_Endpoint):
             status = "late" if late else ("corrupt" if arrived else "concealed")
             self.stats.chunks_corrupt += status == "corrupt"
             if cfg.conceal == "repeat" and self._last_full is not None:
-                tokens = np.repeat(self._last_full[:, -1:], cfg.chunk_frames, axis=1)
+                tokens = repeat_frame(self._last_full, cfg.chunk_frames)
             else:
                 tokens, probs = self._conceal(c)
                 if cfg.conceal == "blend" and self._last_heard is not None:
-                    repeat = np.repeat(self._last_heard[:, -1:], cfg.chunk_frames, axis=1)
+                    repeat = repeat_frame(self._last_heard, cfg.chunk_frames)
             n_levels = 0
         else:
             self.stats.chunks_from_fec += how == "fec"
