@@ -32,9 +32,9 @@ from soundspring.models.weights_io import (
     load_coding_model,
     load_lm,
 )
-from soundspring.transceiver import receive, transmit
+from soundspring.transceiver import SentPacket, receive, transmit
 from soundspring.transceiver.stream import stream_header
-from soundspring.transport import ContainerWriter
+from soundspring.transport import ContainerWriter, Packet, parse_packet
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "examples" / "cpp_receiver"
@@ -110,10 +110,22 @@ def export_dir(models, tmp_path_factory):
     return out
 
 
-def _spring(codec, model, cfg, pcm, drop_chunks=()):
-    """(.spring bytes, the packets kept) for pcm, records of ``drop_chunks`` left out."""
+def _spring(codec, model, cfg, pcm, drop_chunks=(), damage_chunks=()):
+    """(.spring bytes, the packets kept) for pcm, records of ``drop_chunks`` left out and the
+    base packet payloads of ``damage_chunks`` damaged (a byte flipped: the packet still
+    parses, its payload fails its integrity check, its FEC copy in the next packet is whole)."""
     packets, _tx = transmit(codec, model, pcm, cfg)
-    kept = [p for p in packets if p.chunk not in set(drop_chunks)]
+    kept = []
+    for p in packets:
+        if p.chunk in set(drop_chunks):
+            continue
+        if p.chunk in set(damage_chunks) and p.layer == 0:
+            pkt = parse_packet(p.data)
+            payload = bytearray(pkt.payload)
+            payload[len(payload) // 2] ^= 0x5A
+            p = SentPacket(p.seq, p.chunk, p.layer,
+                           Packet(pkt.layer, bytes(payload), pkt.fec).to_bytes())
+        kept.append(p)
     buf = io.BytesIO()
     with ContainerWriter(buf, stream_header(codec, model, cfg, len(pcm))) as w:
         for p in kept:
@@ -151,15 +163,22 @@ CASES = {
         {"bitrate_kbps": 12.0, "layered": True, "fec": True, "context_frames": 4}, (3, 9, 10)),
     "3k_progressive": ({"bitrate_kbps": 3.0, "progressive": True, "check_bits": 12}, (7,)),
 }
+DAMAGED = {  # case -> chunks whose base packet fails its checks (played from FEC)
+    "6k_fec_damaged": ({"bitrate_kbps": 6.0, "fec": True}, (4, 11)),
+    "12k_layered_fec_damaged": ({"bitrate_kbps": 12.0, "layered": True, "fec": True}, (6,)),
+}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(CASES) + sorted(DAMAGED))
 def test_same_tokens_and_audio_as_python(receiver_bin, export_dir, models, tmp_path, case):
     codec, model = models
-    fields, drop = CASES[case]
+    fields, drop = CASES.get(case, (None, ()))
+    damage: tuple[int, ...] = ()
+    if case in DAMAGED:
+        fields, damage = DAMAGED[case]
     cfg = TransceiverConfig(chunk_frames=C, **fields)
     pcm = _speechlike(1.0, seed=len(case))
-    data, kept = _spring(codec, model, cfg, pcm, drop)
+    data, kept = _spring(codec, model, cfg, pcm, drop, damage)
     spring = tmp_path / "in.spring"
     spring.write_bytes(data)
     out, dump = tmp_path / "out.wav", tmp_path / "tokens.txt"
@@ -175,6 +194,7 @@ def test_same_tokens_and_audio_as_python(receiver_bin, export_dir, models, tmp_p
         assert np.array_equal(toks, o.tokens), chunk
     statuses = {o.status for o in rx.history}
     assert ("concealed" in statuses) == bool(drop)
+    assert all(rx.history[c].status == "fec" for c in damage)  # the fallback really ran
     audio = _read_float_wav(out)
     assert audio.shape == want.shape
     assert float(np.abs(audio - want).max()) <= AUDIO_TOL

@@ -328,10 +328,22 @@ class Receiver {
     const bool base_in = (pc.received_mask & 1u) != 0;
     std::vector<std::int64_t> base(static_cast<std::size_t>(rx::kBaseLevels * c));
     const auto& p0 = pc.payloads[0];
+    // The FEC copy of the base (carried by the next chunk's packet), when the primary base
+    // is missing or fails its checks: the Python receiver's fallback, in every format.
+    const auto fec_base = [&]() {
+      return pc.has_fec_copy && !pc.base_from_fec &&
+             decoder_->DecodeBase(pc.fec_copy.data(), pc.fec_copy.size(), base.data()).ok();
+    };
     if (s_.layered) {
-      if (base_in && decoder_->DecodeBase(p0.data(), p0.size(), base.data()).ok()) {
-        have = true;
+      bool base_ok = base_in && decoder_->DecodeBase(p0.data(), p0.size(), base.data()).ok();
+      if (base_ok) {
         how = pc.base_from_fec ? "fec" : "received";
+      } else if (fec_base()) {
+        base_ok = true;
+        how = "fec";
+      }
+      if (base_ok) {  // fine layers decode over a base from either source
+        have = true;
         got.tokens = base;
         got.n_levels = rx::kBaseLevels;
         bool any_fine = false;
@@ -365,6 +377,12 @@ class Receiver {
         got.tokens = base;
         got.n_levels = rx::kBaseLevels;
       }
+    }
+    if (!have && !s_.layered && fec_base()) {  // combined: the primary failed its checks
+      have = true;
+      how = "fec";
+      got.tokens = base;
+      got.n_levels = rx::kBaseLevels;
     }
     if (have) {
       o.n_levels = got.n_levels;
