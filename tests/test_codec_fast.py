@@ -12,7 +12,6 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import torch
 from soundspring.config import codec_tiny
@@ -20,8 +19,7 @@ from soundspring.models import conv as conv_mod
 from soundspring.models.codec import Codec
 from soundspring.models.conv import CausalConv1d, CausalOverlapAdd
 from soundspring.models.weights_io import DEFAULT_CODEC_WEIGHTS, load_codec
-
-HOP = 320
+from test_codec import HOP, _speechlike
 
 
 @contextlib.contextmanager
@@ -39,15 +37,6 @@ def codec() -> Codec:
     with torch.no_grad():  # one training forward initialises the codebooks from data
         c(0.1 * torch.randn(2, 1, 8 * HOP))
     return c.eval()
-
-
-def _speechlike(t: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    n = torch.arange(t) / 16000.0
-    f0 = 120 + 40 * torch.rand(batch, 1, 1, generator=g)
-    x = sum(torch.sin(2 * np.pi * k * f0 * n) / k for k in range(1, 8))
-    env = 0.5 + 0.5 * torch.sin(2 * np.pi * 3 * n)
-    return (0.1 * x * env + 0.01 * torch.randn(batch, 1, t, generator=g)).float()
 
 
 def _stream(codec: Codec, x: torch.Tensor, chunks: list[int], n_q: int,

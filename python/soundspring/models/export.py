@@ -201,9 +201,9 @@ class DecoderLatentStep(_DecoderTrunk):
         return self.run(latents, frames, states)
 
 
-class LMFineStep(nn.Module):
-    """SpringLM's coding pass of one chunk against an explicit memory (``SpringLM.step``
-    with ``commit=False``, levels [base, K_max))."""
+class _LMStep(nn.Module):
+    """What both SpringLM steps hold: the model, the memory capacity in frames (the whole
+    chunks within the reach) and the in-chunk relative distances ``own`` [C, C]."""
 
     def __init__(self, lm: SpringLM, context_frames: int, chunk_frames: int) -> None:
         super().__init__()
@@ -212,6 +212,11 @@ class LMFineStep(nn.Module):
         self.chunk_frames = chunk_frames
         t = torch.arange(chunk_frames)
         self.register_buffer("own", t[:, None] - t[None, :])
+
+
+class LMFineStep(_LMStep):
+    """SpringLM's coding pass of one chunk against an explicit memory (``SpringLM.step``
+    with ``commit=False``, levels [base, K_max))."""
 
     def _logits(self, view: torch.Tensor, frames: torch.Tensor | None,
                 mem: tuple[torch.Tensor, ...] | None) -> torch.Tensor:
@@ -241,16 +246,8 @@ class LMFineStep(nn.Module):
         return self._logits(view, frames, (keys, values, slot_frame, valid))
 
 
-class LMCommitStep(nn.Module):
+class LMCommitStep(_LMStep):
     """SpringLM's memory pass of one chunk (``SpringLM.commit``) on an explicit memory."""
-
-    def __init__(self, lm: SpringLM, context_frames: int, chunk_frames: int) -> None:
-        super().__init__()
-        self.lm = lm
-        self.cap = (context_frames // chunk_frames) * chunk_frames
-        self.chunk_frames = chunk_frames
-        t = torch.arange(chunk_frames)
-        self.register_buffer("own", t[:, None] - t[None, :])
 
     def forward(self, base: torch.Tensor, frames: torch.Tensor, keys: torch.Tensor,
                 values: torch.Tensor, slot_frame: torch.Tensor, valid: torch.Tensor,
