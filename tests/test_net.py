@@ -374,19 +374,7 @@ def _play_through(rx, clock, until_ms):
 LOOPBACK = ("127.0.0.1", 5004)
 
 
-@pytest.fixture(params=["clocked_receiver", "jitter_buffer_front"])
-def playout_kind(request, monkeypatch):
-    """Both forms of the playout end (``net.playout``): the transceiver's clocked Receiver
-    and a JitterBuffer in front of an unclocked one."""
-    from soundspring.net import playout
-
-    if request.param == "clocked_receiver" and not playout.CLOCKED_RECEIVER:
-        pytest.skip("the transceiver has no clocked Receiver")
-    monkeypatch.setattr(playout, "CLOCKED_RECEIVER", request.param == "clocked_receiver")
-    return request.param
-
-
-def test_receiver_rules_on_a_simulated_clock(models, playout_kind):
+def test_receiver_rules_on_a_simulated_clock(models):
     """A stream at 40 ms per chunk with hostile datagrams mixed in: garbage, truncated,
     other SSRCs, off-grid and far-future timestamps, duplicates, replays and late packets.
     The audio equals the file path's with exactly the lost and late packets missing."""
@@ -401,7 +389,6 @@ def test_receiver_rules_on_a_simulated_clock(models, playout_kind):
         rx.handle(ctrl, LOOPBACK, clock.t)
         rx.handle(ctrl, LOOPBACK, clock.t)
         assert rx.session == session and rx.stats.session_copies == 1
-        assert rx.playout.clocked == (playout_kind == "clocked_receiver")
         future = type(packets[5])(packets[5].seq, packets[5].chunk + 5000, 0, packets[5].data)
         rx.handle(_datagram(session, future, cfg), LOOPBACK, clock.t)  # cannot anchor the clock
         assert rx.stats.implausible == 1 and rx.playout.anchor_chunk is None
@@ -461,7 +448,7 @@ def test_receiver_rules_on_a_simulated_clock(models, playout_kind):
 @pytest.mark.parametrize("cfg", [TransceiverConfig(bitrate_kbps=12, layered=True, fec=True),
                                  TransceiverConfig(bitrate_kbps=3, fec=True, chunk_frames=1)],
                          ids=["layered_fec_12k", "fec_3k_20ms"])
-def test_layered_and_fec_streams_match_the_file_path(models, playout_kind, cfg):
+def test_layered_and_fec_streams_match_the_file_path(models, cfg):
     """Several packets per chunk, FEC copies, one-frame chunks: packets lost on the way
     (some recovered by FEC) give the file path's audio for the same lost set."""
     _, pcm, packets, tx = _stream(models, 1.0, cfg)
@@ -493,7 +480,7 @@ def codec_lookahead(models) -> int:
     return models[0].lookahead_samples
 
 
-def test_lossy_start_and_late_join(models, playout_kind):
+def test_lossy_start_and_late_join(models):
     cfg, pcm, packets, tx = _stream(models, 1.0)
     # lossy start: chunks 0-2 lost; the output stays aligned (they are concealed)
     clock = _Clock()

@@ -1,20 +1,15 @@
-"""The decoding end on the playout clock: a ``transceiver.Receiver`` behind a jitter buffer
-(docs/bitstream.md, "Jitter buffer"), in one small class so the network code does not
-depend on which of the two forms the transceiver offers:
+"""The decoding end on the playout clock: the transceiver's clocked
+``Receiver(..., playout_delay_ms=D)`` (``push(..., arrival_ms)``, ``play(now_ms)``,
+``end_of_stream()``; its jitter buffer decides what is on time: late = lost), with what the
+network end adds around it: a lossy or late start, decoding complete chunks ahead of their
+deadlines, and the rows of what was played.
 
-- the clocked ``Receiver(..., playout_delay_ms=D)`` (``push(..., arrival_ms)``,
-  ``play(now_ms)``, ``end_of_stream()``) when the transceiver has it;
-- otherwise a ``transport.JitterBuffer`` in front of an unclocked ``Receiver``: the buffer
-  decides what is on time (late = lost) and when a chunk is due; accepted packets go to the
-  receiver, which decodes (or conceals) every due chunk.
-
-Both follow the same clock: the first accepted packet (chunk ``c0``, arrival ``t0``)
-anchors it, and chunk ``k`` is due at ``t0 + (k - c0) * chunk_ms + playout_delay_ms``.
+The first accepted packet (chunk ``c0``, arrival ``t0``) anchors the clock, and chunk ``k``
+is due at ``t0 + (k - c0) * chunk_ms + playout_delay_ms``.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -24,7 +19,7 @@ import numpy as np
 from ..config import SAMPLE_RATE_HZ, TransceiverConfig
 from ..errors import BitstreamError
 from ..transceiver import Receiver
-from ..transport import JitterBuffer, PushOutcome, parse_packet
+from ..transport import PushOutcome, parse_packet
 
 
 def _is_packet(data: bytes, n_layers: int) -> bool:
@@ -33,10 +28,6 @@ def _is_packet(data: bytes, n_layers: int) -> bool:
         return parse_packet(bytes(data)).layer < n_layers
     except BitstreamError:
         return False
-
-
-CLOCKED_RECEIVER = "playout_delay_ms" in inspect.signature(Receiver.__init__).parameters
-"""Whether the transceiver's Receiver has the clocked mode (else the JitterBuffer front)."""
 
 
 @dataclass
@@ -75,24 +66,12 @@ class Playout:
         self.playout_delay_ms = float(playout_delay_ms)
         keep = history_chunks is not None
         hist = history_chunks if keep else 1
-        self.clocked = CLOCKED_RECEIVER
-        if self.clocked:
-            self.rx = Receiver(codec, model, cfg, keep_history=keep, history_chunks=hist,
-                               window_chunks=window_chunks,
-                               playout_delay_ms=self.playout_delay_ms)
-            self._jb = None
-        else:
-            self.rx = Receiver(codec, model, cfg, keep_history=keep, history_chunks=hist,
-                               window_chunks=window_chunks)
-            self._jb = JitterBuffer(num_layers=cfg.packets_per_chunk, chunk_ms=self.chunk_ms,
-                                    playout_delay_ms=self.playout_delay_ms,
-                                    window_chunks=window_chunks)
+        self.rx = Receiver(codec, model, cfg, keep_history=keep, history_chunks=hist,
+                           window_chunks=window_chunks, playout_delay_ms=self.playout_delay_ms)
         self.window_chunks = window_chunks
         self._anchor: tuple[int, float] | None = None
         self._arrival: dict[int, float] = {}  # chunk -> base packet arrival, within the window
         self._layers: dict[int, int] = {}  # chunk -> layers accepted
-        self.outcomes = dict.fromkeys((o.name.lower() for o in PushOutcome), 0)
-        self.outcomes["damaged"] = 0
         self.finished = False
         # decoded audio not yet handed out: (first chunk after it, release time ms, pcm)
         self._ready: deque[tuple[int, float, np.ndarray]] = deque()
@@ -132,34 +111,19 @@ class Playout:
         """Offers one packet (transport seq, chunk index u32); returns what became of it:
         "accepted", "duplicate", "late", "too_early", "unused_layer" or "damaged"."""
         if self.finished:
-            self.outcomes["late"] += 1
             return "late"
         rx_next = int(self.rx.next_chunk)
         if self._handed <= chunk < rx_next:  # decoded ahead of its deadline: it was complete
-            self.outcomes["duplicate"] += 1
             return "duplicate"
         if self._anchor is None and 0 < chunk - rx_next < self.window_chunks:
             # A lossy start: the first packet is of a later chunk. The chunks before it are
             # lost; play them (concealed) with the next play, so that the output stays
             # aligned with the sender's input whichever packets of the start arrived.
             if not _is_packet(packet, self.config.packets_per_chunk):
-                self.outcomes["damaged"] += 1
                 return "damaged"
             self.rx.decode_until(chunk)
             self._ready.append((chunk, -math.inf, self.rx.pull(self.rx.buffered_samples)))
-        if self.clocked:
-            outcome = PushOutcome(self.rx.push(packet, seq, chunk, arrival_ms=arrival_ms))
-            name = outcome.name.lower()
-        else:
-            try:
-                outcome = self._jb.push(seq & 0xFFFF, chunk, arrival_ms, packet)
-            except BitstreamError:
-                self.outcomes["damaged"] += 1
-                return "damaged"
-            name = outcome.name.lower()
-            if outcome == PushOutcome.ACCEPTED:
-                self.rx.push(packet, seq, chunk)
-        self.outcomes[name] = self.outcomes.get(name, 0) + 1
+        name = PushOutcome(self.rx.push(packet, seq, chunk, arrival_ms=arrival_ms)).name.lower()
         if name == "accepted":
             if self._anchor is None:
                 self._anchor = (chunk, float(arrival_ms))
@@ -192,13 +156,7 @@ class Playout:
             end, _, pcm = self._ready.popleft()
             out.append(pcm)
         if not self._ready:  # nothing decoded ahead is pending: release what is due now
-            if self.clocked:
-                out.append(self.rx.play(now_ms))
-            else:
-                released = self._jb.pop(now_ms)
-                if released:
-                    self.rx.decode_until(released[-1].chunk + 1)
-                out.append(self.rx.pull(self.rx.buffered_samples))
+            out.append(self.rx.play(now_ms))
             end = max(end, int(self.rx.next_chunk))
         pcm = np.concatenate(out) if out else np.zeros(0, np.float32)
         return pcm, self._played(end, clock() if clock else now_ms)
@@ -216,10 +174,8 @@ class Playout:
         first = int(self.rx.next_chunk)
         held = max(self._layers, default=first - 1) + 1
         end = max(held, first) if n_chunks is None else max(int(n_chunks), first)
-        if not self.clocked:
-            self._jb.flush()
         self.rx.decode_until(end)
-        out.append(self.rx.end_of_stream() if self.clocked else self.rx.flush())
+        out.append(self.rx.end_of_stream())
         played = self._played(end, clock() if clock else self.deadline_ms(end))
         return np.concatenate(out), played
 

@@ -56,7 +56,7 @@ from ..config import DEFAULT_CONCEAL, FRAME_SAMPLES, SAMPLE_RATE_HZ
 from ..errors import BitstreamError, ConfigError, ModelMismatchError
 from ..models.weights_io import codec_content_hash
 from ..transceiver import DEFAULT_HISTORY_CHUNKS, Receiver, TransceiverConfig
-from .playout import CLOCKED_RECEIVER, PlayedChunk, Playout
+from .playout import PlayedChunk, Playout
 from .rtp import (
     MAX_DATAGRAM_BYTES,
     SUBTYPE_END,
@@ -433,7 +433,7 @@ class NetReceiver:
         rx = None if self.playout is None else self.playout.rx
         return {
             "finish_reason": self.finish_reason,
-            "clocked_receiver": CLOCKED_RECEIVER,
+            "clocked_receiver": True,  # (the only form since the Receiver has a clock)
             "playout_delay_ms": self.playout_delay_ms,
             "samples_played": self.samples_played,
             "jitter_ms": self.jitter_ms,
