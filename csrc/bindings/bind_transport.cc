@@ -395,9 +395,9 @@ void bind_transport(py::module_& m) {
            py::arg("chunk"))
       .def("peek_version",
            [](const tr::JitterBuffer& jb, std::int64_t chunk) -> py::object {
-             tr::PlayoutChunk c;
-             if (!jb.Peek(chunk, &c)) return py::none();
-             return py::int_(c.version);
+             std::uint64_t version = 0;
+             if (!jb.Version(chunk, &version)) return py::none();
+             return py::int_(version);
            },
            py::arg("chunk"))
       .def("skip_to", [](tr::JitterBuffer& jb, std::int64_t chunk) { check(jb.SkipTo(chunk)); },

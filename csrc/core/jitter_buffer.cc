@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 namespace soundspring::transport {
 namespace {
@@ -23,6 +24,44 @@ bool SameConfig(const JitterConfig& a, const JitterConfig& b) {
          a.playout_delay_ms == b.playout_delay_ms && a.window_chunks == b.window_chunks &&
          a.has_anchor == b.has_anchor && a.anchor_chunk == b.anchor_chunk &&
          a.anchor_time_ms == b.anchor_time_ms && a.clocked == b.clocked;
+}
+
+// A released or peeked chunk from its slot `s`: copies the payloads when `s` is const (Peek),
+// moves them out when it is not (Release, which then clears the slot).
+template <class SlotT>
+void FillChunk(SlotT& s, std::int64_t chunk, PlayoutChunk* c) {
+  const auto give = [](auto& from, std::vector<std::uint8_t>& to) {
+    if constexpr (std::is_const_v<SlotT>) {
+      to = from;
+    } else {
+      to.swap(from);
+    }
+  };
+  c->chunk = chunk;
+  c->received_mask = s.mask;
+  c->lost_mask = s.lost;
+  c->late_packets = s.late;
+  c->damaged_packets = s.damaged;
+  c->version = s.version;
+  for (int l = 0; l < kMaxLayers; ++l) {
+    const auto i = static_cast<std::size_t>(l);
+    if (s.mask & (1u << l)) {
+      give(s.payloads[i], c->payloads[i]);
+    } else {
+      c->payloads[i].clear();
+    }
+  }
+  c->has_fec_copy = s.has_fec;
+  c->base_from_fec = s.has_fec && !(s.mask & 1u);
+  if (c->base_from_fec) {
+    c->payloads[0] = s.fec;  // a copy: the FEC copy is also handed out on its own
+    c->received_mask |= 1u;
+  }
+  if (s.has_fec) {
+    give(s.fec, c->fec_copy);
+  } else {
+    c->fec_copy.clear();
+  }
 }
 
 }  // namespace
@@ -68,9 +107,7 @@ Status JitterBuffer::RestoreFrom(const JitterBuffer& other) {
 void JitterBuffer::Reset() {
   for (auto& s : slots_) {
     s.chunk = -1;
-    s.mask = s.lost = 0;
-    s.has_fec = false;
-    s.late = s.damaged = 0;
+    s.Clear();
   }
   anchored_ = config_.has_anchor || !config_.clocked;
   clock_set_ = config_.has_anchor && config_.clocked;
@@ -102,9 +139,7 @@ JitterBuffer::Slot& JitterBuffer::SlotFor(std::int64_t chunk) {
   Slot& s = slots_[static_cast<std::size_t>(((chunk % w) + w) % w)];
   if (s.chunk != chunk) {
     s.chunk = chunk;
-    s.mask = s.lost = 0;
-    s.has_fec = false;
-    s.late = s.damaged = 0;
+    s.Clear();
     Touch(s);
   }
   return s;
@@ -262,50 +297,27 @@ bool JitterBuffer::MarkLost(std::uint16_t seq) {
   return true;
 }
 
-void JitterBuffer::Fill(const Slot& s, std::int64_t chunk, PlayoutChunk* c) const {
-  c->chunk = chunk;
-  c->received_mask = s.mask;
-  c->lost_mask = s.lost;
-  c->late_packets = s.late;
-  c->damaged_packets = s.damaged;
-  c->version = s.version;
-  for (int l = 0; l < kMaxLayers; ++l) {
-    const auto i = static_cast<std::size_t>(l);
-    if (s.mask & (1u << l)) {
-      c->payloads[i] = s.payloads[i];
-    } else {
-      c->payloads[i].clear();
-    }
-  }
-  c->has_fec_copy = s.has_fec;
-  if (s.has_fec) {
-    c->fec_copy = s.fec;
-  } else {
-    c->fec_copy.clear();
-  }
-  c->base_from_fec = s.has_fec && !(s.mask & 1u);
-  if (c->base_from_fec) {
-    c->payloads[0] = s.fec;
-    c->received_mask |= 1u;
-  }
-}
-
 bool JitterBuffer::Peek(std::int64_t chunk, PlayoutChunk* out) const {
   const Slot* s = Held(chunk);
   if (s == nullptr) return false;
-  Fill(*s, chunk, out);
+  FillChunk(*s, chunk, out);
+  return true;
+}
+
+bool JitterBuffer::Version(std::int64_t chunk, std::uint64_t* version) const {
+  const Slot* s = Held(chunk);
+  if (s == nullptr) return false;
+  *version = s->version;
   return true;
 }
 
 void JitterBuffer::Release(std::vector<PlayoutChunk>* out) {
   Slot& s = SlotFor(next_);
   PlayoutChunk c;
-  Fill(s, next_, &c);
+  FillChunk(s, next_, &c);
   if (c.base_from_fec) ++stats_.fec_applied;
   s.chunk = -1;
-  s.mask = s.lost = 0;
-  s.has_fec = false;
-  s.late = s.damaged = 0;
+  s.Clear();
   ++stats_.released;
   out->push_back(std::move(c));
   ++next_;
@@ -345,9 +357,7 @@ Status JitterBuffer::SkipTo(std::int64_t chunk) {
   for (auto& s : slots_) {
     if (s.chunk >= 0 && s.chunk < chunk) {
       s.chunk = -1;
-      s.mask = s.lost = 0;
-      s.has_fec = false;
-      s.late = s.damaged = 0;
+      s.Clear();
     }
   }
   next_ = chunk;

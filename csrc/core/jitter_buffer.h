@@ -133,6 +133,10 @@ class JitterBuffer {
   /// would hand it out; false if nothing is held for it.
   bool Peek(std::int64_t chunk, PlayoutChunk* out) const;
 
+  /// The version of held chunk `chunk` (what Peek's PlayoutChunk::version would say, without
+  /// copying its payloads); false if nothing is held for it.
+  bool Version(std::int64_t chunk, std::uint64_t* version) const;
+
   /// Moves the playout point forward to `chunk` (unwrapped), discarding what is held before
   /// it (counted neither released nor late): a receiver joining a stream midway. Errors:
   /// InvalidArgument if `chunk` is behind the playout point (buffer unchanged).
@@ -172,6 +176,12 @@ class JitterBuffer {
     std::uint64_t version = 0;
     std::array<std::vector<std::uint8_t>, kMaxLayers> payloads;
     std::vector<std::uint8_t> fec;
+    /// Forgets what the slot holds (its chunk index is the caller's to set).
+    void Clear() {
+      mask = lost = 0;
+      has_fec = false;
+      late = damaged = 0;
+    }
   };
   explicit JitterBuffer(const JitterConfig& config);
   JitterBuffer(const JitterBuffer&) = default;
@@ -184,7 +194,6 @@ class JitterBuffer {
   // kAccepted when the chunk may take a packet (`*k` is then its index).
   PushOutcome Admit(std::uint32_t chunk, double arrival_ms, std::int64_t* k);
   void NoteLate(std::int64_t k);
-  void Fill(const Slot& s, std::int64_t chunk, PlayoutChunk* c) const;
   void Release(std::vector<PlayoutChunk>* out);
 
   JitterConfig config_;
