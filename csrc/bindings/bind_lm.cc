@@ -65,29 +65,10 @@ class PyEngine {
     shape.max_rel_distance = max_rel_distance;
     shape.tie_embeddings = tie_embeddings;
     lm::EngineOptions options;
-    if (!lm::parse_isa(isa.c_str(), &options.isa)) {
-      throw_status(InvalidArgument("isa must be one of 'auto', 'generic', 'sse2', 'avx2', "
-                                   "'avx512', got '" + isa + "'"));
-    }
+    options.isa = isa_arg(isa);
     options.num_threads = num_threads;
     std::vector<py::array_t<float>> keep;
-    lm::TensorMap map;
-    for (const auto& item : weights) {
-      if (!py::isinstance<py::str>(item.first)) throw py::type_error("weights keys must be str");
-      const std::string name = py::cast<std::string>(item.first);
-      const std::string label = "weights['" + name + "']";
-      if (!py::isinstance<py::array>(item.second)) {
-        throw py::type_error(label + " must be a float32 numpy array");
-      }
-      auto arr = py::reinterpret_borrow<py::array>(item.second);
-      auto f = require_array<float>(item.second, label.c_str(), static_cast<int>(arr.ndim()),
-                                    "float32");
-      lm::TensorRef ref;
-      ref.data = f.data();
-      for (py::ssize_t i = 0; i < f.ndim(); ++i) ref.shape.push_back(static_cast<int64_t>(f.shape(i)));
-      map[name] = ref;
-      keep.push_back(f);
-    }
+    const lm::TensorMap map = tensor_map(weights, &keep);
     Status st;
     {
       py::gil_scoped_release release;

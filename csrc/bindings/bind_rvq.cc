@@ -28,10 +28,7 @@ class PyCodebooks {
       if (cb.shape(axis) > (int64_t{1} << 30)) throw_status(InvalidArgument("codebooks is too large"));
     }
     rvq::SearchOptions options;
-    if (!lm::parse_isa(isa.c_str(), &options.isa)) {
-      throw_status(InvalidArgument("isa must be one of 'auto', 'generic', 'sse2', 'avx2', "
-                                   "'avx512', got '" + isa + "'"));
-    }
+    options.isa = isa_arg(isa);
     if (!rvq::parse_storage(storage.c_str(), &options.storage)) {
       throw_status(InvalidArgument("storage must be one of 'auto', 'fp32', 'fp16', got '" +
                                    storage + "'"));

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/lm_engine.h"
+#include "core/lm_kernels.h"
 #include "core/status.h"
 
 namespace soundspring::bindings {
@@ -49,6 +51,14 @@ py::array_t<T> require_array(const py::handle& obj, const char* name, int ndim, 
   }
   return py::reinterpret_borrow<py::array_t<T>>(arr);
 }
+
+/// A dict {state-dict name: float32 C-contiguous numpy array} as borrowed tensors; `keep`
+/// holds the arrays alive while the map is in use. TypeError for other keys or values.
+lm::TensorMap tensor_map(const py::dict& weights, std::vector<py::array_t<float>>* keep);
+
+/// The kernel level named by `isa` ('auto', 'generic', 'sse2', 'avx2', 'avx512'); ConfigError
+/// for another name.
+lm::Isa isa_arg(const std::string& isa);
 
 /// Reads a bytes-like object (bytes, bytearray, memoryview, contiguous uint8 array)
 /// into a borrowed buffer view; raises TypeError otherwise.

@@ -29,10 +29,7 @@ constexpr int kMaxFfnWidth = 1 << 18;
 constexpr int kMaxContextFrames = 1 << 16;
 constexpr int kMaxThreads = 256;
 
-size_t padded(int n) {
-  const size_t a = static_cast<size_t>(kColumnAlign);
-  return (static_cast<size_t>(n) + a - 1) / a * a;
-}
+size_t padded(int n) { return padded_columns(n); }
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -41,67 +38,6 @@ std::string shape_str(const std::vector<int64_t>& shape) {
     s += std::to_string(shape[i]);
   }
   return s + "]";
-}
-
-// Offset of W(i, c) in the column-panel layout of lm_kernels.h (in inputs per column).
-size_t panel_offset(size_t in, size_t i, size_t c) {
-  const size_t a = static_cast<size_t>(kColumnAlign);
-  return (c / a) * in * a + i * a + c % a;
-}
-
-// The binary16 pattern of f when f is exactly a binary16 value (zero, normal or subnormal
-// half); false otherwise (also for inf / NaN).
-bool half_exact(float f, uint16_t* out) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  const uint32_t sign = (b >> 16) & 0x8000u, exp = (b >> 23) & 0xFFu, mant = b & 0x7FFFFFu;
-  uint32_t h;
-  if (exp == 0xFFu) return false;
-  if (exp == 0) {
-    if (mant != 0) return false;  // a float32 subnormal is below every half
-    h = sign;
-  } else {
-    const int e = static_cast<int>(exp) - 127;
-    if (e > 15 || e < -24) return false;
-    if (e >= -14) {
-      if (mant & 0x1FFFu) return false;
-      h = sign | (static_cast<uint32_t>(e + 15) << 10) | (mant >> 13);
-    } else {  // a half subnormal: (1.mant) 2^e = m 2^-24 with m = (2^23 + mant) 2^(e + 1)
-      const uint32_t full = 0x800000u | mant;
-      const int shift = -(e + 1);
-      if (full & ((1u << shift) - 1u)) return false;
-      h = sign | (full >> shift);
-    }
-  }
-  *out = static_cast<uint16_t>(h);
-  return det::half_to_float(*out) == f;  // by construction; kept as the definition
-}
-
-// Converts w to binary16 into w16 when every value is exact; returns false (w16 cleared)
-// otherwise.
-bool to_half(const std::vector<float>& w, std::vector<uint16_t>* w16) {
-  w16->resize(w.size());
-  for (size_t i = 0; i < w.size(); ++i) {
-    if (!half_exact(w[i], &(*w16)[i])) {
-      w16->clear();
-      return false;
-    }
-  }
-  return true;
-}
-
-void pack_linear(const float* w_out_in, const float* bias, int out, int in, PackedLinear* p) {
-  p->in = in;
-  p->out = out;
-  p->ld = padded(out);
-  const size_t ins = static_cast<size_t>(in);
-  p->w.assign(ins * p->ld, 0.0f);
-  p->b.assign(p->ld, 0.0f);
-  for (size_t o = 0; o < static_cast<size_t>(out); ++o) {
-    const float* row = w_out_in + o * ins;
-    for (size_t i = 0; i < ins; ++i) p->w[panel_offset(ins, i, o)] = row[i];
-    if (bias != nullptr) p->b[o] = bias[o];
-  }
 }
 
 // The keys one block of queries attends to: row pointers at head offset 0 (keys and values

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "core/lm_kernels.h"
+#include "core/packed_linear.h"
 #include "core/status.h"
 
 namespace soundspring::lm {
@@ -75,20 +76,6 @@ using TensorMap = std::map<std::string, TensorRef>;
 struct EngineOptions {
   Isa isa = Isa::kAuto;  // kernel level; one the CPU lacks is refused
   int num_threads = 1;   // worker threads per call, in [1, 256]; never changes the bits
-};
-
-/// A linear layer y = x W^T + b in the engine's layout (lm_kernels.h): W^T in column panels
-/// of kColumnAlign columns, zero beyond `out` up to ld (a multiple of kColumnAlign); b [ld]
-/// likewise. The weights are held either as float32 (w) or, when every one of the model's
-/// matrix weights is exactly an IEEE binary16 value (the shipped fp16 file) and the ISA
-/// converts fast, as binary16 (w16, w empty): the same values, half the bytes to stream.
-struct PackedLinear {
-  int in = 0;
-  int out = 0;
-  size_t ld = 0;
-  std::vector<float> w;      // [ld / kColumnAlign, in, kColumnAlign], or empty
-  std::vector<uint16_t> w16; // the same in binary16, or empty
-  std::vector<float> b;      // [ld]
 };
 
 struct PackedLayer {

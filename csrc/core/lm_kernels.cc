@@ -2,7 +2,10 @@
 // x86-64 the SSE2 / AVX2 / AVX-512 builds of lm_kernels_<isa>.cc, checked against the CPU.
 #include "core/lm_kernels.h"
 
+#include <cstdint>
 #include <cstring>
+
+#include "core/det_math.h"
 
 namespace soundspring::lm {
 
@@ -61,8 +64,13 @@ struct VecPortable16 {
 
 #include "core/lm_kernels_impl.h"
 
+constexpr int kActLanes = 4;
+typedef float ActF __attribute__((vector_size(16)));
+typedef int32_t ActI __attribute__((vector_size(16)));
+#include "core/act_kernels_impl.h"
+
 const Kernels kKernelsGeneric = {Isa::kGeneric, "generic", &matmul_bias_impl<VecPortable16, float>,
-                                 nullptr};
+                                 nullptr, &act_elu, &act_gelu_n};
 
 bool cpu_has(Isa isa) {
   switch (isa) {

@@ -1,7 +1,7 @@
 // Vector kernels of the SpringLM engine, one build per instruction set, chosen at run time.
 //
-// The only kernel that needs vector code is the biased matrix product of the linear layers
-// and level heads. The weights are packed in column panels of kColumnAlign columns: the
+// The kernel that needs vector code most is the biased matrix product of the linear layers
+// and level heads (the element-wise activations of the codec engine are the others). The weights are packed in column panels of kColumnAlign columns: the
 // weight of input i and column c sits at w[(c / 16) * in * 16 + i * 16 + c % 16], so a tile
 // streams each panel front to back (no large strides, no cache-set aliasing). The result
 // is defined element by element, as a blocked sum (more accurate than one running sum,
@@ -50,11 +50,17 @@ using MatmulBiasFn = void (*)(const float* x, size_t ldx, size_t rows, const flo
 using MatmulBiasHalfFn = void (*)(const float* x, size_t ldx, size_t rows, const uint16_t* w,
                                   size_t in, const float* bias, float* y, size_t ldy, size_t cols);
 
+/// y[i] = f(x[i]) for i < n (y may equal x): the element-wise activations of the codec
+/// engine, each lane det_math.h's scalar function bit for bit (act_kernels_impl.h).
+using ElementwiseFn = void (*)(const float* x, float* y, size_t n);
+
 struct Kernels {
   Isa isa;
   const char* name;  // "generic", "sse2", "avx2", "avx512"
   MatmulBiasFn matmul_bias;
   MatmulBiasHalfFn matmul_bias_half;  // nullptr where the ISA has no fast conversion (F16C)
+  ElementwiseFn elu;   // x > 0 ? x : det_expf(x) - 1  (torch.nn.functional.elu, alpha 1)
+  ElementwiseFn gelu;  // det_gelu(x)                  (torch.nn.functional.gelu, exact erf)
 };
 
 /// Whether this build has kernels for `isa` and the CPU can run them (kAuto: always true).

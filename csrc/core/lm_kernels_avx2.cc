@@ -3,6 +3,11 @@
 // addition after it are never fused. Run only after lm_kernels.cc has checked the CPU.
 #include "core/lm_kernels.h"
 
+#include <cstdint>
+#include <cstring>
+
+#include "core/det_math.h"
+
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__AVX2__) && defined(__F16C__)
 #include <immintrin.h>
 
@@ -28,10 +33,16 @@ struct VecAvx2 {
 
 #include "core/lm_kernels_impl.h"
 
+constexpr int kActLanes = 8;
+typedef float ActF __attribute__((vector_size(32)));
+typedef int32_t ActI __attribute__((vector_size(32)));
+#include "core/act_kernels_impl.h"
+
 }  // namespace
 
 extern const Kernels kKernelsAvx2 = {Isa::kAvx2, "avx2", &matmul_bias_impl<VecAvx2, float>,
-                                     &matmul_bias_impl<VecAvx2, uint16_t>};
+                                     &matmul_bias_impl<VecAvx2, uint16_t>, &act_elu,
+                                     &act_gelu_n};
 
 }  // namespace soundspring::lm
 #endif

@@ -4,6 +4,11 @@
 // the CPU.
 #include "core/lm_kernels.h"
 
+#include <cstdint>
+#include <cstring>
+
+#include "core/det_math.h"
+
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -32,10 +37,16 @@ struct VecAvx512 {
 
 #include "core/lm_kernels_impl.h"
 
+constexpr int kActLanes = 16;
+typedef float ActF __attribute__((vector_size(64)));
+typedef int32_t ActI __attribute__((vector_size(64)));
+#include "core/act_kernels_impl.h"
+
 }  // namespace
 
 extern const Kernels kKernelsAvx512 = {Isa::kAvx512, "avx512", &matmul_bias_impl<VecAvx512, float>,
-                                       &matmul_bias_impl<VecAvx512, uint16_t>};
+                                       &matmul_bias_impl<VecAvx512, uint16_t>, &act_elu,
+                                       &act_gelu_n};
 
 }  // namespace soundspring::lm
 #endif

@@ -2,6 +2,11 @@
 // needs no extra compiler flag.
 #include "core/lm_kernels.h"
 
+#include <cstdint>
+#include <cstring>
+
+#include "core/det_math.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <emmintrin.h>
 
@@ -24,9 +29,15 @@ struct VecSse2 {
 
 #include "core/lm_kernels_impl.h"
 
+constexpr int kActLanes = 4;
+typedef float ActF __attribute__((vector_size(16)));
+typedef int32_t ActI __attribute__((vector_size(16)));
+#include "core/act_kernels_impl.h"
+
 }  // namespace
 
-extern const Kernels kKernelsSse2 = {Isa::kSse2, "sse2", &matmul_bias_impl<VecSse2, float>, nullptr};
+extern const Kernels kKernelsSse2 = {Isa::kSse2, "sse2", &matmul_bias_impl<VecSse2, float>, nullptr,
+                                   &act_elu, &act_gelu_n};
 
 }  // namespace soundspring::lm
 #endif

@@ -8,40 +8,12 @@
 #include <thread>
 
 #include "core/det_math.h"
+#include "core/packed_linear.h"
 
 namespace soundspring::rvq {
 namespace {
 
 constexpr int kPanel = lm::kColumnAlign;
-
-// The binary16 bit pattern of f when f is exactly a binary16 (zero, subnormal or normal,
-// either sign); false otherwise (inexact, out of range, inf or NaN).
-bool float_to_half_exact(float f, uint16_t* out) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
-  const int exp = static_cast<int>((u >> 23) & 0xFFu) - 127;
-  const uint32_t mant = u & 0x7FFFFFu;
-  uint16_t h;
-  if ((u & 0x7FFFFFFFu) == 0) {
-    h = sign;
-  } else if (exp == 128) {
-    return false;  // inf / NaN
-  } else if (exp >= -14 && exp <= 15) {  // normal binary16: 10 mantissa bits
-    if (mant & 0x1FFFu) return false;
-    h = static_cast<uint16_t>(sign | (static_cast<uint32_t>(exp + 15) << 10) | (mant >> 13));
-  } else if (exp >= -24 && exp < -14) {  // subnormal binary16: m * 2^-24, m < 1024
-    const uint32_t full = mant | 0x800000u;  // float32 normal (exp >= -126 here)
-    const int shift = 13 + (-14 - exp);      // bits dropped to reach units of 2^-24
-    if (full & ((1u << shift) - 1u)) return false;
-    h = static_cast<uint16_t>(sign | (full >> shift));
-  } else {
-    return false;
-  }
-  if (det::half_to_float(h) != f) return false;  // belt and braces (signs are built in)
-  *out = h;
-  return true;
-}
 
 bool all_finite(const float* p, size_t n) {
   bool ok = true;
@@ -115,7 +87,7 @@ Status Codebooks::Create(const float* codebooks, int n_codebooks, int codebook_s
     bool lossless = true;
     std::vector<uint16_t> w16(cb->w32_.size());
     for (size_t i = 0; i < w16.size() && lossless; ++i) {
-      lossless = float_to_half_exact(cb->w32_[i], &w16[i]);
+      lossless = lm::half_exact(cb->w32_[i], &w16[i]);
     }
     const bool can_widen = kernels->matmul_bias_half != nullptr;
     if (options.storage == Storage::kFloat16) {

@@ -622,6 +622,8 @@ def bench_transceiver(bitrates_kbps: Sequence[float] = BENCH_BITRATES_KBPS,
     (``speechlike``) through a ``Transmitter`` and, once every packet is sent, a
     ``Receiver`` (no loss), at the default ``TransceiverConfig`` of the bitrate
     (rate-distortion token choice on); the run of least CPU time of ``rounds`` is kept.
+    The ``engine`` backend runs SpringLM and the codec's encoder and decoder steps in C++
+    (``CodecEngine``); ``torch`` runs both on the PyTorch reference.
     RTF = (transmit + receive seconds) / audio seconds, in wall time (``rtf``) and in this
     process's CPU time (``cpu_rtf``: what one dedicated core would take; on a shared
     machine the wall time also counts other processes). Stages, in CPU ms per chunk
@@ -650,6 +652,7 @@ def bench_transceiver(bitrates_kbps: Sequence[float] = BENCH_BITRATES_KBPS,
     import torch
 
     from .config import CODING_BACKENDS
+    from .models.codec_engine import CodecEngine
     from .models.weights_io import load_codec, load_coding_model
 
     for b in backends:
@@ -659,6 +662,7 @@ def bench_transceiver(bitrates_kbps: Sequence[float] = BENCH_BITRATES_KBPS,
     if not 0 < float(seconds) <= MAX_BENCH_SECONDS:
         raise ConfigError(f"seconds must be in (0, {MAX_BENCH_SECONDS:g}], got {seconds!r}")
     codec = load_codec(codec_path)
+    engine_codec = CodecEngine(codec)  # the engine backend's codec steps run in C++ too
     pcm = speechlike(float(seconds))
     saved = torch.get_num_threads()
     cells = []
@@ -676,7 +680,9 @@ def bench_transceiver(bitrates_kbps: Sequence[float] = BENCH_BITRATES_KBPS,
                         if backend == "engine":  # another engine, the same weights
                             return load_coding_model(lm_path, codec, backend, num_threads=t)
                         return type(made)(made.lm)
-                    runs = [_transceiver_run(codec, make_model, cfg, pcm) for _ in range(rounds)]
+                    streaming = engine_codec if backend == "engine" else codec
+                    runs = [_transceiver_run(streaming, make_model, cfg, pcm)
+                            for _ in range(rounds)]
                     best = min(runs, key=lambda r: r["cpu_rtf"])
                     cells.append({"threads": t, "bitrate_kbps": kbps, "backend": backend,
                                   **best})

@@ -162,6 +162,7 @@ def resolve_codec(path: str | Path | None = None) -> tuple[Any, str, str | None]
     weights; else the newest ``runs/*/codec_latest.pt`` of this checkout (read only).
     The id is the file name plus the first 12 hex digits of its SHA-256.
     """
+    from ..models.codec_engine import CodecEngine
     from ..models.weights_io import DEFAULT_CODEC_WEIGHTS, load_codec
 
     if path is None:
@@ -176,7 +177,7 @@ def resolve_codec(path: str | Path | None = None) -> tuple[Any, str, str | None]
             path = found[-1]
     p = Path(path)
     f = p / "checkpoint.pt" if p.is_dir() else p
-    codec = load_codec(p)
+    codec = CodecEngine(load_codec(p))  # streaming steps in C++ (the transceiver's default)
     digest = hashlib.sha256(f.read_bytes()).hexdigest()[:12] if f.is_file() else "?"
     try:
         shown = f.resolve().relative_to(_REPO_ROOT).as_posix()

@@ -55,6 +55,7 @@ from ..config import (
 from ..entropy.static import StaticModel
 from ..errors import ConfigError, ModelMismatchError
 from .codec import Codec
+from .codec_engine import CodecEngine
 from .lm_adapter import SpringLMCodingModel
 from .lm_engine import SpringLMEngine
 from .masked_lm import SpringLM
@@ -412,15 +413,19 @@ def load_coding_model(path: str | Path | None, codec, backend: str = DEFAULT_COD
 
 def load_models(codec_path: str | Path | None = None, lm: str | Path | None = "default",
                 backend: str = DEFAULT_CODING_BACKEND
-                ) -> tuple[Codec, SpringLMEngine | SpringLMCodingModel | StaticModel]:
+                ) -> tuple[Codec | CodecEngine, SpringLMEngine | SpringLMCodingModel | StaticModel]:
     """The one model loader: (codec, coding model), offline.
+
+    With ``backend="engine"`` the codec is a ``codec_engine.CodecEngine``: its streaming
+    encoder and decoder steps run in C++ (everything else is the PyTorch ``Codec``, its
+    ``reference``); with ``torch`` both models are the PyTorch reference.
 
     Args:
         codec_path: codec weights, a training checkpoint or run dir; None = shipped default.
         lm: "none" for the static-PMF control (uniform PMFs), "default" for the shipped
             SpringLM, or a path to SpringLM weights.
-        backend: where SpringLM runs: ``engine`` (default, the C++ engine) or ``torch``
-            (the PyTorch reference); see ``load_coding_model``.
+        backend: where SpringLM and the codec's streaming steps run: ``engine`` (default,
+            the C++ engines) or ``torch`` (the PyTorch reference); see ``load_coding_model``.
 
     Raises:
         ConfigError: missing weights, unknown ``backend``.
@@ -428,9 +433,9 @@ def load_models(codec_path: str | Path | None = None, lm: str | Path | None = "d
     """
     _check_backend(backend)
     codec = load_codec(codec_path)
-    if lm in (None, "none"):
-        return codec, StaticModel()
-    return codec, load_coding_model(None if lm == "default" else lm, codec, backend)
+    model = (StaticModel() if lm in (None, "none")
+             else load_coding_model(None if lm == "default" else lm, codec, backend))
+    return (CodecEngine(codec) if backend == "engine" else codec), model
 
 
 __all__ = [
