@@ -14,9 +14,11 @@ cmake -S . -B build/ctest -G Ninja -DSOUNDSPRING_PYTHON=OFF -DSOUNDSPRING_CPP_TE
 cmake --build build/ctest
 ctest --test-dir build/ctest --output-on-failure
 
-# The C++ receiver that install.sh configured, brought up to date (else
-# tests/test_cpp_receiver.py builds its own).
-if [[ -f build/cpp_receiver/build.ninja && -z "${SOUNDSPRING_CPP_RECEIVER:-}" ]]; then
+# The C++ receiver (examples/cpp_receiver; needs no torch), configured if install.sh has
+# not, brought up to date and handed to tests/test_cpp_receiver.py (unless one is given).
+if [[ -z "${SOUNDSPRING_CPP_RECEIVER:-}" ]]; then
+    [[ -f build/cpp_receiver/build.ninja ]] || cmake -S examples/cpp_receiver \
+        -B build/cpp_receiver -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build build/cpp_receiver --target soundspring_receiver >/dev/null
     export SOUNDSPRING_CPP_RECEIVER="$(pwd)/build/cpp_receiver/soundspring_receiver"
 fi

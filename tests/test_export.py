@@ -1,13 +1,18 @@
 """Exported models (soundspring.models.export): every artifact, in both formats, reproduces
 the eager models over several chunks of speech-like audio with its state carried (tokens
 exactly, audio and logits within 1e-4); the flat SpringLM file gives the engine the same
-weights; a tampered or mismatched manifest is refused with a typed error."""
+weights and the flat codec decoder file gives the C++ decoder the same audio bits as
+``CodecEngine``; corrupt, truncated or hostile flat files and a tampered or mismatched
+manifest are refused with a typed error."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,10 @@ from soundspring.cli import main
 from soundspring.config import MASK, MASK_UPPER
 from soundspring.errors import ConfigError, ModelMismatchError
 from soundspring.models.export import (
+    CODEC_FLAT,
+    CODEC_FLAT_NAME,
+    FLAT_ALIGN,
+    LM_FLAT,
     LM_FLAT_NAME,
     MANIFEST_NAME,
     LMCommitStep,
@@ -26,8 +35,11 @@ from soundspring.models.export import (
     export_models,
     load_artifact,
     load_exported,
+    read_codec_flat,
+    read_flat_tensors,
     read_lm_flat,
     verify_manifest,
+    write_flat_tensors,
 )
 from soundspring.models.weights_io import (
     DEFAULT_LM_WEIGHTS,
@@ -89,8 +101,11 @@ def test_manifest_records_models_and_files(export_dir, models):
     assert m["coding"]["layer_bounds"] == [0, 3, 6, 12, 24] and m["coding"]["mask"] == MASK
     assert set(m["artifacts"]) == {"encoder_step", "decoder_step", "decoder_latent_step",
                                    "lm_fine_step"}  # R = 0 < C: no commit step
-    listed = {f for a in m["artifacts"].values() for f in a["files"].values()} | {LM_FLAT_NAME}
+    listed = {f for a in m["artifacts"].values() for f in a["files"].values()} | {
+        LM_FLAT_NAME, CODEC_FLAT_NAME}
     assert set(m["files"]) == listed
+    assert m["codec"]["decoder_weights"] == CODEC_FLAT_NAME
+    assert m["lm"]["engine_weights"] == LM_FLAT_NAME
     assert all(len(f["sha256"]) == 64 for f in m["files"].values())
 
 
@@ -259,6 +274,127 @@ def test_flat_lm_weights_corruption_refused(export_dir, tmp_path):
         read_lm_flat(p)
 
 
+def test_flat_codec_weights_feed_the_decoder(export_dir, models, chunks):
+    """The flat codec file holds the decoder's tensors and the codebooks with the values of
+    the codec (float16 where exact, widened back to the same float32), and a C++ decoder
+    built from it with the codebooks summed in level order gives CodecEngine's audio bits."""
+    from soundspring._native import core
+    from soundspring.models.codec_engine import CodecEngine
+    from soundspring.models.weights_io import codec_content_hash
+
+    codec = models[0]
+    cfg, flat, header = read_codec_flat(export_dir / CODEC_FLAT_NAME)
+    assert cfg == codec.cfg
+    assert header["codec_id"] == codec_content_hash(codec)
+    assert header["tokenizer_sha256"] == codec_tokenizer_hash(codec)
+    sd = codec.state_dict()
+    want = {k for k, v in sd.items() if k.startswith("decoder.") and v.is_floating_point()}
+    assert set(flat) == want | {"quantizer.codebooks"}
+    for name, a in flat.items():
+        assert np.array_equal(a.astype(np.float32), sd[name].float().numpy()), name
+    assert all(a.dtype == np.float16 for a in flat.values())  # the shipped fp16 weights
+    assert (export_dir / CODEC_FLAT_NAME).stat().st_size < 12e6
+
+    f32 = {k: np.ascontiguousarray(a, dtype=np.float32) for k, a in flat.items()}
+    dec = core.codec.Decoder(dataclasses.asdict(cfg), f32, "auto")
+    cb = f32["quantizer.codebooks"]  # [K, V, D]
+    engine = CodecEngine(codec)
+    st_e, st_f = engine.init_decoder_state(), dec.new_state()
+    enc = codec.init_encoder_state(1)
+    for i, wav in enumerate(chunks):
+        codes, enc = codec.encode_step(wav, enc, 12.0)
+        n = (12, 3, 24, 6)[i % 4]
+        want_wav, st_e = engine.decode_step(codes[:, :n], st_e)
+        c = codes[0, :n].numpy()
+        lat = cb[0, c[0]]
+        for k in range(1, n):
+            lat = lat + cb[k, c[k]]
+        got = dec.step(st_f, np.ascontiguousarray(lat))
+        assert np.array_equal(got, want_wav[0, 0].numpy()), i
+    assert np.array_equal(dec.flush(st_f), engine.decode_flush(st_e)[0, 0].numpy())
+
+
+def _flat_blob(kind, header: dict, data: bytes) -> bytes:
+    """A flat file with valid CRCs around any header (write_flat_tensors's layout)."""
+    text = json.dumps(header).encode()
+    head = kind.magic + struct.pack("<II", kind.version, len(text)) + text
+    head += struct.pack("<I", zlib.crc32(head))
+    head += b"\0" * ((-len(head)) % FLAT_ALIGN)
+    return head + data + struct.pack("<I", zlib.crc32(data))
+
+
+def _entry(name="t", dtype="float32", shape=(4,), offset=0, nbytes=16) -> dict:
+    return {"name": name, "dtype": dtype, "shape": list(shape), "offset": offset,
+            "nbytes": nbytes}
+
+
+HOSTILE_TABLES = {
+    "past the data": [_entry(offset=56)],
+    "nbytes not the shape's": [_entry(nbytes=12)],
+    "negative offset": [_entry(offset=-16)],
+    "negative dimension": [_entry(shape=(-4,))],
+    "dtype": [_entry(dtype="int64", shape=(2,))],
+    "repeated name": [_entry(), _entry()],
+    "entry not an object": [7],
+    "no shape": [{"name": "t", "dtype": "float32", "offset": 0, "nbytes": 16}],
+}
+
+
+def test_flat_codec_weights_corruption_refused(export_dir, tmp_path):
+    blob = (export_dir / CODEC_FLAT_NAME).read_bytes()
+    p = tmp_path / "bad.bin"
+    for where in (20, len(blob) // 2, len(blob) - 5):  # header, data, data CRC
+        bad = bytearray(blob)
+        bad[where] ^= 0x10
+        p.write_bytes(bytes(bad))
+        with pytest.raises(ModelMismatchError, match="CRC"):
+            read_codec_flat(p)
+    for n in (30, len(blob) // 2, len(blob) - 1):
+        p.write_bytes(blob[:n])
+        with pytest.raises(ModelMismatchError, match="truncated|CRC"):
+            read_codec_flat(p)
+    with pytest.raises(ConfigError, match="not a flat codec decoder"):  # another kind
+        read_codec_flat(export_dir / LM_FLAT_NAME)
+    with pytest.raises(ConfigError, match="not a flat SpringLM"):
+        read_lm_flat(export_dir / CODEC_FLAT_NAME)
+    p.write_bytes(blob[:8] + struct.pack("<I", 2) + blob[12:])
+    with pytest.raises(ConfigError, match="version 2 unsupported"):
+        read_codec_flat(p)
+    base = {"format": CODEC_FLAT.format, "version": 1, "data_bytes": 64}
+    for table in HOSTILE_TABLES.values():
+        p.write_bytes(_flat_blob(CODEC_FLAT, {**base, "tensors": table}, bytes(64)))
+        with pytest.raises(ModelMismatchError, match="tensor table"):
+            read_flat_tensors(p, CODEC_FLAT)
+    p.write_bytes(_flat_blob(CODEC_FLAT, {**base, "format": LM_FLAT.format, "tensors": []},
+                             bytes(64)))
+    with pytest.raises(ConfigError, match="not a soundspring-codec-decoder-flat header"):
+        read_flat_tensors(p, CODEC_FLAT)
+    p.write_bytes(_flat_blob(CODEC_FLAT, {**base, "data_bytes": 128, "tensors": []}, bytes(64)))
+    with pytest.raises(ModelMismatchError, match="truncated"):
+        read_flat_tensors(p, CODEC_FLAT)
+    p.write_bytes(_flat_blob(CODEC_FLAT, {**base, "tensors": [_entry()]}, bytes(64)))
+    header, arrays = read_flat_tensors(p, CODEC_FLAT)  # the baseline of the hostile tables
+    assert header["data_bytes"] == 64 and arrays["t"].shape == (4,)
+
+
+def test_flat_tensors_round_trip_and_refusals(tmp_path):
+    tensors = {"b": np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5,
+               "a": np.array([1.0, -0.0, 65504.0], dtype=np.float16),
+               "s": np.array(3.0, dtype=np.float32)}
+    p = write_flat_tensors(tmp_path / "x.bin", CODEC_FLAT, {"note": [1, "two"]}, tensors)
+    header, got = read_flat_tensors(p, CODEC_FLAT)
+    assert header["note"] == [1, "two"] and [t["name"] for t in header["tensors"]] == ["a", "b", "s"]
+    assert all(t["offset"] % FLAT_ALIGN == 0 for t in header["tensors"])
+    for name, a in tensors.items():
+        assert got[name].dtype == a.dtype and got[name].shape == a.shape, name
+        assert got[name].tobytes() == a.tobytes(), name
+    with pytest.raises(ConfigError, match="reserved"):
+        write_flat_tensors(tmp_path / "y.bin", CODEC_FLAT, {"tensors": 1}, tensors)
+    with pytest.raises(ConfigError, match="float16 or float32"):
+        write_flat_tensors(tmp_path / "y.bin", CODEC_FLAT, {}, {"i": np.arange(3)})
+    assert not (tmp_path / "y.bin").exists()
+
+
 # ---- a wrong manifest is refused ---------------------------------------------------------------
 
 
@@ -304,6 +440,12 @@ TAMPERING = {
     "missing key": (lambda m: m.pop("artifacts"), ConfigError, "lacks 'artifacts'"),
     "bitstream constants": (_set(["coding", "layer_bounds"], [0, 3, 6, 12, 20]),
                             ModelMismatchError, "bitstream constants"),
+    "codec flat hash": (_set(["files", CODEC_FLAT_NAME, "sha256"], "0" * 64),
+                        ModelMismatchError, "SHA-256"),
+    "codec flat unlisted": (lambda m: m["files"].pop(CODEC_FLAT_NAME), ModelMismatchError,
+                            "not listed"),
+    "lm flat unlisted": (lambda m: m["files"].pop(LM_FLAT_NAME), ModelMismatchError,
+                         "not listed"),
 }
 
 
@@ -315,9 +457,10 @@ def test_tampered_manifest_refused(export_dir, models, tmp_path, case):
         load_exported(d, codec=models[0], lm=models[1])
 
 
-def test_modified_artifact_file_refused(export_dir, models, tmp_path):
+@pytest.mark.parametrize("name", ["decoder_step.ts.pt", CODEC_FLAT_NAME])
+def test_modified_artifact_file_refused(export_dir, models, tmp_path, name):
     d = _linked_copy(export_dir, tmp_path / "x")
-    target = d / "decoder_step.ts.pt"
+    target = d / name
     data = bytearray(target.read_bytes())
     target.unlink()
     data[len(data) // 2] ^= 1
@@ -353,6 +496,7 @@ def test_cli_export_codec_only(tmp_path, capsys):
     m = verify_manifest(out, codec=load_codec())
     assert m["lm"] is None and set(m["artifacts"]) == {"encoder_step", "decoder_step",
                                                        "decoder_latent_step"}
+    assert m["codec"]["decoder_weights"] == CODEC_FLAT_NAME in m["files"]  # without an LM too
     assert "manifest.json" in capsys.readouterr().err
     # a second export into the same directory needs --force; errors are one line
     assert main(["export", "--out", str(out), "--lm", "none", "--formats", "torchscript",

@@ -1,6 +1,6 @@
 // A small, strict JSON reader (RFC 8259 values) for C++ programs with no Python: the
-// .spring stream header, the export manifest and the flat SpringLM weights header
-// (core/lm_weights_flat.h) that examples/cpp_receiver reads.
+// .spring stream header, the export manifest and the flat weights headers
+// (core/flat_weights.h) that examples/cpp_receiver reads.
 //
 // Parse never throws and never reads outside its input: malformed text, nesting deeper
 // than kMaxJsonDepth or numbers that do not fit a double give a Status naming the byte

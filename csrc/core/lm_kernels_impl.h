@@ -64,6 +64,11 @@ inline void matmul_bias_column_block(const float* x, size_t ldx, size_t rows, co
   size_t r = 0;
   for (; r + V::kRows <= rows; r += V::kRows)
     matmul_bias_tile<V, W, V::kRows, N>(x + r * ldx, ldx, w, in, c, bias, y + r * ldy, ldy);
+  // Two leftover rows share one pass over the weights (a streaming step's 2-frame chunk).
+  if constexpr (V::kRows > 2) {
+    for (; r + 2 <= rows; r += 2)
+      matmul_bias_tile<V, W, 2, N>(x + r * ldx, ldx, w, in, c, bias, y + r * ldy, ldy);
+  }
   for (; r < rows; ++r) matmul_bias_tile<V, W, 1, N>(x + r * ldx, ldx, w, in, c, bias, y + r * ldy, ldy);
 }
 

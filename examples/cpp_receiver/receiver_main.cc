@@ -4,15 +4,12 @@
 // runs the core container parser, the jitter buffer (core/jitter_buffer.h), the chunk
 // decoder (chunk_decoder.h: range decoder, integrity checks, fine CDFs from the
 // deterministic SpringLM engine loaded from the export's flat weights), repeat-last-frame
-// concealment (the Python receiver's default, config.DEFAULT_CONCEAL) and the exported
-// TorchScript codec decoder step (libtorch), and writes a 16 kHz WAV. Prints per-chunk
-// receive times as one JSON object on stdout.
+// concealment (the Python receiver's default, config.DEFAULT_CONCEAL) and the codec
+// decoder step (core/codec_engine.h, the decoder the Python receiver runs, on the export's
+// flat codec decoder weights), and writes a 16 kHz WAV. Prints per-chunk receive times as
+// one JSON object on stdout. No Python and no torch.
 //
 // Exit status: 0 done, 1 runtime error (one line on stderr), 2 usage error.
-#include <ATen/Parallel.h>
-#include <torch/csrc/jit/runtime/graph_executor.h>
-#include <torch/script.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,11 +27,12 @@
 #include <vector>
 
 #include "core/chunk_decoder.h"
+#include "core/codec_engine.h"
 #include "core/container.h"
+#include "core/flat_weights.h"
 #include "core/jitter_buffer.h"
-#include "core/lm_engine.h"
 #include "core/json_reader.h"
-#include "core/lm_weights_flat.h"
+#include "core/lm_engine.h"
 #include "core/sha256.h"
 #include "udp_source.h"
 
@@ -43,6 +41,8 @@ namespace rx {  // the receiver's pieces: core/ (torch-free) and udp_source.h
 using namespace soundspring::json;     // NOLINT(google-build-using-namespace)
 using namespace soundspring::entropy;  // NOLINT(google-build-using-namespace)
 using soundspring::Sha256File;
+using soundspring::codec::FlatCodec;
+using soundspring::codec::LoadFlatCodec;
 using soundspring::lm::FlatLm;
 using soundspring::lm::LoadFlatLm;
 using soundspring::receiver::UdpSource;
@@ -74,13 +74,11 @@ std::vector<std::uint8_t> ReadFile(const std::string& path) {
 
 struct Export {
   std::string dir;
-  int chunk_frames = 0;
   int k_max = 0;
   int lookahead = 0;
   std::string codec_id;
-  std::string decoder_path;
-  std::string engine_path;
-  std::vector<std::vector<std::int64_t>> dec_state_shapes;
+  std::string codec_path;   // the flat codec decoder weights
+  std::string engine_path;  // the flat SpringLM weights
 };
 
 std::string VerifiedFile(const rx::JsonValue& files, const std::string& dir,
@@ -118,8 +116,6 @@ Export LoadExport(const std::string& dir) {
   e.dir = dir;
   Check(rx::GetInt(m, "sample_rate_hz", "manifest", 0, 1 << 20, &v), "manifest");
   if (v != kSampleRateHz) Fail("the export is not for 16 kHz audio");
-  Check(rx::GetInt(m, "chunk_frames", "manifest", 1, 5, &v), "manifest");
-  e.chunk_frames = static_cast<int>(v);
   // the bitstream constants this receiver is built with (core/chunk_decoder.h) must be the
   // exporting build's (soundspring.models.export.coding_constants)
   const rx::JsonValue* coding = m.find("coding");
@@ -148,91 +144,63 @@ Export LoadExport(const std::string& dir) {
   e.lookahead = static_cast<int>(v);
   Check(rx::GetInt(*codec, "n_codebooks", "manifest codec", 1, 64, &v), "manifest");
   e.k_max = static_cast<int>(v);
-  const rx::JsonValue* dec = arts->find("decoder_step");
-  const rx::JsonValue* dec_files = dec ? dec->find("files") : nullptr;
   std::string name;
-  if (dec_files == nullptr || !rx::GetString(*dec_files, "torchscript", "decoder_step files", &name).ok()) {
-    Fail(dir + ": no TorchScript decoder_step (export with --formats torchscript)");
+  if (!rx::GetString(*codec, "decoder_weights", "manifest codec", &name).ok()) {
+    Fail(dir + ": the export has no flat codec decoder weights (manifest codec.decoder_weights; "
+         "export it again with this version of soundspring export)");
   }
-  e.decoder_path = VerifiedFile(*files, dir, name);
-  const rx::JsonValue* state = dec->find("state");
-  if (state == nullptr || state->kind != rx::JsonValue::Kind::kArray || state->array.size() < 2) {
-    Fail("manifest decoder_step state is malformed");
-  }
-  for (const rx::JsonValue& s : state->array) {
-    const rx::JsonValue* shape = s.find("shape");
-    if (shape == nullptr || shape->kind != rx::JsonValue::Kind::kArray) Fail("bad state shape");
-    std::vector<std::int64_t> dims;
-    for (const rx::JsonValue& d : shape->array) {
-      if (d.kind != rx::JsonValue::Kind::kNumber || !d.integral || d.number < 0 || d.number > 1e6) {
-        Fail("bad state dimension");
-      }
-      dims.push_back(static_cast<std::int64_t>(d.number));
-    }
-    e.dec_state_shapes.push_back(dims);
-  }
+  e.codec_path = VerifiedFile(*files, dir, name);
   Check(rx::GetString(*lm, "engine_weights", "manifest lm", &name), "manifest");
   e.engine_path = VerifiedFile(*files, dir, name);
   return e;
 }
 
-// ---- the codec decoder step (libtorch) --------------------------------------------------------
+// ---- the codec decoder step (core/codec_engine.h) ------------------------------------------------
+
+// The export's codec decoder weights and codebooks, checked against its manifest.
+void LoadCodec(const Export& e, rx::FlatCodec* codec) {
+  Check(rx::LoadFlatCodec(e.codec_path, ss::codec::CodecOptions{}, codec), "codec decoder weights");
+  if (codec->codec_id != e.codec_id) {
+    Fail(e.codec_path + ": codec decoder weights of codec " + codec->codec_id.substr(0, 16) +
+         ", the manifest's codec is " + e.codec_id.substr(0, 16));
+  }
+  const ss::codec::Decoder& d = *codec->decoder;
+  if (codec->n_codebooks != e.k_max || d.hop() != kFrameSamples || d.lookahead() != e.lookahead) {
+    Fail(e.codec_path + ": codec decoder shape (levels, hop, lookahead) differs from the manifest's");
+  }
+}
 
 class CodecDecoder {
  public:
-  static constexpr int kWarmUpSteps = 3;
-
-  explicit CodecDecoder(const Export& e)
-      : k_max_(e.k_max), c_(e.chunk_frames), shapes_(e.dec_state_shapes) {
-    module_ = torch::jit::load(e.decoder_path);
-    module_.eval();
-    // TorchScript's executor profiles and optimises a graph on its first calls: warm it up
-    // on a throwaway state so that no chunk of the stream pays for it
-    for (int i = 0; i < kWarmUpSteps; ++i) {
-      Reset();
-      std::vector<float> ignored;
-      Step(std::vector<std::int64_t>(static_cast<std::size_t>(k_max_ * c_), 0), k_max_, &ignored);
-    }
-    Reset();
+  // One stream's decoder, in steps of `chunk_frames` frames (any chunk length).
+  CodecDecoder(const rx::FlatCodec& codec, int chunk_frames) : c_(chunk_frames), codec_(codec) {
+    const ss::codec::Decoder& d = *codec_.decoder;
+    d.NewState(&state_);
+    latents_.resize(static_cast<std::size_t>(c_ * d.latent_dim()));
+    wav_.resize(static_cast<std::size_t>(c_ * d.hop()));
   }
 
-  void Reset() {
-    states_.clear();
-    for (const auto& s : shapes_) states_.push_back(torch::zeros(s, torch::kFloat32));
-    frames_ = torch::zeros({1}, torch::kInt64);
-  }
-
-  // tokens [n_levels, C] level-major -> C * 320 samples appended to *out.
+  // tokens [n_levels, C] level-major -> C * 320 samples appended to *out: latents = the
+  // levels' codewords summed in level order (the quantizer's decode), then one step.
   void Step(const std::vector<std::int64_t>& tokens, int n_levels, std::vector<float>* out) {
-    torch::Tensor codes = torch::zeros({1, k_max_, c_}, torch::kInt64);
-    std::memcpy(codes.data_ptr<std::int64_t>(), tokens.data(),
-                sizeof(std::int64_t) * static_cast<std::size_t>(n_levels * c_));
-    c10::List<at::Tensor> states;
-    for (const auto& s : states_) states.push_back(s);
-    std::vector<torch::jit::IValue> in{codes, torch::full({1}, n_levels, torch::kInt64), frames_,
-                                       states};
-    auto res = module_.forward(in).toTuple();
-    const torch::Tensor pcm = res->elements()[0].toTensor().contiguous();
-    frames_ = res->elements()[1].toTensor();
-    const c10::List<at::Tensor> next = res->elements()[2].toTensorList();
-    for (std::size_t i = 0; i < states_.size(); ++i) states_[i] = next.get(i);
-    const float* p = pcm.data_ptr<float>();
-    out->insert(out->end(), p, p + pcm.numel());
+    if (tokens.size() != static_cast<std::size_t>(n_levels * c_)) Fail("codec step: token count");
+    Check(ss::codec::TokensToLatents(codec_, tokens.data(), n_levels, c_, latents_.data()), "codec step");
+    Check(codec_.decoder->Step(&state_, latents_.data(), c_, wav_.data()), "codec step");
+    out->insert(out->end(), wav_.begin(), wav_.end());
   }
 
   // The overlap-add tail (the stream's last lookahead samples).
   void Flush(std::vector<float>* out) const {
-    const torch::Tensor t = states_.back().contiguous();
-    const float* p = t.data_ptr<float>();
-    out->insert(out->end(), p, p + t.numel());
+    std::vector<float> tail(static_cast<std::size_t>(codec_.decoder->lookahead()));
+    Check(codec_.decoder->Flush(state_, tail.data()), "codec flush");
+    out->insert(out->end(), tail.begin(), tail.end());
   }
 
  private:
-  torch::jit::script::Module module_;
-  int k_max_, c_;
-  std::vector<std::vector<std::int64_t>> shapes_;
-  std::vector<torch::Tensor> states_;
-  torch::Tensor frames_;
+  int c_;
+  const rx::FlatCodec& codec_;
+  ss::codec::DecoderState state_;
+  std::vector<float> latents_, wav_;
 };
 
 // ---- the stream header ----------------------------------------------------------------------------
@@ -299,8 +267,8 @@ struct Outcome {
 
 class Receiver {
  public:
-  Receiver(const Stream& s, const rx::FlatLm& lm, const Export& e, bool fused)
-      : s_(s), lm_(lm), codec_(e) {
+  Receiver(const Stream& s, const rx::FlatLm& lm, const rx::FlatCodec& codec, bool fused)
+      : s_(s), lm_(lm), codec_(codec, s.chunk_frames) {
     rx::ChunkSettings cs;
     cs.n_codebooks = s.n_codebooks;
     cs.chunk_frames = s.chunk_frames;
@@ -521,18 +489,15 @@ void Usage() {
 }
 
 int Run(const Options& opt) {
-  at::set_num_threads(opt.threads);
-  at::set_num_interop_threads(1);
-  // the traced graph as it is: the executor's optimisation passes rewrite ops (decompose
-  // addmm, ...) and move the audio by float rounding away from the Python receiver's
-  torch::jit::setGraphExecutorOptimize(false);
-  c10::InferenceMode guard;
   std::unique_ptr<rx::UdpSource> udp;  // bound first: datagrams queue while models load
   if (opt.udp_port >= 0) Check(rx::UdpSource::Open(opt.udp_host, opt.udp_port, &udp), "udp");
   const Export ex = LoadExport(opt.export_dir);
   rx::FlatLm lm;
   ss::lm::EngineOptions eo;
+  eo.num_threads = opt.threads;  // the engine's worker threads: never change the bits
   Check(rx::LoadFlatLm(ex.engine_path, eo, &lm), "SpringLM weights");
+  rx::FlatCodec codec;
+  LoadCodec(ex, &codec);
 
   Stream s;
   std::vector<Packet> packets;
@@ -571,12 +536,8 @@ int Run(const Options& opt) {
     Fail("the stream was coded with model " + s.model_id.substr(0, 24) + ", the export holds SpringLM " +
          lm.engine_model_id.substr(0, 24));
   }
-  if (s.chunk_frames != ex.chunk_frames) {
-    Fail("the stream has " + std::to_string(s.chunk_frames) + "-frame chunks, the export's decoder step " +
-         std::to_string(ex.chunk_frames) + " (export with --chunk-frames " + std::to_string(s.chunk_frames) + ")");
-  }
   const double chunk_ms = 1000.0 * s.chunk_samples() / kSampleRateHz;
-  Receiver receiver(s, lm, ex, fused);
+  Receiver receiver(s, lm, codec, fused);
 
   ss::transport::JitterConfig jc;
   jc.num_layers = s.packets_per_chunk();
@@ -739,8 +700,6 @@ int main(int argc, char** argv) {
     return Run(opt);
   } catch (const Failure& f) {
     std::fprintf(stderr, "soundspring_receiver: error: %s\n", f.message.c_str());
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "soundspring_receiver: error: libtorch: %s\n", e.what_without_backtrace());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "soundspring_receiver: error: %s\n", e.what());
   }

@@ -1,5 +1,5 @@
 // Tests of the torch-free pieces of the C++ receiver in csrc/core: the JSON reader, SHA-256,
-// binary16 widening, the integrity value (golden values from Python: hashlib, zlib and
+// the integrity value (golden values from Python: hashlib, zlib and
 // soundspring.entropy.chunk.integrity_value) and the chunk decoder's base payloads (coded
 // here with the core range encoder exactly as ChunkCoder.encode_base codes them; the
 // decoding of real SpringLM packets against the Python coder is tests/test_cpp_receiver.py).
@@ -13,7 +13,6 @@
 #include "core/cdf.h"
 #include "core/chunk_decoder.h"
 #include "core/json_reader.h"
-#include "core/lm_weights_flat.h"
 #include "core/range_coder.h"
 #include "core/sha256.h"
 
@@ -57,17 +56,6 @@ void TestSha256() {
   CHECK(soundspring::Sha256Hex(reinterpret_cast<const std::uint8_t*>(million.data()),
                                million.size()) ==
         "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
-}
-
-void TestHalf() {
-  using soundspring::lm::HalfToFloat;
-  CHECK(HalfToFloat(0x3C00) == 1.0f);
-  CHECK(HalfToFloat(0xC000) == -2.0f);
-  CHECK(HalfToFloat(0x0001) == std::ldexp(1.0f, -24));  // smallest subnormal
-  CHECK(HalfToFloat(0x03FF) == std::ldexp(1023.0f, -24));
-  CHECK(HalfToFloat(0x7BFF) == 65504.0f);
-  CHECK(std::isinf(HalfToFloat(0x7C00)) && std::isnan(HalfToFloat(0x7E00)));
-  CHECK(std::signbit(HalfToFloat(0x8000)));
 }
 
 void TestIntegrityValue() {
@@ -151,7 +139,6 @@ void TestBaseRoundTrip() {
 int main() {
   TestJson();
   TestSha256();
-  TestHalf();
   TestIntegrityValue();
   TestBaseRoundTrip();
   return soundspring_test::report("test_chunk_decoder");

@@ -1,6 +1,7 @@
 """``soundspring export --out DIR``: the codec steps and SpringLM as TorchScript and
-``torch.export`` artifacts with explicit streaming state, the flat SpringLM weights of the
-C++ engine, and ``manifest.json`` (``soundspring.models.export``).
+``torch.export`` artifacts with explicit streaming state, the flat codec decoder and
+SpringLM weights of the C++ engines (examples/cpp_receiver), and ``manifest.json``
+(``soundspring.models.export``).
 
 ``DIR`` is created (one level, inside an existing folder); a directory that already holds
 an export needs ``--force``. ``--lm none`` exports the codec alone.
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"SpringLM weights {str(path)!r} not found")
         lm = load_lm(path, tokenizer_sha256=codec_tokenizer_hash(codec))
     n_files = len(args.formats) * (3 + (0 if lm is None else 1 + (
-        args.context_frames >= args.chunk_frames))) + (lm is not None)
+        args.context_frames >= args.chunk_frames))) + (lm is not None) + 1
     bar = tqdm(total=n_files, desc="export", unit="file", disable=args.quiet)
 
     def progress(name: str) -> None:

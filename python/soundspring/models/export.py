@@ -1,6 +1,7 @@
 """Exported models: the codec's streaming steps and SpringLM as TorchScript and
-``torch.export`` (``.pt2``) artifacts with explicit state, a flat SpringLM weights file for
-the C++ engine, and the ``manifest.json`` that binds them to the models they came from.
+``torch.export`` (``.pt2``) artifacts with explicit state, flat weights files of the codec
+decoder and SpringLM for the C++ engines, and the ``manifest.json`` that binds them to the
+models they came from.
 
 Artifacts (``export_models``; C frames per chunk, K_max = 24 levels, D latent width):
 
@@ -24,7 +25,15 @@ Artifacts (``export_models``; C frames per chunk, K_max = 24 levels, D latent wi
 * ``lm_commit_step`` (only when R >= C; below that the memory is empty): base int64
   [1, 3, C] + frames + memory + write int64 [1] -> (new memory, write, frames).
 * ``springlm_engine.bin``: SpringLM's weights in a flat file the C++ engine reads with no
-  Python or torch (``write_lm_flat`` documents the layout; ``read_lm_flat`` reads it back).
+  Python or torch (``write_lm_flat``; ``read_lm_flat`` reads it back).
+* ``codec_decoder.bin``: the codec decoder's weights (``decoder.*``) and the quantizer
+  codebooks [K_max, V, D] in a flat file the C++ codec decoder (csrc/core/codec_engine.h,
+  read by csrc/core/flat_weights.h) runs with no Python or torch (``write_codec_flat``;
+  ``read_codec_flat``). Written with or without SpringLM; the manifest names it in
+  ``codec.decoder_weights``.
+
+Both flat files share one container (``write_flat_tensors`` documents the layout), each
+kind with its own magic and header ``format`` (``FlatKind``).
 
 States are lists of float32 tensors in a fixed order whose shapes the manifest records
 (their zeros are the initial state). ``load_exported`` verifies the manifest (format,
@@ -100,11 +109,26 @@ and ``torch.export`` (``torch.export.save``)."""
 _SUFFIX = {"torchscript": ".ts.pt", "pt2": ".pt2"}
 
 LM_FLAT_NAME = "springlm_engine.bin"
-LM_FLAT_MAGIC = b"SSLMFLAT"
-LM_FLAT_FORMAT = "soundspring-springlm-flat"
-LM_FLAT_VERSION = 1
-LM_FLAT_ALIGN = 64
-"""Tensor offsets in the flat file's data section are multiples of this (bytes)."""
+CODEC_FLAT_NAME = "codec_decoder.bin"
+FLAT_ALIGN = 64
+"""Tensor offsets in a flat file's data section are multiples of this (bytes)."""
+
+
+@dataclass(frozen=True)
+class FlatKind:
+    """One kind of flat weights file: its 8-byte magic, header ``format`` and version, and
+    the words that name it in messages (the C++ reader's ``flat::FlatKind``)."""
+
+    magic: bytes
+    format: str
+    version: int
+    what: str
+
+
+LM_FLAT = FlatKind(b"SSLMFLAT", "soundspring-springlm-flat", 1, "flat SpringLM weights")
+CODEC_FLAT = FlatKind(b"SSCDFLAT", "soundspring-codec-decoder-flat", 1,
+                      "flat codec decoder weights")
+_FLAT_KEYS = frozenset({"format", "version", "data_bytes", "tensors"})
 
 _DTYPES = {torch.float32: "float32", torch.int64: "int64", torch.bool: "bool"}
 
@@ -358,7 +382,117 @@ def _state_specs(codec: Codec) -> tuple[list[dict], list[dict]]:
     return enc, dec
 
 
-# ---- the flat SpringLM weights file ----------------------------------------------------------
+# ---- flat weights files --------------------------------------------------------------------
+
+
+def write_flat_tensors(path: str | Path, kind: FlatKind, meta: Mapping[str, Any],
+                       tensors: Mapping[str, np.ndarray]) -> Path:
+    """Writes float16 / float32 tensors and a JSON header in the flat layout the C++
+    readers take (csrc/core/flat_weights.h: ``flat::ReadFlatTensors``).
+
+    Layout (little-endian): ``kind.magic`` (8 bytes) | version u32 (``kind.version``) |
+    json_len u32 | JSON header (UTF-8) | crc32 u32 over every byte before it | zero padding
+    to a multiple of 64 bytes | data (each tensor at ``offset`` bytes from the data start, a
+    multiple of 64, row-major, its dtype ``float16`` or ``float32``) | crc32 u32 of the
+    data. The JSON: ``format`` (``kind.format``), ``version``, ``data_bytes``, ``tensors``
+    (``name``, ``dtype``, ``shape``, ``offset``, ``nbytes``, sorted by name) and the keys
+    of ``meta``.
+
+    Args:
+        path: the file, written atomically.
+        kind: ``LM_FLAT`` or ``CODEC_FLAT``.
+        meta: the kind's own header keys (JSON values; none of format, version,
+            data_bytes, tensors).
+        tensors: name -> float16 or float32 array (any shape).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: a reserved ``meta`` key, or a tensor of another dtype.
+    """
+    clash = _FLAT_KEYS & set(meta)
+    if clash:
+        raise ConfigError(f"meta must not hold the reserved keys {sorted(clash)}")
+    table, chunks, off = [], [], 0
+    for name in sorted(tensors):
+        a = np.asarray(tensors[name])
+        if a.dtype not in (np.float16, np.float32):
+            raise ConfigError(f"tensor {name!r} must be float16 or float32, got {a.dtype}")
+        half = a.dtype == np.float16
+        raw = np.ascontiguousarray(a, dtype="<f2" if half else "<f4").tobytes()
+        table.append({"name": name, "dtype": "float16" if half else "float32",
+                      "shape": [int(n) for n in a.shape], "offset": off, "nbytes": len(raw)})
+        pad = (-len(raw)) % FLAT_ALIGN
+        chunks.append(raw + b"\0" * pad)
+        off += len(raw) + pad
+    data = b"".join(chunks)
+    header = json.dumps({**meta, "format": kind.format, "version": kind.version,
+                         "data_bytes": len(data), "tensors": table}, sort_keys=True).encode()
+    head = kind.magic + struct.pack("<II", kind.version, len(header)) + header
+    head += struct.pack("<I", zlib.crc32(head))
+    head += b"\0" * ((-len(head)) % FLAT_ALIGN)
+    blob = head + data + struct.pack("<I", zlib.crc32(data))
+    path = Path(path)
+    tmp = path.with_name(path.name + f".{os.getpid()}.part")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    return path
+
+
+def read_flat_tensors(path: str | Path, kind: FlatKind) -> tuple[dict, dict[str, np.ndarray]]:
+    """Reads a flat file of ``kind`` (``write_flat_tensors``), checking both CRCs and that
+    every tensor lies in the data section.
+
+    Returns:
+        (the JSON header, {name: float16/float32 array, read-only}).
+
+    Raises:
+        ConfigError: not a file of ``kind`` (magic or format), an unsupported version.
+        ModelMismatchError: truncated, a CRC mismatch, or a header or tensor table that
+            does not fit the data.
+    """
+    blob = Path(path).read_bytes()
+    if len(blob) < 16 or blob[:8] != kind.magic:
+        raise ConfigError(f"{path} is not a {kind.what} file")
+    version, n = struct.unpack_from("<II", blob, 8)
+    if version != kind.version:
+        raise ConfigError(f"{path}: {kind.what} version {version} unsupported (this build "
+                          f"reads {kind.version})")
+    end = 16 + n
+    if end + 4 > len(blob):
+        raise ModelMismatchError(f"{path}: truncated header")
+    if struct.unpack_from("<I", blob, end)[0] != zlib.crc32(blob[:end]):
+        raise ModelMismatchError(f"{path}: header CRC mismatch (corrupt file?)")
+    try:
+        header = json.loads(blob[16:end])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelMismatchError(f"{path}: header is not valid JSON: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != kind.format:
+        raise ConfigError(f"{path}: not a {kind.format} header")
+    start = end + 4 + ((-(end + 4)) % FLAT_ALIGN)
+    size = header.get("data_bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ModelMismatchError(f"{path}: data_bytes {size!r} is not a byte count")
+    if len(blob) < start + size + 4:
+        raise ModelMismatchError(f"{path}: data section truncated")
+    data = blob[start:start + size]
+    if struct.unpack_from("<I", blob, start + size)[0] != zlib.crc32(data):
+        raise ModelMismatchError(f"{path}: data CRC mismatch (corrupt file?)")
+    out: dict[str, np.ndarray] = {}
+    try:
+        for t in header["tensors"]:
+            name, shape = t["name"], [int(d) for d in t["shape"]]
+            dt = np.dtype({"float16": "<f2", "float32": "<f4"}[t["dtype"]])
+            o, nb = int(t["offset"]), int(t["nbytes"])
+            if (name in out or o < 0 or o + nb > size or min(shape, default=0) < 0
+                    or nb != dt.itemsize * math.prod(shape)):
+                raise ValueError(f"tensor {name!r} does not fit the data")
+            out[name] = np.frombuffer(data, dtype=dt, count=nb // dt.itemsize,
+                                      offset=o).reshape(shape)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelMismatchError(f"{path}: bad tensor table: {exc}") from exc
+    return header, out
 
 
 def _lm_config_dict(cfg: SpringLMConfig) -> dict:
@@ -367,46 +501,21 @@ def _lm_config_dict(cfg: SpringLMConfig) -> dict:
 
 def write_lm_flat(lm: SpringLM, path: str | Path, model_id: str, tokenizer_sha256: str) -> Path:
     """Writes SpringLM's inference weights (the fp16 tensors of its shipped weights file)
-    in the flat layout the C++ engine loader reads (``examples/cpp_receiver/lm_flat.h``).
+    as a flat file of kind ``LM_FLAT`` (``write_flat_tensors``), which the C++ engine loader
+    reads (csrc/core/flat_weights.h: ``lm::LoadFlatLm``).
 
-    Layout (little-endian): magic ``SSLMFLAT`` (8 bytes) | version u32 (= 1) | json_len
-    u32 | JSON header (UTF-8) | crc32 u32 over every byte before it | zero padding to a
-    multiple of 64 bytes | data (each tensor at ``offset`` bytes from the data start, a
-    multiple of 64, row-major, its dtype ``float16`` or ``float32``) | crc32 u32 of the
-    data. The JSON: ``format`` (``soundspring-springlm-flat``), ``version``, ``config``
-    (SpringLMConfig fields), ``model_id`` (the weights' content hash: what streams coded
-    through PyTorch record), ``engine_model_id`` (what streams coded by the engine record),
-    ``tokenizer_sha256``, ``data_bytes``, ``tensors`` (``name``, ``dtype``, ``shape``,
-    ``offset``, ``nbytes``, sorted by name).
+    Header keys beside the container's: ``config`` (SpringLMConfig fields), ``model_id``
+    (the weights' content hash: what streams coded through PyTorch record),
+    ``engine_model_id`` (what streams coded by the engine record), ``tokenizer_sha256``.
 
     Returns:
         The path written (atomically).
     """
     state = lm_inference_state_dict(lm)
-    tensors, chunks, off = [], [], 0
-    for name in sorted(state):
-        t = state[name].contiguous()
-        raw = t.numpy().astype("<f2" if t.dtype == torch.float16 else "<f4").tobytes()
-        tensors.append({"name": name, "dtype": "float16" if t.dtype == torch.float16 else "float32",
-                        "shape": list(t.shape), "offset": off, "nbytes": len(raw)})
-        pad = (-len(raw)) % LM_FLAT_ALIGN
-        chunks.append(raw + b"\0" * pad)
-        off += len(raw) + pad
-    data = b"".join(chunks)
-    header = json.dumps({"format": LM_FLAT_FORMAT, "version": LM_FLAT_VERSION,
-                         "config": _lm_config_dict(lm.cfg), "model_id": model_id,
-                         "engine_model_id": model_id + ENGINE_ID_SUFFIX,
-                         "tokenizer_sha256": tokenizer_sha256, "data_bytes": len(data),
-                         "tensors": tensors}, sort_keys=True).encode()
-    head = LM_FLAT_MAGIC + struct.pack("<II", LM_FLAT_VERSION, len(header)) + header
-    head += struct.pack("<I", zlib.crc32(head))
-    head += b"\0" * ((-len(head)) % LM_FLAT_ALIGN)
-    blob = head + data + struct.pack("<I", zlib.crc32(data))
-    path = Path(path)
-    tmp = path.with_name(path.name + f".{os.getpid()}.part")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
-    return path
+    tensors = {name: t.contiguous().numpy() for name, t in state.items()}
+    meta = {"config": _lm_config_dict(lm.cfg), "model_id": model_id,
+            "engine_model_id": model_id + ENGINE_ID_SUFFIX, "tokenizer_sha256": tokenizer_sha256}
+    return write_flat_tensors(path, LM_FLAT, meta, tensors)
 
 
 def read_lm_flat(path: str | Path) -> tuple[SpringLMConfig, dict[str, np.ndarray], dict]:
@@ -419,32 +528,58 @@ def read_lm_flat(path: str | Path) -> tuple[SpringLMConfig, dict[str, np.ndarray
         ConfigError: not such a file, or an unsupported version.
         ModelMismatchError: a CRC mismatch or a tensor table that does not fit the data.
     """
-    blob = Path(path).read_bytes()
-    if len(blob) < 20 or blob[:8] != LM_FLAT_MAGIC:
-        raise ConfigError(f"{path} is not a flat SpringLM weights file")
-    version, n = struct.unpack_from("<II", blob, 8)
-    if version != LM_FLAT_VERSION:
-        raise ConfigError(f"{path}: flat weights version {version} unsupported (this build "
-                          f"reads {LM_FLAT_VERSION})")
-    end = 16 + n
-    if end + 4 > len(blob) or struct.unpack_from("<I", blob, end)[0] != zlib.crc32(blob[:end]):
-        raise ModelMismatchError(f"{path}: header CRC mismatch (corrupt file?)")
-    header = json.loads(blob[16:end])
-    start = end + 4 + ((-(end + 4)) % LM_FLAT_ALIGN)
-    size = int(header["data_bytes"])
-    data = blob[start:start + size]
-    if len(data) != size or len(blob) < start + size + 4 or struct.unpack_from(
-            "<I", blob, start + size)[0] != zlib.crc32(data):
-        raise ModelMismatchError(f"{path}: data CRC mismatch (corrupt file?)")
-    out = {}
-    for t in header["tensors"]:
-        dt = np.dtype("<f2" if t["dtype"] == "float16" else "<f4")
-        o, nb = int(t["offset"]), int(t["nbytes"])
-        if o < 0 or o + nb > size or nb != dt.itemsize * math.prod(t["shape"]):
-            raise ModelMismatchError(f"{path}: tensor {t['name']!r} does not fit the data")
-        out[t["name"]] = np.frombuffer(data, dtype=dt, count=nb // dt.itemsize,
-                                       offset=o).reshape(t["shape"])
+    header, out = read_flat_tensors(path, LM_FLAT)
     return from_json(SpringLMConfig, header["config"]), out, header
+
+
+def codec_decoder_tensors(codec: Codec) -> dict[str, np.ndarray]:
+    """What the C++ codec decoder needs of ``codec``: its floating ``decoder.*`` state-dict
+    tensors and ``quantizer.codebooks`` [K_max, V, D], as float32 (the values
+    ``CodecEngine`` packs), each one stored as float16 where that is exact for every
+    element (the shipped fp16 weights: half the bytes, the same values)."""
+    out = {}
+    for name, t in codec.state_dict().items():
+        if not ((name.startswith("decoder.") or name == "quantizer.codebooks")
+                and t.is_floating_point()):
+            continue
+        a = t.detach().to("cpu", torch.float32).numpy()
+        h = a.astype(np.float16)
+        exact = np.array_equal(h.astype(np.float32).view(np.uint32), a.view(np.uint32))
+        out[name] = h if exact else a
+    return out
+
+
+def write_codec_flat(codec: Codec, path: str | Path) -> Path:
+    """Writes the codec decoder's weights and the quantizer codebooks
+    (``codec_decoder_tensors``) as a flat file of kind ``CODEC_FLAT``
+    (``write_flat_tensors``), which the C++ codec decoder loader reads
+    (csrc/core/flat_weights.h: ``codec::LoadFlatCodec``).
+
+    Header keys beside the container's: ``config`` (every CodecConfig field; the decoder
+    takes latent_dim, enc_* (the hop and the shape check), dec_*, istft_*, n_codebooks and
+    codebook_size), ``codec_id`` (``weights_io.codec_content_hash``, what streams record)
+    and ``tokenizer_sha256``.
+
+    Returns:
+        The path written (atomically).
+    """
+    meta = {"config": json.loads(to_json(codec.cfg)), "codec_id": codec_content_hash(codec),
+            "tokenizer_sha256": codec_tokenizer_hash(codec)}
+    return write_flat_tensors(path, CODEC_FLAT, meta, codec_decoder_tensors(codec))
+
+
+def read_codec_flat(path: str | Path) -> tuple[CodecConfig, dict[str, np.ndarray], dict]:
+    """Reads a flat codec decoder file (``write_codec_flat``), checking both CRCs.
+
+    Returns:
+        (config, {name: float16/float32 array}, the JSON header).
+
+    Raises:
+        ConfigError: not such a file, an unsupported version or a malformed config.
+        ModelMismatchError: a CRC mismatch or a tensor table that does not fit the data.
+    """
+    header, out = read_flat_tensors(path, CODEC_FLAT)
+    return from_json(CodecConfig, header["config"]), out, header
 
 
 # ---- writing -----------------------------------------------------------------------------------
@@ -592,9 +727,13 @@ def export_models(codec: Codec, lm: SpringLM | None, out_dir: str | Path, *,
             progress(LM_FLAT_NAME)
         write_lm_flat(lm, out / LM_FLAT_NAME, lm_info["model_id"], tok)
         lm_info["engine_weights"] = LM_FLAT_NAME
+    if progress is not None:
+        progress(CODEC_FLAT_NAME)
+    write_codec_flat(codec, out / CODEC_FLAT_NAME)
+    codec_info["decoder_weights"] = CODEC_FLAT_NAME
+    flat_names = {CODEC_FLAT_NAME} | ({LM_FLAT_NAME} if lm is not None else set())
     for p in sorted(out.iterdir()):
-        if p.name in {e["files"][f] for e in artifacts.values() for f in e["files"]} | {
-                LM_FLAT_NAME}:
+        if p.name in {e["files"][f] for e in artifacts.values() for f in e["files"]} | flat_names:
             files[p.name] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
     manifest = {
         "format": EXPORT_FORMAT,
@@ -687,8 +826,9 @@ def verify_manifest(out_dir: str | Path, codec: Codec | None = None,
     """Checks an export directory without loading its modules.
 
     Checks: format and version; sample rate, frame and chunk sizes of this build; every
-    listed file's size and SHA-256; that every artifact's recorded inputs, outputs and
-    state are the ones its configuration implies; and, when given, that ``codec`` has the
+    listed file's size and SHA-256 (the flat weights files named by ``codec.decoder_weights``
+    and ``lm.engine_weights`` among them); that every artifact's recorded inputs, outputs
+    and state are the ones its configuration implies; and, when given, that ``codec`` has the
     recorded content hash and ``lm`` (a SpringLM, or any coding model with ``model_id``:
     the engine's carries ``lm_engine.ENGINE_ID_SUFFIX``) the recorded model id.
 
@@ -742,6 +882,11 @@ def verify_manifest(out_dir: str | Path, codec: Codec | None = None,
             if fmt not in FORMATS or fname not in m["files"]:
                 raise ModelMismatchError(f"{d}: artifact {name!r} file {fname!r} ({fmt}) is "
                                          "not listed with a hash")
+    for part, key in (("codec", "decoder_weights"), ("lm", "engine_weights")):
+        fname = (m.get(part) or {}).get(key)
+        if fname is not None and fname not in m["files"]:
+            raise ModelMismatchError(f"{d}: flat weights {fname!r} ({part}.{key}) are not "
+                                     "listed with a hash")
     if codec is not None:
         have = codec_content_hash(codec)
         if have != codec_info.get("content_sha256"):
@@ -802,22 +947,32 @@ def load_artifact(path: str | Path, fmt: str) -> Any:
 
 
 __all__ = [
+    "CODEC_FLAT",
+    "CODEC_FLAT_NAME",
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
+    "FLAT_ALIGN",
     "FORMATS",
+    "LM_FLAT",
     "LM_FLAT_NAME",
     "MANIFEST_NAME",
     "DecoderLatentStep",
     "DecoderStep",
     "EncoderStep",
     "ExportedModels",
+    "FlatKind",
     "LMCommitStep",
     "LMFineStep",
+    "codec_decoder_tensors",
     "coding_constants",
     "export_models",
     "load_artifact",
     "load_exported",
+    "read_codec_flat",
+    "read_flat_tensors",
     "read_lm_flat",
     "verify_manifest",
+    "write_codec_flat",
+    "write_flat_tensors",
     "write_lm_flat",
 ]
