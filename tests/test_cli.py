@@ -62,3 +62,18 @@ def test_bench_coder_json(capsys):
         "encode_soundspring_over_constriction",
         "decode_soundspring_over_constriction",
     }
+
+
+@pytest.mark.parametrize(("command", "force", "quiet", "conceal"), [
+    ("send", "overwrite --sdp FILE", "no progress line", False),
+    ("receive", "overwrite existing outputs", "no live status line", True),
+    ("simulate", "overwrite existing outputs", "no progress bars", True),
+])
+def test_shared_io_and_conceal_flags(capsys, command, force, quiet, conceal):
+    """send / receive / simulate take -f, -q, --threads (and --conceal) from the shared
+    helpers, each with its own words for what -f overwrites and -q silences."""
+    assert main([command, "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"-f, --force {force}" in out and f"-q, --quiet {quiet}" in out
+    assert "--threads THREADS" in out
+    assert ("--conceal {lm,lm_greedy,blend,repeat,zero}" in out) == conceal

@@ -37,7 +37,7 @@ from soundspring.net.rtp import (
     pack_rtp,
     parse_datagram,
 )
-from soundspring.net.sender import monotonic_ms
+from soundspring.net.sender import monotonic_ms, new_session
 from soundspring.net.session import parse_end, parse_session
 from soundspring.transceiver import TransceiverConfig, receive, transmit
 from soundspring.transceiver.stream import stream_header
@@ -221,6 +221,13 @@ def test_session_round_trip_and_validation(models):
             parse_session(bad)
     with pytest.raises(BitstreamError):
         parse_session([])
+    with pytest.raises(BitstreamError, match="capture_epoch_ms"):  # not coerced to 1.0
+        make_session(s.header, 1, 2, True)
+    fresh = new_session(s.header, 7.5)  # a new stream: random SSRC and timestamp base
+    assert parse_session(fresh.to_json()) == fresh and fresh.header == s.header
+    assert fresh.capture_epoch_ms == 7.5 and fresh.to_json()["rtp"] == {
+        "payload_type": 96, "ssrc": fresh.ssrc, "timestamp_base": fresh.timestamp_base,
+        "clock_rate_hz": 16000}
 
 
 def test_sdp_round_trip_and_contradictions(models):
@@ -569,6 +576,65 @@ def test_idle_timeout_real_clock(models):
         assert [r.arrival_ms is not None for r in rx.rows][:6] == [True] * 6
     finally:
         rx.close()
+
+
+def test_run_calls_on_step_after_each_step_and_stops_on_a_true_return(models):
+    """``NetReceiver.run`` is the one receiving loop: ``on_step`` sees the receiver after
+    each step; a true return stops the loop with the stream unfinished; the time limit
+    finishes it as "time_limit"; a bad limit is a ConfigError."""
+    clock = _Clock()
+    rx, _ = _rx(models, clock, idle_timeout_s=60.0)
+    try:
+        seen = []
+
+        def hook(r):
+            assert r is rx
+            seen.append(clock.t)
+            clock.t += 1000.0
+            return len(seen) == 3
+
+        assert rx.run(max_wait_s=0.0, on_step=hook) is None
+        assert seen == [1000.0, 2000.0, 3000.0] and not rx.done
+        seen.clear()
+        assert rx.run(2.5, max_wait_s=0.0, on_step=lambda r: hook(r) and False) == "time_limit"
+        assert seen == [4000.0, 5000.0, 6000.0] and rx.done
+        for bad in ({"max_seconds": float("nan")}, {"max_seconds": -1.0},
+                    {"max_wait_s": True}, {"max_wait_s": "0.1"}):
+            with pytest.raises(ConfigError, match="must be a number >= 0"):
+                rx.run(**bad)
+    finally:
+        rx.close()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_receive_command_status_lines_and_ctrl_c(models, monkeypatch, capsys, quiet):
+    """``soundspring receive``'s loop is ``NetReceiver.run`` with its status line as the
+    hook (every STATUS_INTERVAL_LOG_S off a terminal; none with -q); Ctrl-C finishes the
+    stream as "interrupted"."""
+    from soundspring.commands.receive import STATUS_INTERVAL_LOG_S, _receive
+
+    clock = _Clock()
+    rx, _ = _rx(models, clock, session=_session(models, epoch=clock.t), idle_timeout_s=86400.0)
+    steps = []
+
+    def step(max_wait_s):
+        steps.append(max_wait_s)
+        clock.t += 500.0 * STATUS_INTERVAL_LOG_S  # half an interval a step
+        if len(steps) == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(rx, "step", step)
+    try:
+        _receive(rx, quiet)
+    finally:
+        rx.close()
+    assert rx.finish_reason == "interrupted" and len(steps) == 5
+    lines = capsys.readouterr().err.splitlines()
+    if quiet:
+        assert lines == []
+    else:  # after steps 2 and 4
+        assert len(lines) == 2 and all(ln.startswith("soundspring receive: packets 0")
+                                       for ln in lines)
 
 
 def test_rtp_docstring_example_runs():

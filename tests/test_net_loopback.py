@@ -33,7 +33,14 @@ from soundspring.net import (
     send_pcm,
     to_sdp,
 )
-from soundspring.net.rtp import SUBTYPE_SESSION, ControlMessage, RtpPacket, pack_control, pack_rtp
+from soundspring.net.rtp import (
+    RTP_HEADER_BYTES,
+    SUBTYPE_SESSION,
+    ControlMessage,
+    RtpPacket,
+    pack_control,
+    pack_rtp,
+)
 from soundspring.net.sender import new_stream_ids
 from soundspring.transceiver import TransceiverConfig, Transmitter, receive, transmit
 from soundspring.transceiver.stream import stream_header
@@ -219,8 +226,9 @@ def _hostile(tap: queue.Queue, port: int, stop: threading.Event, session, counts
             held.append(d)
             seq = int.from_bytes(d[2:4], "big")
             ts = int.from_bytes(d[4:8], "big")
+            payload = d[RTP_HEADER_BYTES:]
             flipped = bytearray(d)
-            flipped[int(rng.integers(12, len(d)))] ^= 0xFF
+            flipped[int(rng.integers(RTP_HEADER_BYTES, len(d)))] ^= 0xFF  # in the payload
             burst = [
                 d,  # duplicate
                 d[: int(rng.integers(0, len(d)))],  # truncated
@@ -229,9 +237,9 @@ def _hostile(tap: queue.Queue, port: int, stop: threading.Event, session, counts
                 held[max(0, len(held) - 3)],  # reordered: an older packet, late
                 held[0],  # replay of the first packet
                 pack_rtp(RtpPacket(seq, (ts + 640 * 10**6) & 0xFFFFFFFF, session.ssrc,
-                                   d[12:])),  # far future
-                pack_rtp(RtpPacket(seq, (ts + 1) & 0xFFFFFFFF, session.ssrc, d[12:])),
-                pack_rtp(RtpPacket(seq, ts, session.ssrc ^ 1, d[12:])),  # another SSRC
+                                   payload)),  # far future
+                pack_rtp(RtpPacket(seq, (ts + 1) & 0xFFFFFFFF, session.ssrc, payload)),
+                pack_rtp(RtpPacket(seq, ts, session.ssrc ^ 1, payload)),  # another SSRC
                 pack_control(ControlMessage(SUBTYPE_SESSION, 77, {"format": "x"})),
             ]
             for b in burst:

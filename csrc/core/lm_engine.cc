@@ -196,9 +196,9 @@ struct Engine::Impl : PackedModel {
                           sc->hn.data() + r * d);
     Matmul(sc->hn.data(), d, rows, l.ff1, sc->hidden.data());
     const size_t width = static_cast<size_t>(l.ff1.out);
-    for (size_t r = 0; r < rows; ++r) {
+    for (size_t r = 0; r < rows; ++r) {  // det_gelu lane by lane (lm_kernels.h gelu)
       float* hrow = sc->hidden.data() + r * l.ff1.ld;
-      for (size_t i = 0; i < width; ++i) hrow[i] = det::det_gelu(hrow[i]);
+      kernels->gelu(hrow, hrow, width);
     }
     Matmul(sc->hidden.data(), l.ff1.ld, rows, l.ff2, sc->tmp.data());
     for (size_t r = 0; r < rows; ++r)

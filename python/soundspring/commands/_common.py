@@ -38,8 +38,10 @@ from ..config import (
     BITRATES_KBPS,
     CHECK_BITS_RANGE,
     CODING_BACKENDS,
+    CONCEAL_MODES,
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_CODING_BACKEND,
+    DEFAULT_CONCEAL,
     MAX_CHUNK_FRAMES,
     MAX_CONTEXT_FRAMES,
     SAMPLE_RATE_HZ,
@@ -192,10 +194,27 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_io_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+def add_io_flags(parser: argparse.ArgumentParser, *,
+                 force_help: str = "overwrite existing outputs",
+                 quiet_help: str = "no progress bars") -> None:
+    """``-f/--force``, ``-q/--quiet`` and ``--threads`` (the help texts name what a
+    command overwrites and what ``-q`` silences)."""
+    parser.add_argument("-f", "--force", action="store_true", help=force_help)
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
     add_threads_argument(parser)
+
+
+def add_conceal_argument(parser: argparse.ArgumentParser) -> None:
+    """``--conceal``: one of ``config.CONCEAL_MODES`` (read it with ``conceal_from_args``)."""
+    parser.add_argument("--conceal", choices=CONCEAL_MODES, default=DEFAULT_CONCEAL,
+                        help=f"concealment of lost chunks (default {DEFAULT_CONCEAL}; see "
+                             "soundspring.plc)")
+
+
+def conceal_from_args(args: argparse.Namespace) -> str:
+    """The concealment mode of ``--conceal``: ``lm`` with ``--lm none`` (no LM to run) is
+    ``repeat``."""
+    return "repeat" if (args.lm == "none" and args.conceal == "lm") else args.conceal
 
 
 def apply_threads(args: argparse.Namespace) -> None:

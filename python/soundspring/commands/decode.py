@@ -20,18 +20,19 @@ import sys
 from collections import Counter
 from typing import Any
 
-from ..config import DEFAULT_CONCEAL, SAMPLE_RATE_HZ
+from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from ..models.weights_io import load_models
-from ..plc import CONCEAL_MODES
 from ..transceiver import CHUNK_STATUSES
 from ..transceiver.stream import DecodePlan, StreamHeader, open_stream
 from ..transport import ContainerContents
 from ._common import (
+    add_conceal_argument,
     add_io_flags,
     add_model_arguments,
     apply_threads,
     check_output_path,
+    conceal_from_args,
     read_input_bytes,
     show_progress,
     write_audio_stream,
@@ -47,9 +48,7 @@ CONCEALED_STATUSES = ("concealed", "corrupt", "late")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help=".spring file, or - for stdin")
     parser.add_argument("output", help="16 kHz WAV file, or - for stdout")
-    parser.add_argument("--conceal", choices=CONCEAL_MODES, default=DEFAULT_CONCEAL,
-                        help=f"concealment of lost chunks (default {DEFAULT_CONCEAL}; see "
-                             "soundspring.plc)")
+    add_conceal_argument(parser)
     parser.add_argument(
         "--report",
         metavar="FILE.json",
@@ -213,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--report must name another file than the audio output")
         check_output_path(args.report, args.force, "report")
     apply_threads(args)
-    conceal = args.conceal if (args.conceal != "lm" or args.lm != "none") else "repeat"
+    conceal = conceal_from_args(args)
     # the header is validated before the models load; the models are checked against it
     stream = open_stream(read_input_bytes(args.input),
                          lambda: load_models(args.codec, args.lm, backend=args.lm_backend), conceal)

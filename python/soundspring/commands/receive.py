@@ -23,20 +23,20 @@ import sys
 
 import numpy as np
 
-from ..config import DEFAULT_CONCEAL
 from ..errors import ConfigError
 from ..models.weights_io import load_models
 from ..net import NetReceiver, from_sdp, latency_line, open_udp
 from ..net.receiver import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_PLAYOUT_DELAY_MS
 from ..net.sender import warm_up
-from ..plc import CONCEAL_MODES
 from ..transceiver import TransceiverConfig
 from ._common import (
+    add_conceal_argument,
+    add_io_flags,
     add_model_arguments,
-    add_threads_argument,
     apply_threads,
     atomic_output,
     check_output_path,
+    conceal_from_args,
     float_arg,
     int_arg,
     pcm16_bytes,
@@ -65,15 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULT_IDLE_TIMEOUT_S,
                         help=f"stop after this long without the stream (default "
                              f"{DEFAULT_IDLE_TIMEOUT_S:g} s)")
-    parser.add_argument("--conceal", choices=CONCEAL_MODES, default=DEFAULT_CONCEAL,
-                        help=f"concealment of lost chunks (default {DEFAULT_CONCEAL})")
+    add_conceal_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--report", metavar="FILE.json", default=None,
                         help="write the report with one row per chunk (strict JSON)")
     add_model_arguments(parser)
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no live status line")
-    add_threads_argument(parser)
+    add_io_flags(parser, quiet_help="no live status line")
 
 
 class _WavWriter:
@@ -123,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     sock = open_udp(args.bind, args.port, bind=True)  # a port in use fails before the models load
     try:
         codec, model = load_models(args.codec, args.lm, backend=args.lm_backend)
-        conceal = "repeat" if (args.lm == "none" and args.conceal == "lm") else args.conceal
+        conceal = conceal_from_args(args)
         with atomic_output(args.output) as tmp, open(tmp, "wb") as f:
             warm_up(codec, model, TransceiverConfig(conceal=conceal))
             writer = _WavWriter(f, codec.lookahead_samples)
@@ -134,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             host, port = sock.getsockname()[:2]
             print(f"soundspring receive: listening on {host}:{port}", file=sys.stderr,
                   flush=True)
-            _loop(rx, args)
+            _receive(rx, args.quiet)
             if rx.session is None:
                 why = f"; {rx.mismatch_reason}" if rx.mismatch_reason else ""
                 raise ConfigError(f"no stream arrived within {args.idle_timeout_s:g} s "
@@ -173,23 +170,24 @@ def run(args: argparse.Namespace) -> int:
     return 130 if rx.finish_reason == "interrupted" else 0
 
 
-def _loop(rx: NetReceiver, args: argparse.Namespace) -> None:
+def _receive(rx: NetReceiver, quiet: bool) -> None:
+    """``rx.run`` (bounded: end of stream, idle timeout or MAX_RUN_S) with the status line
+    on stderr every STATUS_INTERVAL_*_S once the stream is known (``quiet``: none); Ctrl-C
+    finishes the stream as "interrupted", keeping what was received."""
     tty = sys.stderr.isatty()
-    interval = STATUS_INTERVAL_TTY_S if tty else STATUS_INTERVAL_LOG_S
-    next_status = rx.clock() + 1000.0 * interval
-    stop = rx.clock() + 1000.0 * MAX_RUN_S
+    interval_ms = 1000.0 * (STATUS_INTERVAL_TTY_S if tty else STATUS_INTERVAL_LOG_S)
+    next_status = rx.clock() + interval_ms
+
+    def status(rx: NetReceiver) -> None:
+        nonlocal next_status
+        if rx.session is not None and rx.clock() >= next_status:
+            next_status = rx.clock() + interval_ms
+            print(("\r" if tty else "") + _status(rx), end="" if tty else "\n",
+                  file=sys.stderr, flush=True)
+
     try:
-        while not rx.done:  # bounded: idle timeout, end of stream, or MAX_RUN_S
-            if rx.clock() > stop:
-                break
-            rx.step(0.05)
-            if not args.quiet and rx.session is not None and rx.clock() >= next_status:
-                next_status = rx.clock() + 1000.0 * interval
-                print(("\r" if tty else "") + _status(rx), end="" if tty else "\n",
-                      file=sys.stderr, flush=True)
-    except KeyboardInterrupt:  # Ctrl-C ends a live stream: keep what was received
+        rx.run(MAX_RUN_S, on_step=None if quiet else status)
+    except KeyboardInterrupt:
         rx.finish("interrupted")
-    if not rx.done:
-        rx.run(0.0)  # finishes as "time_limit"
-    if tty and not args.quiet:
+    if tty and not quiet:
         print(file=sys.stderr)

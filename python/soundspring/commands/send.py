@@ -17,16 +17,16 @@ import sys
 
 from ..config import SAMPLE_RATE_HZ
 from ..models.weights_io import load_models
-from ..net import RtpSender, make_session, open_udp, parse_address, send_pcm, to_sdp
-from ..net.sender import MAX_JITTER_MS, monotonic_ms, new_stream_ids, warm_up
+from ..net import RtpSender, open_udp, parse_address, send_pcm, to_sdp
+from ..net.sender import MAX_JITTER_MS, monotonic_ms, new_session, warm_up
 from ..transceiver import Transmitter
 from ..transceiver.stream import stream_header
 from ..transport import LOSS_MODEL_KINDS
 from ._common import (
     add_channel_arguments,
+    add_io_flags,
     add_model_arguments,
     add_stream_arguments,
-    add_threads_argument,
     apply_threads,
     check_output_path,
     float_arg,
@@ -53,9 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the session description as SDP-like text")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_arguments(parser)
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite --sdp FILE")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
-    add_threads_argument(parser)
+    add_io_flags(parser, force_help="overwrite --sdp FILE", quiet_help="no progress line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
     warm_up(codec, model, cfg)
     sock = open_udp(host, port, bind=False)
     try:
-        ssrc, ts_base = new_stream_ids()
-        header = stream_header(codec, model, cfg, len(pcm))
-        session = make_session(header, ssrc, ts_base, monotonic_ms() + 20.0)
+        session = new_session(stream_header(codec, model, cfg, len(pcm)), monotonic_ms() + 20.0)
         if args.sdp is not None:
             write_output_bytes(args.sdp, to_sdp(session, host, port).encode("utf-8"))
         sender = RtpSender(sock, session, loss_model=channel, jitter_ms=args.jitter_ms,
@@ -101,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
               "chunk): their packets left late and may be concealed", file=sys.stderr)
     report = {
         "to": f"{host}:{port}",
-        "ssrc": ssrc,
+        "ssrc": session.ssrc,
         "duration_s": len(pcm) / SAMPLE_RATE_HZ,
         "bitrate_bps": stats.payload_bytes * 8 * SAMPLE_RATE_HZ / max(1, len(pcm)),
         "channel": args.channel,

@@ -16,19 +16,20 @@ import sys
 
 import numpy as np
 
-from ..config import DEFAULT_CONCEAL, SAMPLE_RATE_HZ
+from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from ..models.weights_io import load_models
-from ..plc import CONCEAL_MODES
 from ..transceiver import algorithmic_latency_ms, receive, transmit
 from ..transport import LOSS_MODEL_KINDS, LossSpec, make_loss_model
 from ._common import (
     add_channel_arguments,
+    add_conceal_argument,
     add_io_flags,
     add_model_arguments,
     add_stream_arguments,
     apply_threads,
     check_output,
+    conceal_from_args,
     read_audio,
     show_progress,
     write_audio,
@@ -45,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_channel_arguments(parser)
     parser.add_argument("--trace", default=None, help="loss trace file, one 0/1 per packet")
-    parser.add_argument("--conceal", choices=CONCEAL_MODES, default=DEFAULT_CONCEAL,
-                        help=f"concealment of lost chunks (default {DEFAULT_CONCEAL}; see "
-                             "soundspring.plc)")
+    add_conceal_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_arguments(parser)
     add_io_flags(parser)
@@ -124,7 +123,7 @@ def strict_json(obj, **kwargs) -> str:
 def run(args: argparse.Namespace) -> int:
     check_output(args.output, args.force)
     apply_threads(args)
-    conceal = "repeat" if (args.lm == "none" and args.conceal == "lm") else args.conceal
+    conceal = conceal_from_args(args)
     cfg = config_from_args(args, conceal)
     channel = make_channel(args)  # a bad --trace fails here, before any audio is coded
     pcm = read_audio(args.input)

@@ -20,6 +20,7 @@ Example (loopback, 20 ms frames)::
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import threading
 import time
@@ -39,11 +40,11 @@ from .sender import (
     SESSION_COPIES_AT_START,
     RtpSender,
     monotonic_ms,
-    new_stream_ids,
+    new_session,
     open_udp,
     warm_up,
 )
-from .session import SESSION_REPEAT_CHUNKS, SessionDescription, make_session
+from .session import SESSION_REPEAT_CHUNKS, SessionDescription
 
 FRAME_MS_CHOICES = (10, 20)
 DEFAULT_QUEUE_FRAMES = 100
@@ -89,7 +90,6 @@ class LiveSender:
         warm_up(codec, model, cfg)
         self._tx = Transmitter(codec, model, cfg)
         self._header = stream_header(codec, model, cfg, 0)  # a live source: length unknown
-        self._ssrc, self._ts_base = new_stream_ids()
         self._sock = open_udp(to[0], int(to[1]), bind=False)
         self._sender: RtpSender | None = None
         self._loss, self._jitter, self._seed = loss_model, jitter_ms, seed
@@ -129,7 +129,7 @@ class LiveSender:
 
     def _start(self, first_feed_ms: float) -> RtpSender:
         epoch = first_feed_ms - self.frame_ms  # the first frame began one frame earlier
-        session = make_session(self._header, self._ssrc, self._ts_base, epoch)
+        session = new_session(self._header, epoch)
         sender = RtpSender(self._sock, session, loss_model=self._loss, jitter_ms=self._jitter,
                            seed=self._seed, session_repeat_chunks=self._repeat)
         sender.send_session(SESSION_COPIES_AT_START)
@@ -258,8 +258,9 @@ class LiveReceiver:
     def _work(self) -> None:
         _same_threads(self._threads)
         try:
-            while not self._stop.is_set() and not self.receiver.done:
-                self.receiver.step(0.02)
+            if not self._stop.is_set():  # until the stream ends or close() stops it
+                self.receiver.run(math.inf, max_wait_s=0.02,
+                                  on_step=lambda _rx: self._stop.is_set())
             if len(self._pending):  # the last partial frame, zero-padded
                 pad = np.zeros(self.frame_samples - len(self._pending), dtype=np.float32)
                 self._on_audio_tail(np.concatenate([self._pending, pad]))

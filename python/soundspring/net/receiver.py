@@ -358,15 +358,37 @@ class NetReceiver:
             pcm, played = self.playout.play(now_ms, self.clock)
             self._emit(pcm, played)
 
-    def run(self, max_seconds: float = 86400.0) -> str:
-        """Steps until done (end of stream, idle timeout) or ``max_seconds``; returns
-        ``finish_reason``."""
-        stop = self.clock() + 1000.0 * max_seconds
+    def run(self, max_seconds: float = 86400.0, *, max_wait_s: float = 0.05,
+            on_step: Callable[[NetReceiver], bool | None] | None = None) -> str | None:
+        """The receiving loop: ``step(max_wait_s)`` until done (end of stream, idle
+        timeout) or ``max_seconds`` have passed on ``clock`` (then finished as
+        ``"time_limit"``; ``math.inf``: no limit).
+
+        Args:
+            max_seconds: the time limit, >= 0 (``math.inf`` allowed).
+            max_wait_s: the longest wait of one step for datagrams, >= 0.
+            on_step: called with the receiver after each step (a status line, a stop
+                flag); a true return stops the loop with the stream left unfinished.
+
+        Returns:
+            ``finish_reason``: None when ``on_step`` stopped the loop first.
+
+        Raises:
+            ConfigError: ``max_seconds`` or ``max_wait_s`` not a number >= 0.
+        """
+        for name, value in (("max_seconds", max_seconds), ("max_wait_s", max_wait_s)):
+            if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                  np.floating))
+                    or not value >= 0):
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        stop = self.clock() + 1000.0 * float(max_seconds)
         while not self.done:
             if self.clock() > stop:
                 self.finish("time_limit")
                 break
-            self.step()
+            self.step(max_wait_s)
+            if on_step is not None and on_step(self):
+                break
         return self.finish_reason
 
     def finish(self, reason: str, n_chunks: int | None = None) -> None:

@@ -19,8 +19,9 @@ import heapq
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from ..config import SAMPLE_RATE_HZ
 from ..errors import ConfigError
 from ..transceiver import SentPacket, Transmitter
 from .rtp import (
+    RTP_HEADER_BYTES,
     SUBTYPE_END,
     SUBTYPE_SESSION,
     ControlMessage,
@@ -36,7 +38,7 @@ from .rtp import (
     pack_control,
     pack_rtp,
 )
-from .session import SESSION_REPEAT_CHUNKS, EndOfStream, SessionDescription
+from .session import SESSION_REPEAT_CHUNKS, EndOfStream, SessionDescription, make_session
 
 MAX_JITTER_MS = 10000.0
 """Largest injected delay (``--jitter-ms``)."""
@@ -225,7 +227,7 @@ class RtpSender:
         now = self.clock() if now_ms is None else now_ms
         while self._delayed and self._delayed[0][0] <= now:
             _, _, data = heapq.heappop(self._delayed)
-            self._send(data, payload=len(data) - 12)
+            self._send(data, payload=len(data) - RTP_HEADER_BYTES)
 
     def drain(self, sleep: Callable[[float], None] = time.sleep) -> None:
         """Waits for and sends every delayed datagram (at most one wait per datagram)."""
@@ -266,6 +268,19 @@ def new_stream_ids() -> tuple[int, int]:
     """A random SSRC and RTP timestamp base (RFC 3550 section 5.1: both SHOULD be random)."""
     raw = int.from_bytes(os.urandom(8), "little")
     return raw & 0xFFFFFFFF, raw >> 32
+
+
+def new_session(header: Mapping[str, Any],
+                capture_epoch_ms: float | None = None) -> SessionDescription:
+    """The session description of a new stream: ``header``
+    (``transceiver.stream.stream_header``) with a random SSRC and timestamp base
+    (``new_stream_ids``).
+
+    Raises:
+        BitstreamError: the header or the epoch is invalid (``make_session``).
+    """
+    ssrc, timestamp_base = new_stream_ids()
+    return make_session(header, ssrc, timestamp_base, capture_epoch_ms)
 
 
 def warm_up(codec, model, cfg) -> None:
@@ -327,6 +342,7 @@ def send_pcm(tx: Transmitter, pcm: np.ndarray, sender: RtpSender, *,
 
 
 __all__ = [
-    "MAX_JITTER_MS", "RtpSender", "SenderStats", "monotonic_ms", "new_stream_ids",
+    "MAX_JITTER_MS", "RtpSender", "SenderStats", "monotonic_ms", "new_session",
+    "new_stream_ids",
     "open_udp", "parse_address", "send_pcm", "warm_up",
 ]

@@ -65,6 +65,26 @@ def _uint(body: Mapping[str, Any], name: str, hi: int) -> int:
     return int(value)
 
 
+def _session_json(header: Mapping[str, Any], ssrc: Any, timestamp_base: Any, payload_type: Any,
+                  capture_epoch_ms: Any) -> dict[str, Any]:
+    """The session description JSON object (the module doc's layout; the one place it is
+    built). The values are put in as given: ``parse_session`` checks them."""
+    body: dict[str, Any] = {
+        "format": SESSION_FORMAT,
+        "version": SESSION_VERSION,
+        "stream": dict(header),
+        "rtp": {
+            "payload_type": payload_type,
+            "ssrc": ssrc,
+            "timestamp_base": timestamp_base,
+            "clock_rate_hz": CLOCK_RATE_HZ,
+        },
+    }
+    if capture_epoch_ms is not None:
+        body["capture_epoch_ms"] = capture_epoch_ms
+    return body
+
+
 @dataclass(frozen=True)
 class SessionDescription:
     """A validated session description (``parse_session`` / ``make_session``).
@@ -90,20 +110,9 @@ class SessionDescription:
         return config_from_header(self.header, conceal)
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "format": SESSION_FORMAT,
-            "version": SESSION_VERSION,
-            "stream": dict(self.header),
-            "rtp": {
-                "payload_type": self.payload_type,
-                "ssrc": self.ssrc,
-                "timestamp_base": self.timestamp_base,
-                "clock_rate_hz": CLOCK_RATE_HZ,
-            },
-        }
-        if self.capture_epoch_ms is not None:
-            body["capture_epoch_ms"] = float(self.capture_epoch_ms)
-        return body
+        epoch = None if self.capture_epoch_ms is None else float(self.capture_epoch_ms)
+        return _session_json(self.header, self.ssrc, self.timestamp_base, self.payload_type,
+                             epoch)
 
     def same_stream(self, other: SessionDescription) -> bool:
         """True iff ``other`` describes the same stream (capture epochs may differ by
@@ -120,14 +129,8 @@ def make_session(header: Mapping[str, Any], ssrc: int, timestamp_base: int,
     Raises:
         BitstreamError: the header or a field is invalid (as ``parse_session``).
     """
-    body: dict[str, Any] = {
-        "format": SESSION_FORMAT, "version": SESSION_VERSION, "stream": dict(header),
-        "rtp": {"payload_type": PAYLOAD_TYPE, "ssrc": ssrc, "timestamp_base": timestamp_base,
-                "clock_rate_hz": CLOCK_RATE_HZ},
-    }
-    if capture_epoch_ms is not None:
-        body["capture_epoch_ms"] = capture_epoch_ms
-    return parse_session(body)
+    return parse_session(_session_json(header, ssrc, timestamp_base, PAYLOAD_TYPE,
+                                       capture_epoch_ms))
 
 
 def parse_session(body: Mapping[str, Any]) -> SessionDescription:

@@ -34,7 +34,6 @@ concealment runs from a snapshot and is undone when the real packet turns up.
 from __future__ import annotations
 
 import copy
-import math
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import int_in
+from .._validate import finite_float, int_in
 from ..config import BASE_CODEBOOKS, CODEBOOK_SIZE, SAMPLE_RATE_HZ, TransceiverConfig
 from ..entropy import CodingModel, FineDecodeResult
 from ..errors import BitstreamError, ConfigError
@@ -130,18 +129,12 @@ MAX_PLAYOUT_DELAY_MS = 60000.0  # the jitter buffer's bound
 
 
 _U32_MAX = (1 << 32) - 1
+_MS = "a finite number of milliseconds"  # the expected form of a time argument
 
 
 def _u32(name: str, value: object) -> int:
     """A transport field (seq, chunk): an int in [0, 2^32)."""
     return int_in(name, value, 0, _U32_MAX, "in [0, 2**32)")
-
-
-def _ms(name: str, value: object) -> float:
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-            or not math.isfinite(value)):
-        raise ConfigError(f"{name} must be a finite number of milliseconds, got {value!r}")
-    return float(value)
 
 
 def _copy_memory(memory: Any) -> Any:
@@ -240,7 +233,7 @@ class TokenReceiver(_Endpoint):
         if history_chunks is not None:
             int_in("history_chunks", history_chunks, 1, 1 << 30)
         if playout_delay_ms is not None:
-            delay = _ms("playout_delay_ms", playout_delay_ms)
+            delay = finite_float("playout_delay_ms", playout_delay_ms, _MS)
             if not 0.0 <= delay <= MAX_PLAYOUT_DELAY_MS:
                 raise ConfigError(f"playout_delay_ms must be in [0, {MAX_PLAYOUT_DELAY_MS:g}],"
                                   f" got {delay}")
@@ -345,7 +338,7 @@ class TokenReceiver(_Endpoint):
             raise ConfigError("arrival_ms is required by a clocked receiver "
                               "(playout_delay_ms given)")
         else:
-            arrival = _ms("arrival_ms", arrival_ms)
+            arrival = finite_float("arrival_ms", arrival_ms, _MS)
         outcome, k = self._jb.offer(seq & 0xFFFF, chunk, arrival, packet)
         stats = self.stats
         if outcome == PushOutcome.ACCEPTED:
@@ -535,7 +528,7 @@ class TokenReceiver(_Endpoint):
         Raises:
             ConfigError: an unclocked receiver, or ``now_ms`` not a finite number.
         """
-        now = _ms("now_ms", now_ms)
+        now = finite_float("now_ms", now_ms, _MS)
         if self.playout_delay_ms is None:
             raise ConfigError("play needs a clocked receiver (playout_delay_ms); "
                               "use decode_until / next_chunk_tokens")
