@@ -205,6 +205,12 @@ def test_codec_mismatch_refused(tmp_path, tokens_dir, rng) -> None:
     p = save_lm_weights(SpringLM(springlm_tiny()), tmp_path / "lm.pt", tokenizer_sha256="ff" * 32)
     with pytest.raises(ModelMismatchError, match="codec"):
         train_lm(tmp_path / "r", tokens_dir, None, _cfg(), init_from=p, progress=False)
+    # An explicit warm start across tokenizers: the run trains on (and records) the tokens'.
+    out = train_lm(tmp_path / "warm", tokens_dir, None, _cfg(max_steps=1), init_from=p,
+                   progress=False, init_other_tokenizer=True)
+    assert out["step"] == 1
+    cfg = json.loads((tmp_path / "warm" / "config.json").read_text())
+    assert cfg["tokenizer_sha256"] == HASH and cfg["init_from"] == str(p)
     other = tmp_path / "other"
     save_tokens(other / "train.npz", _clips(rng, 2, 40), ["a", "b"], HASH)
     save_tokens(other / "heldout.npz", _clips(rng, 1, 40), ["c"], "ff" * 32)

@@ -68,9 +68,10 @@ constexpr int kActLanes = 4;
 typedef float ActF __attribute__((vector_size(16)));
 typedef int32_t ActI __attribute__((vector_size(16)));
 #include "core/act_kernels_impl.h"
+#include "core/det_exp_impl.h"
 
 const Kernels kKernelsGeneric = {Isa::kGeneric, "generic", &matmul_bias_impl<VecPortable16, float>,
-                                 nullptr, &act_elu, &act_gelu_n};
+                                 nullptr, &act_elu, &act_gelu_n, &cdf_exp_row_impl};
 
 bool cpu_has(Isa isa) {
   switch (isa) {

@@ -54,6 +54,10 @@ using MatmulBiasHalfFn = void (*)(const float* x, size_t ldx, size_t rows, const
 /// engine, each lane det_math.h's scalar function bit for bit (act_kernels_impl.h).
 using ElementwiseFn = void (*)(const float* x, float* y, size_t n);
 
+/// scratch[i] = det_exp(double(logits[i]) - m) for i < n (cdf.h's normative exponential:
+/// every level gives its bits), the inner loop of cdf_from_logits.
+using CdfExpRowFn = void (*)(const float* logits, int n, double m, double* scratch);
+
 struct Kernels {
   Isa isa;
   const char* name;  // "generic", "sse2", "avx2", "avx512"
@@ -61,6 +65,7 @@ struct Kernels {
   MatmulBiasHalfFn matmul_bias_half;  // nullptr where the ISA has no fast conversion (F16C)
   ElementwiseFn elu;   // x > 0 ? x : det_expf(x) - 1  (torch.nn.functional.elu, alpha 1)
   ElementwiseFn gelu;  // det_gelu(x)                  (torch.nn.functional.gelu, exact erf)
+  CdfExpRowFn cdf_exp_row;
 };
 
 /// Whether this build has kernels for `isa` and the CPU can run them (kAuto: always true).

@@ -37,12 +37,13 @@ constexpr int kActLanes = 8;
 typedef float ActF __attribute__((vector_size(32)));
 typedef int32_t ActI __attribute__((vector_size(32)));
 #include "core/act_kernels_impl.h"
+#include "core/det_exp_impl.h"
 
 }  // namespace
 
 extern const Kernels kKernelsAvx2 = {Isa::kAvx2, "avx2", &matmul_bias_impl<VecAvx2, float>,
                                      &matmul_bias_impl<VecAvx2, uint16_t>, &act_elu,
-                                     &act_gelu_n};
+                                     &act_gelu_n, &cdf_exp_row_impl};
 
 }  // namespace soundspring::lm
 #endif

@@ -41,12 +41,13 @@ constexpr int kActLanes = 16;
 typedef float ActF __attribute__((vector_size(64)));
 typedef int32_t ActI __attribute__((vector_size(64)));
 #include "core/act_kernels_impl.h"
+#include "core/det_exp_impl.h"
 
 }  // namespace
 
 extern const Kernels kKernelsAvx512 = {Isa::kAvx512, "avx512", &matmul_bias_impl<VecAvx512, float>,
                                        &matmul_bias_impl<VecAvx512, uint16_t>, &act_elu,
-                                       &act_gelu_n};
+                                       &act_gelu_n, &cdf_exp_row_impl};
 
 }  // namespace soundspring::lm
 #endif

@@ -33,11 +33,12 @@ constexpr int kActLanes = 4;
 typedef float ActF __attribute__((vector_size(16)));
 typedef int32_t ActI __attribute__((vector_size(16)));
 #include "core/act_kernels_impl.h"
+#include "core/det_exp_impl.h"
 
 }  // namespace
 
 extern const Kernels kKernelsSse2 = {Isa::kSse2, "sse2", &matmul_bias_impl<VecSse2, float>, nullptr,
-                                   &act_elu, &act_gelu_n};
+                                   &act_elu, &act_gelu_n, &cdf_exp_row_impl};
 
 }  // namespace soundspring::lm
 #endif

@@ -1,5 +1,5 @@
-// Tests of csrc/core/codec_engine.h and the element-wise kernels it runs (lm_kernels.h elu /
-// gelu): every ISA level's activations equal det_math.h's scalar functions bit for bit
+// Tests of csrc/core/codec_engine.h and the element-wise kernels (lm_kernels.h elu / gelu /
+// cdf_exp_row): every ISA level's results equal the scalar definitions (det_math.h, cdf.h) bit for bit
 // (special values and every tail length included); a codec with random weights gives the
 // same latents and audio bits on every level; streaming in chunks equals one step over the
 // whole input; a copied state continues identically; bad shapes, weights, lengths, inputs
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "check.h"
+#include "core/cdf.h"
 #include "core/codec_engine.h"
 #include "core/det_math.h"
 
@@ -73,6 +74,22 @@ void test_activations() {
     std::vector<float> inplace = x;  // y == x is allowed
     k->elu(inplace.data(), inplace.data(), n);
     CHECK(same_bits(inplace, elu_ref));
+    // cdf.h's det_exp over a row of logits shifted by their max (every tail length).
+    std::vector<float> logits;
+    for (float v : x)
+      if (std::isfinite(v)) logits.push_back(v);
+    logits.push_back(-inf);
+    const double m = 30.0;
+    for (size_t len : {logits.size(), logits.size() - 1, size_t{3}, size_t{1}}) {
+      std::vector<double> e(len, 7.0);
+      k->cdf_exp_row(logits.data(), static_cast<int>(len), m, e.data());
+      bool ok = true;
+      for (size_t i = 0; i < len; ++i) {
+        const double want = soundspring::det_exp(static_cast<double>(logits[i]) - m);
+        ok = ok && std::memcmp(&want, &e[i], sizeof want) == 0;
+      }
+      CHECK(ok);
+    }
   }
   // det_gelu against the exact GELU (erf from libm, in double): the A&S erf's 1.5e-7 bound.
   double worst = 0.0;

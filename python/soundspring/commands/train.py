@@ -138,6 +138,9 @@ def _add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-preset", default="default", choices=sorted(SPRINGLM_PRESETS))
     parser.add_argument("--init-from", default=None,
                         help="shipped SpringLM weights to start a new run from")
+    parser.add_argument("--init-other-tokenizer", action="store_true",
+                        help="allow --init-from weights trained on another codec tokenizer "
+                             "(warm start after fine-tuning the codec they were trained on)")
     for name, typ in (("threads", int), ("max-steps", int), ("max-hours", float),
                       ("batch-size", int), ("crop-frames", int), ("lr", float),
                       ("warmup-steps", int), ("eval-every-min", float),
@@ -163,6 +166,7 @@ def _run_lm(args: argparse.Namespace) -> int:
     from ..training.lm import train_lm
 
     out = train_lm(args.run_dir, tdir, SPRINGLM_PRESETS[args.model_preset](), cfg,
-                   init_from=args.init_from, progress=not args.no_progress)
+                   init_from=args.init_from, progress=not args.no_progress,
+                   init_other_tokenizer=args.init_other_tokenizer)
     print(json.dumps(out, indent=1, default=str))
     return 0

@@ -32,6 +32,7 @@ transmitter's rate-distortion search (``rate_bits``) and the encoder share.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -62,11 +63,22 @@ def _bits_of_logits(logits: np.ndarray) -> np.ndarray:
     return ((lse - logits) * np.float32(1.0 / np.log(2.0))).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _bits_of_frequency(precision_bits: int) -> np.ndarray:
+    """float32 [2^precision_bits + 1]: precision_bits - log2(f) for each frequency f (the
+    entry at 0 is never read: every frequency is >= 1)."""
+    f = np.arange((1 << precision_bits) + 1, dtype=np.float32)
+    f[0] = 1.0
+    out = (np.float32(precision_bits) - np.log2(f)).astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
 def _bits_of_cdfs(cdfs: np.ndarray, precision_bits: int) -> np.ndarray:
     """float32 [N, V]: -log2 of each symbol's frequency in uint32 [N, V + 1] CDF rows of
-    total 2^precision_bits (exactly what the range coder pays, to its termination aside)."""
-    freq = np.diff(cdfs.astype(np.int64), axis=-1).astype(np.float32)
-    return (np.float32(precision_bits) - np.log2(freq)).astype(np.float32)
+    total 2^precision_bits (exactly what the range coder pays, to its termination aside),
+    looked up per frequency (the same float32 values as computing each one)."""
+    return _bits_of_frequency(precision_bits)[cdfs[:, 1:] - cdfs[:, :-1]]
 
 
 def integrity_value(base: np.ndarray, tokens: np.ndarray, layer: int, check_bits: int) -> int:

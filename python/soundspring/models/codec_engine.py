@@ -108,10 +108,11 @@ class CodecEngine:
             raise
         self._dim = int(self._enc.latent_dim)
         self._codebooks = codec.quantizer.codebooks.detach().to("cpu", torch.float32).numpy().copy()
+        self._levels = np.arange(self._codebooks.shape[0])[:, None]  # [K, 1] gather rows
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes this class does not define: the reference's.
-        if name in ("reference", "_enc", "_dec", "_dim", "_codebooks"):
+        if name in ("reference", "_enc", "_dec", "_dim", "_codebooks", "_levels"):
             raise AttributeError(name)
         return getattr(self.reference, name)
 
@@ -166,11 +167,9 @@ class CodecEngine:
             return torch.zeros(1, 1, 0), state
         # The quantizer's decode (sum of the levels' codewords in level order, from the
         # first) in numpy: the same float32 additions in the same order, without torch.
-        c = codes[0].numpy()
-        lat = self._codebooks[0, c[0]]
-        for k in range(1, c.shape[0]):
-            lat = lat + self._codebooks[k, c[k]]
-        wav = self._dec.step(state.native, np.ascontiguousarray(lat, dtype=np.float32))
+        c = codes[0].numpy()  # [K, n]; numpy reduces the outer axis row after row, in order
+        lat = self._codebooks[self._levels[: c.shape[0]], c].sum(axis=0, dtype=np.float32)
+        wav = self._dec.step(state.native, np.ascontiguousarray(lat))
         return torch.from_numpy(wav).view(1, 1, -1), state
 
     def decode_latent_step(self, latents: torch.Tensor,

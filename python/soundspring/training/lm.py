@@ -192,7 +192,7 @@ def training_losses(model: SpringLM, codes: torch.Tensor, cfg: LMTrainConfig,
 
 def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMConfig | None = None,
              train_cfg: LMTrainConfig | None = None, init_from: str | Path | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, init_other_tokenizer: bool = False) -> dict:
     """Starts or resumes a SpringLM training run.
 
     Args:
@@ -204,6 +204,9 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
         train_cfg: hyperparameters (default ``LMTrainConfig()``).
         init_from: shipped SpringLM weights to start a new run from (fresh optimizer).
         progress: tqdm bar.
+        init_other_tokenizer: let ``init_from`` be an LM of another codec tokenizer (a warm
+            start for a codec fine-tuned from that LM's codec, whose code indices keep
+            roughly their meaning; the run records both hashes and trains on ``tokens_dir``).
 
     Returns:
         {"step", "train_minutes", "last_eval"}.
@@ -242,7 +245,7 @@ def train_lm(run_dir: str | Path, tokens_dir: str | Path, model_cfg: SpringLMCon
     state_w: dict[str, torch.Tensor] = {}
     if resumed is None and init_from is not None:
         cfg_w, state_w, codec_w, sha_w, _ = read_lm_weights(init_from)
-        if codec_w != codec_h:
+        if codec_w != codec_h and not init_other_tokenizer:
             raise ModelMismatchError(f"{init_from} was trained on codec {codec_w[:16]}, "
                                      f"tokens are from {codec_h[:16]}")
         model_cfg = cfg_w
