@@ -46,21 +46,28 @@ codec::CodecShape shape_arg(const py::dict& d) {
   return s;
 }
 
+// T::Create (codec::Encoder or codec::Decoder) from the Python arguments, GIL released.
+template <class T>
+std::unique_ptr<T> create(const py::dict& shape, const py::dict& weights, const std::string& isa) {
+  const codec::CodecShape s = shape_arg(shape);
+  codec::CodecOptions options;
+  options.isa = isa_arg(isa);
+  std::vector<py::array_t<float>> keep;
+  const lm::TensorMap map = tensor_map(weights, &keep);
+  std::unique_ptr<T> out;
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = T::Create(s, map, options, &out);
+  }
+  check(st);
+  return out;
+}
+
 class PyEncoder {
  public:
-  PyEncoder(const py::dict& shape, const py::dict& weights, const std::string& isa) {
-    const codec::CodecShape s = shape_arg(shape);
-    codec::CodecOptions options;
-    options.isa = isa_arg(isa);
-    std::vector<py::array_t<float>> keep;
-    const lm::TensorMap map = tensor_map(weights, &keep);
-    Status st;
-    {
-      py::gil_scoped_release release;
-      st = codec::Encoder::Create(s, map, options, &impl_);
-    }
-    check(st);
-  }
+  PyEncoder(const py::dict& shape, const py::dict& weights, const std::string& isa)
+      : impl_(create<codec::Encoder>(shape, weights, isa)) {}
 
   codec::EncoderState new_state() const {
     codec::EncoderState st;
@@ -96,19 +103,8 @@ class PyEncoder {
 
 class PyDecoder {
  public:
-  PyDecoder(const py::dict& shape, const py::dict& weights, const std::string& isa) {
-    const codec::CodecShape s = shape_arg(shape);
-    codec::CodecOptions options;
-    options.isa = isa_arg(isa);
-    std::vector<py::array_t<float>> keep;
-    const lm::TensorMap map = tensor_map(weights, &keep);
-    Status st;
-    {
-      py::gil_scoped_release release;
-      st = codec::Decoder::Create(s, map, options, &impl_);
-    }
-    check(st);
-  }
+  PyDecoder(const py::dict& shape, const py::dict& weights, const std::string& isa)
+      : impl_(create<codec::Decoder>(shape, weights, isa)) {}
 
   codec::DecoderState new_state() const {
     codec::DecoderState st;

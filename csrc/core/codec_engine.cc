@@ -27,14 +27,6 @@ constexpr float kMaxLogMagnitude = 6.0f;
 
 constexpr int kMaxChannels = 1 << 14;
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
 
 // The tensor `name` of `weights`, which must have exactly `shape`.
 Status fetch(const lm::TensorMap& weights, const std::string& name,
@@ -43,8 +35,8 @@ Status fetch(const lm::TensorMap& weights, const std::string& name,
   if (it == weights.end()) return InvalidArgument("codec weights: missing tensor '" + name + "'");
   if (it->second.data == nullptr) return InvalidArgument("codec weights: '" + name + "' has no data");
   if (it->second.shape != shape) {
-    return InvalidArgument("codec weights: '" + name + "' must have shape " + shape_str(shape) +
-                           ", got " + shape_str(it->second.shape));
+    return InvalidArgument("codec weights: '" + name + "' must have shape " + lm::shape_string(shape) +
+                           ", got " + lm::shape_string(it->second.shape));
   }
   size_t n = 1;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
@@ -213,20 +205,30 @@ Status check_shape(const CodecShape& s) {
   return Status::Ok();
 }
 
+// The checks every Create makes: out not null, the shape in range, the kernel level runnable.
+template <class T>
+Status prepare(const CodecShape& shape, const CodecOptions& options, const std::unique_ptr<T>* out,
+               const lm::Kernels** kernels) {
+  if (out == nullptr) return InvalidArgument("out must not be null");
+  Status st = check_shape(shape);
+  if (!st.ok()) return st;
+  *kernels = lm::kernels_for(options.isa);
+  if (*kernels == nullptr) {
+    return InvalidArgument(std::string("isa '") + lm::isa_name(options.isa) +
+                           "' is not supported on this CPU or build");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 // ---- encoder -----------------------------------------------------------------------------
 
 Status Encoder::Create(const CodecShape& shape, const lm::TensorMap& weights,
                        const CodecOptions& options, std::unique_ptr<Encoder>* out) {
-  if (out == nullptr) return InvalidArgument("out must not be null");
-  Status st = check_shape(shape);
+  const lm::Kernels* kernels = nullptr;
+  Status st = prepare(shape, options, out, &kernels);
   if (!st.ok()) return st;
-  const lm::Kernels* kernels = lm::kernels_for(options.isa);
-  if (kernels == nullptr) {
-    return InvalidArgument(std::string("isa '") + lm::isa_name(options.isa) +
-                           "' is not supported on this CPU or build");
-  }
   std::unique_ptr<Encoder> enc(new Encoder());
   enc->shape_ = shape;
   enc->kernels_ = kernels;
@@ -359,14 +361,9 @@ Status Encoder::Step(EncoderState* state, const float* wav, int64_t n_samples,
 
 Status Decoder::Create(const CodecShape& shape, const lm::TensorMap& weights,
                        const CodecOptions& options, std::unique_ptr<Decoder>* out) {
-  if (out == nullptr) return InvalidArgument("out must not be null");
-  Status st = check_shape(shape);
+  const lm::Kernels* kernels = nullptr;
+  Status st = prepare(shape, options, out, &kernels);
   if (!st.ok()) return st;
-  const lm::Kernels* kernels = lm::kernels_for(options.isa);
-  if (kernels == nullptr) {
-    return InvalidArgument(std::string("isa '") + lm::isa_name(options.isa) +
-                           "' is not supported on this CPU or build");
-  }
   std::unique_ptr<Decoder> dec(new Decoder());
   dec->shape_ = shape;
   dec->kernels_ = kernels;

@@ -31,14 +31,6 @@ constexpr int kMaxThreads = 256;
 
 size_t padded(int n) { return padded_columns(n); }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
 
 // The keys one block of queries attends to: row pointers at head offset 0 (keys and values
 // each D wide), each key's stream frame, and whether it is a memory key (relative-position
@@ -77,6 +69,15 @@ struct Scratch {
 };
 
 }  // namespace
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
 
 void StreamState::Reset() {
   std::fill(keys_.begin(), keys_.end(), 0.0f);
@@ -374,8 +375,8 @@ Status Engine::Create(const ModelShape& s, const TensorMap& weights, const Engin
     if (it == weights.end()) return InvalidArgument("weights: missing tensor " + name);
     if (it->second.data == nullptr) return InvalidArgument("weights: tensor " + name + " is null");
     if (it->second.shape != want)
-      return InvalidArgument("weights: tensor " + name + " must be float32 " + shape_str(want) +
-                             ", got " + shape_str(it->second.shape));
+      return InvalidArgument("weights: tensor " + name + " must be float32 " + shape_string(want) +
+                             ", got " + shape_string(it->second.shape));
   }
   auto get = [&weights](const std::string& name) { return weights.at(name).data; };
   auto copy = [&weights](const std::string& name) {

@@ -73,6 +73,9 @@ struct TensorRef {
 /// ln_out.{weight,bias} [D]; head_bias [K_max, V]; head_weight [K_max, V, D] (untied only).
 using TensorMap = std::map<std::string, TensorRef>;
 
+/// "[d0, d1, ...]": a tensor shape in error messages.
+std::string shape_string(const std::vector<int64_t>& shape);
+
 struct EngineOptions {
   Isa isa = Isa::kAuto;  // kernel level; one the CPU lacks is refused
   int num_threads = 1;   // worker threads per call, in [1, 256]; never changes the bits
