@@ -372,8 +372,9 @@ def test_application_api_frames_in_frames_out(tiny):
             due = t0 + (i + 1) * 0.020
             time.sleep(max(0.0, due - time.monotonic()))
             assert tx.feed(pcm[i * n:(i + 1) * n])
-            frame = rx.read(timeout_s=0.0)
-            if frame is not None:
+            # Drain what is ready: playout makes two 10 ms frames per 20 ms fed, and a
+            # reader that falls a queue (1 s) behind loses the oldest (frames_dropped).
+            while (frame := rx.read(timeout_s=0.0)) is not None:
                 got.append(frame)
         tx.close()
         assert tx.frames_dropped == 0 and tx.stats.packets_sent == tx.stats.packets
@@ -384,6 +385,7 @@ def test_application_api_frames_in_frames_out(tiny):
             elif rx.done:
                 break
         assert rx.receiver.finish_reason == "end_of_stream"
+        assert rx.frames_dropped == 0
         received = {r.chunk for r in rx.receiver.rows if r.received_layers}
     assert all(len(f) == 160 for f in got)
     out = np.concatenate(got)
