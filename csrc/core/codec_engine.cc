@@ -176,6 +176,14 @@ bool all_finite(const float* p, size_t n) {
   return ok;
 }
 
+// The product of the encoder strides (at most 16 strides of at most 4096: no overflow in
+// int64 before check_shape bounds it).
+int64_t hop_samples(const CodecShape& s) {
+  int64_t hop = 1;
+  for (int st : s.enc_strides) hop = std::min<int64_t>(hop * st, int64_t{1} << 32);
+  return hop;
+}
+
 Status check_shape(const CodecShape& s) {
   auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
   if (!in(s.latent_dim, 1, kMaxChannels) || !in(s.enc_channels, 2, kMaxChannels) ||
@@ -187,12 +195,11 @@ Status check_shape(const CodecShape& s) {
   if (s.enc_strides.empty() || s.enc_strides.size() > 16) {
     return InvalidArgument("codec shape: enc_strides must hold 1 to 16 strides");
   }
-  int64_t hop = 1;
   for (int st : s.enc_strides) {
     if (!in(st, 1, 4096)) return InvalidArgument("codec shape: every stride must be in [1, 4096]");
-    hop *= st;
-    if (hop > (1 << 16)) return InvalidArgument("codec shape: the hop must be at most 65536");
   }
+  const int64_t hop = hop_samples(s);
+  if (hop > (1 << 16)) return InvalidArgument("codec shape: the hop must be at most 65536");
   for (int d : s.enc_res_dilations) {
     if (!in(d, 1, 4096)) return InvalidArgument("codec shape: every dilation must be in [1, 4096]");
   }
@@ -232,8 +239,7 @@ Status Encoder::Create(const CodecShape& shape, const lm::TensorMap& weights,
   std::unique_ptr<Encoder> enc(new Encoder());
   enc->shape_ = shape;
   enc->kernels_ = kernels;
-  enc->hop_ = 1;
-  for (int s : shape.enc_strides) enc->hop_ *= s;
+  enc->hop_ = static_cast<int>(hop_samples(shape));
   int ch = shape.enc_channels;
   if (ch % 2) return InvalidArgument("codec shape: enc_channels must be even (residual units halve it)");
   CausalConv conv;
@@ -280,6 +286,15 @@ void Encoder::NewState(EncoderState* state) const {
   state->frames = 0;
 }
 
+bool Encoder::CheckState(const EncoderState& state) const {
+  if (state.history.size() != convs_.size()) return false;
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    const CausalConv& c = convs_[i];
+    if (state.history[i].size() != static_cast<size_t>(c.pad) * static_cast<size_t>(c.c_in)) return false;
+  }
+  return true;
+}
+
 Status Encoder::Step(EncoderState* state, const float* wav, int64_t n_samples,
                      float* latents) const {
   if (state == nullptr || (n_samples > 0 && (wav == nullptr || latents == nullptr))) {
@@ -290,14 +305,7 @@ Status Encoder::Step(EncoderState* state, const float* wav, int64_t n_samples,
                            " samples with 1 <= n <= " + std::to_string(kMaxStepFrames) + ", got " +
                            std::to_string(n_samples));
   }
-  if (state->history.size() != convs_.size()) {
-    return InvalidArgument("encoder step: the state belongs to another encoder");
-  }
-  for (size_t i = 0; i < convs_.size(); ++i) {
-    if (state->history[i].size() != static_cast<size_t>(convs_[i].pad) * static_cast<size_t>(convs_[i].c_in)) {
-      return InvalidArgument("encoder step: the state belongs to another encoder");
-    }
-  }
+  if (!CheckState(*state)) return InvalidArgument("encoder step: the state belongs to another encoder");
   if (!all_finite(wav, static_cast<size_t>(n_samples))) {
     return InvalidArgument("encoder step: wav holds a non-finite sample");
   }
@@ -367,8 +375,7 @@ Status Decoder::Create(const CodecShape& shape, const lm::TensorMap& weights,
   std::unique_ptr<Decoder> dec(new Decoder());
   dec->shape_ = shape;
   dec->kernels_ = kernels;
-  dec->hop_ = 1;
-  for (int s : shape.enc_strides) dec->hop_ *= s;
+  dec->hop_ = static_cast<int>(hop_samples(shape));
   dec->sub_ = dec->hop_ / shape.istft_hop;
   dec->bins_ = shape.istft_n_fft / 2 + 1;
   const int e = shape.dec_dim, inter = shape.dec_intermediate;

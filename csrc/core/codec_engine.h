@@ -129,6 +129,7 @@ class Encoder {
 
  private:
   Encoder() = default;
+  bool CheckState(const EncoderState& state) const;
   CodecShape shape_;
   int hop_ = 0;
   bool half_ = false;

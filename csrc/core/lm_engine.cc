@@ -29,8 +29,6 @@ constexpr int kMaxFfnWidth = 1 << 18;
 constexpr int kMaxContextFrames = 1 << 16;
 constexpr int kMaxThreads = 256;
 
-size_t padded(int n) { return padded_columns(n); }
-
 
 // The keys one block of queries attends to: row pointers at head offset 0 (keys and values
 // each D wide), each key's stream frame, and whether it is a memory key (relative-position
@@ -416,7 +414,7 @@ Status Engine::Create(const ModelShape& s, const TensorMap& weights, const Engin
   }
   // Heads: level k's matrix [V, D] (the first V embedding rows of level k when tied),
   // packed transposed in column panels like a linear layer.
-  impl->ldv = padded(s.codebook_size);
+  impl->ldv = padded_columns(s.codebook_size);
   const size_t ds = static_cast<size_t>(d), vs = static_cast<size_t>(v), ldv = impl->ldv;
   impl->head_w.assign(static_cast<size_t>(k) * ds * ldv, 0.0f);
   impl->head_b.assign(static_cast<size_t>(k) * ldv, 0.0f);

@@ -31,21 +31,20 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import numpy as np
 import torch
 
 from .._native import core
-from ..config import codebooks_for_bitrate
+from ..audio import check_pcm
 from ..errors import ConfigError, ModelMismatchError
-from .lm_engine import ISA_ENV, ISA_LEVELS
+from .lm_engine import resolve_isa
 
 
 @dataclasses.dataclass
-class EngineEncoderState:
-    """One stream's encoder state on the engine (``native``: ``_core.codec.EncoderState``)."""
+class _EngineState:
+    """One stream's state on the engine (``native``: a ``_core.codec`` state object)."""
 
     native: Any
 
@@ -53,22 +52,16 @@ class EngineEncoderState:
     def frames(self) -> int:
         return int(self.native.frames)
 
-    def snapshot(self) -> EngineEncoderState:
-        return EngineEncoderState(self.native.copy())
+    def snapshot(self):
+        return type(self)(self.native.copy())
 
 
-@dataclasses.dataclass
-class EngineDecoderState:
-    """One stream's decoder state on the engine (``native``: ``_core.codec.DecoderState``)."""
+class EngineEncoderState(_EngineState):
+    """An encoder stream's state (``native``: ``_core.codec.EncoderState``)."""
 
-    native: Any
 
-    @property
-    def frames(self) -> int:
-        return int(self.native.frames)
-
-    def snapshot(self) -> EngineDecoderState:
-        return EngineDecoderState(self.native.copy())
+class EngineDecoderState(_EngineState):
+    """A decoder stream's state (``native``: ``_core.codec.DecoderState``)."""
 
 
 def _inference_tensors(codec: Any) -> dict[str, np.ndarray]:
@@ -92,10 +85,7 @@ class CodecEngine:
     """
 
     def __init__(self, codec: Any, *, isa: str | None = None) -> None:
-        isa = os.environ.get(ISA_ENV, "auto") if isa is None else isa
-        if isa not in ISA_LEVELS:
-            raise ConfigError(f"isa must be one of {', '.join(ISA_LEVELS)} (argument or "
-                              f"{ISA_ENV}), got {isa!r}")
+        isa = resolve_isa(isa)
         self.reference = codec
         shape = dataclasses.asdict(codec.cfg)
         tensors = _inference_tensors(codec)
@@ -111,10 +101,12 @@ class CodecEngine:
         self._levels = np.arange(self._codebooks.shape[0])[:, None]  # [K, 1] gather rows
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes this class does not define: the reference's.
-        if name in ("reference", "_enc", "_dec", "_dim", "_codebooks", "_levels"):
+        # Only reached for attributes this instance and class lack: the reference's (none
+        # before __init__ has set it, e.g. while unpickling).
+        reference = self.__dict__.get("reference")
+        if reference is None:
             raise AttributeError(name)
-        return getattr(self.reference, name)
+        return getattr(reference, name)
 
     @property
     def isa(self) -> str:
@@ -142,10 +134,7 @@ class CodecEngine:
     def encode_step(self, wav: torch.Tensor | np.ndarray, state: EngineEncoderState,
                     bitrate_kbps: float = 6.0) -> tuple[torch.Tensor, EngineEncoderState]:
         """wav [1, 1, n * 320] -> (codes int64 [1, K, n], state advanced in place)."""
-        n_q = codebooks_for_bitrate(bitrate_kbps)
-        if n_q > self.reference.n_codebooks:
-            raise ConfigError(f"bitrate {bitrate_kbps} kbps needs {n_q} codebooks; this model "
-                              f"has {self.reference.n_codebooks}")
+        n_q = self.reference._n_q(bitrate_kbps)
         z, state = self.encode_latent_step(wav, state)
         with torch.inference_mode():
             return self.reference.quantizer.encode(z, n_q), state
@@ -160,8 +149,7 @@ class CodecEngine:
         """codes int64 [1, K, n] -> (wav float32 [1, 1, n * 320], state advanced in place),
         the offline decode delayed by ``lookahead_samples``."""
         codes = self.reference._check_codes(codes)
-        if codes.shape[0] != 1:
-            _one_stream(codes.shape[0])
+        _one_stream(codes.shape[0])
         _check_state(state, EngineDecoderState)
         if codes.shape[-1] == 0:
             return torch.zeros(1, 1, 0), state
@@ -207,19 +195,10 @@ def _check_state(state: Any, kind: type) -> None:
 
 
 def _pcm(wav: torch.Tensor | np.ndarray) -> np.ndarray:
-    """float32 [T] C-contiguous from [1, 1, T], [1, T] or [T] audio."""
-    if isinstance(wav, torch.Tensor):
-        if wav.is_floating_point() and wav.dtype != torch.float32:
-            wav = wav.float()
-        arr = wav.detach().to("cpu").numpy()
-    elif isinstance(wav, np.ndarray):
-        arr = wav
-    else:
-        raise TypeError(f"wav must be a torch.Tensor or numpy array, got {type(wav).__name__}")
-    if arr.dtype != np.float32 or arr.ndim not in (1, 2, 3) or any(d != 1 for d in arr.shape[:-1]):
-        raise ConfigError(f"wav must be float32 [1, 1, T] (one stream), got {arr.dtype} "
-                          f"{tuple(arr.shape)}")
-    return np.ascontiguousarray(arr.reshape(-1))
+    """float32 [T] C-contiguous from one stream's [1, 1, T] or [T] audio (``check_pcm``)."""
+    pcm = check_pcm(wav, "wav", tensors=True)
+    return np.ascontiguousarray(pcm.detach().to("cpu").numpy() if isinstance(pcm, torch.Tensor)
+                                else pcm)
 
 
 __all__ = ["CodecEngine", "EngineDecoderState", "EngineEncoderState"]

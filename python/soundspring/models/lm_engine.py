@@ -69,6 +69,20 @@ StreamState = core.lm.StreamState
 """The engine's per-stream coding memory (``snapshot()``, ``reset()``, ``frames``)."""
 
 
+def resolve_isa(isa: str | None) -> str:
+    """The kernel level to build an engine with: ``isa``, or when None the environment
+    variable ``SOUNDSPRING_ENGINE_ISA``, else ``auto``.
+
+    Raises:
+        ConfigError: not one of ``ISA_LEVELS``.
+    """
+    isa = os.environ.get(ISA_ENV, "auto") if isa is None else isa
+    if isa not in ISA_LEVELS:
+        raise ConfigError(f"isa must be one of {', '.join(ISA_LEVELS)} (argument or "
+                          f"{ISA_ENV}), got {isa!r}")
+    return isa
+
+
 def supported_isas() -> list[str]:
     """The kernel levels this build and CPU can run, lowest first (e.g. ``["generic",
     "sse2", "avx2"]``)."""
@@ -116,10 +130,7 @@ class SpringLMEngine:
                  num_threads: int = 1) -> None:
         if not isinstance(cfg, SpringLMConfig):
             raise TypeError(f"cfg must be a SpringLMConfig, got {type(cfg).__name__}")
-        isa = os.environ.get(ISA_ENV, "auto") if isa is None else isa
-        if isa not in ISA_LEVELS:
-            raise ConfigError(f"isa must be one of {', '.join(ISA_LEVELS)} (argument or "
-                              f"{ISA_ENV}), got {isa!r}")
+        isa = resolve_isa(isa)
         threads = int_in("num_threads", num_threads, 1, 256)
         arrays = {name: _float32(name, t) for name, t in tensors.items()}
         unigram = arrays.pop(_UNIGRAM, None)
