@@ -37,7 +37,7 @@ def _corruption_run(fmt: dict, check_bits: int, n_chunks: int, seed: int) -> dic
     cfg = TransceiverConfig(check_bits=check_bits, conceal="zero", **fmt)
     model = FastLM()
     rng = np.random.default_rng(seed)
-    tx = TokenTransmitter(model, cfg)
+    tx = TokenTransmitter(model, cfg, history_chunks=None)
     rx = TokenReceiver(model, cfg, history_chunks=None)
     k, c = cfg.layout.n_codebooks, cfg.chunk_frames
     counts = {"garbage": 0, "exact": 0, "concealed": 0, "corrupted_packets": 0}

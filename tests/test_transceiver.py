@@ -496,3 +496,37 @@ def test_repeat_frame_is_the_receivers_repeat_concealment():
     assert got.shape == (12, 3) and (got == last[:, -1:]).all()
     with pytest.raises(ConfigError):
         repeat_frame(np.zeros((12, 0), dtype=np.int64), 2)
+
+
+def test_transmitter_history_is_bounded_and_keeps_the_latest(codec):
+    """A live transmitter's per-chunk record stays bounded however long it runs; None keeps
+    every chunk (files and evaluations)."""
+    cfg = TransceiverConfig(bitrate_kbps=6)
+    pcm = _speechlike(0.4)  # 10 chunks of 40 ms
+    every = Transmitter(codec, SyntheticLM(), cfg, history_chunks=None)
+    last3 = Transmitter(codec, SyntheticLM(), cfg, history_chunks=3)
+    every.push(pcm)
+    last3.push(pcm)
+    assert every.chunks_sent == last3.chunks_sent == 10
+    assert len(every.sent_tokens) == 10 and len(last3.sent_tokens) == 3
+    for kept, want in zip(last3.sent_tokens, list(every.sent_tokens)[-3:]):
+        np.testing.assert_array_equal(kept, want)
+    with pytest.raises(ConfigError, match="history_chunks"):
+        Transmitter(codec, SyntheticLM(), cfg, history_chunks=0)
+
+
+def test_settle_heap_freezes_what_is_alive_and_collection_still_frees_new_garbage():
+    import gc
+
+    from soundspring.transceiver import settle_heap
+
+    try:
+        assert settle_heap() > 1000  # pytest, numpy and torch alone are far more
+        class Node:
+            pass
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle made after the freeze
+        del a, b
+        assert gc.collect() >= 2  # still found and freed
+    finally:
+        gc.unfreeze()

@@ -28,7 +28,7 @@ from ..models.weights_io import load_models
 from ..net import NetReceiver, from_sdp, latency_line, open_udp
 from ..net.receiver import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_PLAYOUT_DELAY_MS
 from ..net.sender import warm_up
-from ..transceiver import TransceiverConfig
+from ..transceiver import TransceiverConfig, settle_heap
 from ._common import (
     add_conceal_argument,
     add_io_flags,
@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         conceal = conceal_from_args(args)
         with atomic_output(args.output) as tmp, open(tmp, "wb") as f:
             warm_up(codec, model, TransceiverConfig(conceal=conceal))
+            settle_heap()  # no full garbage collection walks the models mid-stream
             writer = _WavWriter(f, codec.lookahead_samples)
             rx = NetReceiver(sock, codec, model, session=session,
                              playout_delay_ms=args.playout_delay_ms,

@@ -19,7 +19,7 @@ from ..config import SAMPLE_RATE_HZ
 from ..models.weights_io import load_models
 from ..net import RtpSender, open_udp, parse_address, send_pcm, to_sdp
 from ..net.sender import MAX_JITTER_MS, monotonic_ms, new_session, warm_up
-from ..transceiver import Transmitter
+from ..transceiver import Transmitter, settle_heap
 from ..transceiver.stream import stream_header
 from ..transport import LOSS_MODEL_KINDS
 from ._common import (
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     pcm = read_audio(args.input)
     codec, model = load_models(args.codec, args.lm, backend=args.lm_backend)
     warm_up(codec, model, cfg)
+    settle_heap()  # no full garbage collection walks the models mid-stream
     sock = open_udp(host, port, bind=False)
     try:
         session = new_session(stream_header(codec, model, cfg, len(pcm)), monotonic_ms() + 20.0)

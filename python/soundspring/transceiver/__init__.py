@@ -32,10 +32,10 @@ Stream rules (DESIGN.md sections 5-7):
 """
 
 from ..config import TransceiverConfig
+from ._endpoint import DEFAULT_HISTORY_CHUNKS, settle_heap
 from .batch import receive, receive_blocks, transmit
 from .receiver import (
     CHUNK_STATUSES,
-    DEFAULT_HISTORY_CHUNKS,
     DEFAULT_WINDOW_CHUNKS,
     ChunkOutcome,
     DecodedChunk,
@@ -51,5 +51,6 @@ __all__ = [
     "CHUNK_STATUSES", "DEFAULT_HISTORY_CHUNKS", "DEFAULT_WINDOW_CHUNKS", "ChunkOutcome",
     "DecodedChunk", "Receiver", "ReceiverSnapshot", "ReceiverStats", "SentPacket",
     "SpringStream", "TokenReceiver", "TokenTransmitter", "TransceiverConfig", "Transmitter",
-    "algorithmic_latency_ms", "open_stream", "receive", "receive_blocks", "transmit",
+    "algorithmic_latency_ms", "open_stream", "receive", "receive_blocks", "settle_heap",
+    "transmit",
 ]

@@ -11,7 +11,8 @@ from .._validate import int_in
 from ..audio import check_pcm
 from ..config import SAMPLE_RATE_HZ, TransceiverConfig
 from ..entropy import CodingModel
-from .receiver import DEFAULT_HISTORY_CHUNKS, Receiver
+from ._endpoint import DEFAULT_HISTORY_CHUNKS
+from .receiver import Receiver
 from .transmitter import SentPacket, Transmitter
 
 
@@ -22,7 +23,7 @@ def transmit(
     from tqdm import tqdm
 
     pcm = check_pcm(pcm, "pcm")
-    tx = Transmitter(codec, model, cfg)
+    tx = Transmitter(codec, model, cfg, history_chunks=None)  # every chunk's tokens
     step = cfg.chunk_samples * 25
     packets: list[SentPacket] = []
     for start in tqdm(

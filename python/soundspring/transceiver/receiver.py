@@ -49,7 +49,7 @@ from ..errors import BitstreamError, ConfigError
 from ..plc import BLEND_REPEAT_WEIGHT, conceal_base, hard_latents, repeat_frame, soft_latents
 from ..transport import JitterBuffer, PlayoutChunk, PushOutcome
 from ..transport.jitter_buffer import MAX_WINDOW_CHUNKS
-from ._endpoint import _Endpoint
+from ._endpoint import DEFAULT_HISTORY_CHUNKS, _Endpoint
 
 
 @dataclass
@@ -124,7 +124,6 @@ class ReceiverSnapshot:
 
 
 DEFAULT_WINDOW_CHUNKS = 256  # future chunks a receiver holds packets for (10.24 s at 40 ms)
-DEFAULT_HISTORY_CHUNKS = 1500  # outcomes a Receiver keeps (60 s at 40 ms); None = all
 MAX_PLAYOUT_DELAY_MS = 60000.0  # the jitter buffer's bound
 
 

@@ -3,6 +3,7 @@ packets, one chunk at a time (stream rules: ``soundspring.transceiver``)."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,8 @@ from ..config import BASE_CODEBOOKS, SAMPLE_RATE_HZ, TransceiverConfig
 from ..entropy import ChunkCache, CodingModel
 from ..models.rd import RateDistortionQuantizer
 from ..transport import FecCopy, Packet
-from ._endpoint import _Endpoint
+from .._validate import int_in
+from ._endpoint import DEFAULT_HISTORY_CHUNKS, _Endpoint
 
 
 def algorithmic_latency_ms(codec, cfg: TransceiverConfig) -> float:
@@ -41,16 +43,29 @@ class TokenTransmitter(_Endpoint):
     """Entropy coder + packetiser over tokens, one chunk at a time (no codec): what
     ``Transmitter`` runs after its codec, and a source of real packets for tests.
 
+    Args:
+        model: the coding model. config: the stream's settings (default
+            ``TransceiverConfig()``).
+        history_chunks: how many chunks' tokens ``sent_tokens`` keeps (the latest); None
+            keeps all (a whole file or evaluation clip).
+
     Example:
         ttx = TokenTransmitter(model, TransceiverConfig(bitrate_kbps=6))
         packets = ttx.send_tokens(tokens_int64_K_by_C)
+
+    Attributes:
+        sent_tokens: int64 [K, C] per chunk sent, oldest first (the latest
+            ``history_chunks``), for statistics and tests.
     """
 
-    def __init__(self, model: CodingModel, config: TransceiverConfig | None = None) -> None:
+    def __init__(self, model: CodingModel, config: TransceiverConfig | None = None,
+                 history_chunks: int | None = DEFAULT_HISTORY_CHUNKS) -> None:
         _Endpoint.__init__(self, model, config)
+        if history_chunks is not None:
+            int_in("history_chunks", history_chunks, 1, 1 << 30)
         self._prev_base: bytes | None = None
         self.chunks_sent = 0
-        self.sent_tokens: list[np.ndarray] = []  # int64 [K, C] per chunk, for tests and stats
+        self.sent_tokens: deque[np.ndarray] = deque(maxlen=history_chunks)
 
     def send_tokens(self, tokens: np.ndarray,
                     cache: ChunkCache | None = None) -> list[SentPacket]:
@@ -87,8 +102,9 @@ class Transmitter(TokenTransmitter):
         packets = tx.push(pcm_float32_16k) + tx.flush()
     """
 
-    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None) -> None:
-        TokenTransmitter.__init__(self, model, config)
+    def __init__(self, codec, model: CodingModel, config: TransceiverConfig | None = None,
+                 history_chunks: int | None = DEFAULT_HISTORY_CHUNKS) -> None:
+        TokenTransmitter.__init__(self, model, config, history_chunks)
         self.codec = codec
         self._enc_state = codec.init_encoder_state(1)
         self._rd: RateDistortionQuantizer | None = None  # made on the first rd chunk
@@ -140,7 +156,7 @@ class Transmitter(TokenTransmitter):
     def _chunk_tokens(self, pcm: np.ndarray, cache: ChunkCache) -> np.ndarray:
         """int64 [K, C] tokens of one chunk of audio."""
         cfg = self.config
-        wav = torch.from_numpy(pcm.copy()).view(1, 1, -1)
+        wav = pcm.reshape(1, 1, -1)  # checked float32; both codecs take numpy audio
         if cfg.rd_lambda == 0.0:
             codes, self._enc_state = self.codec.encode_step(wav, self._enc_state, cfg.bitrate_kbps)
             return codes[0].numpy().astype(np.int64)
