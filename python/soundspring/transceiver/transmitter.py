@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._validate import int_in
 from ..audio import check_pcm
 from ..config import BASE_CODEBOOKS, SAMPLE_RATE_HZ, TransceiverConfig
 from ..entropy import ChunkCache, CodingModel
 from ..models.rd import RateDistortionQuantizer
 from ..transport import FecCopy, Packet
-from .._validate import int_in
 from ._endpoint import DEFAULT_HISTORY_CHUNKS, _Endpoint
 
 
