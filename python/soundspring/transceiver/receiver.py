@@ -49,7 +49,7 @@ from ..errors import BitstreamError, ConfigError
 from ..plc import BLEND_REPEAT_WEIGHT, conceal_base, hard_latents, repeat_frame, soft_latents
 from ..transport import JitterBuffer, PlayoutChunk, PushOutcome
 from ..transport.jitter_buffer import MAX_WINDOW_CHUNKS
-from ._endpoint import DEFAULT_HISTORY_CHUNKS, _Endpoint
+from ._endpoint import DEFAULT_HISTORY_CHUNKS, _Endpoint, history_deque
 
 
 @dataclass
@@ -229,8 +229,7 @@ class TokenReceiver(_Endpoint):
             )
         self._vocab = int_in("vocab", vocab, 1, CODEBOOK_SIZE)
         self.window_chunks = int_in("window_chunks", window_chunks, 1, MAX_WINDOW_CHUNKS)
-        if history_chunks is not None:
-            int_in("history_chunks", history_chunks, 1, 1 << 30)
+        history: deque[ChunkOutcome] = history_deque(history_chunks)
         if playout_delay_ms is not None:
             delay = finite_float("playout_delay_ms", playout_delay_ms, _MS)
             if not 0.0 <= delay <= MAX_PLAYOUT_DELAY_MS:
@@ -254,9 +253,7 @@ class TokenReceiver(_Endpoint):
         self._last_heard: np.ndarray | None = None  # the last chunk decoded from packets
         self._expected = 0  # the chunk the memory continues with (a gap taints the reach)
         self.stats = ReceiverStats()
-        self._history: deque[ChunkOutcome] | None = (
-            deque(maxlen=history_chunks) if keep_history else None
-        )
+        self._history: deque[ChunkOutcome] | None = history if keep_history else None
         self._token = object()  # identifies this receiver's snapshots
 
     # --------------------------------------------------------------------- clock

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._validate import int_in
 from ..audio import check_pcm
 from ..config import BASE_CODEBOOKS, SAMPLE_RATE_HZ, TransceiverConfig
 from ..entropy import ChunkCache, CodingModel
 from ..models.rd import RateDistortionQuantizer
 from ..transport import FecCopy, Packet
-from ._endpoint import DEFAULT_HISTORY_CHUNKS, _Endpoint
+from ._endpoint import DEFAULT_HISTORY_CHUNKS, _Endpoint, history_deque
 
 
 def algorithmic_latency_ms(codec, cfg: TransceiverConfig) -> float:
@@ -61,11 +60,9 @@ class TokenTransmitter(_Endpoint):
     def __init__(self, model: CodingModel, config: TransceiverConfig | None = None,
                  history_chunks: int | None = DEFAULT_HISTORY_CHUNKS) -> None:
         _Endpoint.__init__(self, model, config)
-        if history_chunks is not None:
-            int_in("history_chunks", history_chunks, 1, 1 << 30)
+        self.sent_tokens: deque[np.ndarray] = history_deque(history_chunks)
         self._prev_base: bytes | None = None
         self.chunks_sent = 0
-        self.sent_tokens: deque[np.ndarray] = deque(maxlen=history_chunks)
 
     def send_tokens(self, tokens: np.ndarray,
                     cache: ChunkCache | None = None) -> list[SentPacket]:
