@@ -13,19 +13,30 @@ Cases:
     commit:   one chunk's memory pass (into a copy of the memory, so every call is alike)
     conceal:  the concealment window over R + C frames with the last chunk lost
     batch:    the engine's coding pass of 8 or 64 streams at once (per call, not per stream)
+    storage:  the best level's engine on the same model in binary16 storage (the fp16
+              weights) and in int8 storage (those weights rounded by
+              ``block_float.round_engine_weights``), timed in interleaved A/B rounds of
+              one coding pass + memory pass per chunk; ``extra_info`` holds the median and
+              best int8 / binary16 time ratio (below 1: int8 is faster)
 """
 
 from __future__ import annotations
+
+import statistics
+import time
 
 import numpy as np
 import pytest
 import torch
 from soundspring.config import MASK, springlm_default
+from soundspring.models.block_float import round_engine_weights
 from soundspring.models.lm_adapter import SpringLMCodingModel
 from soundspring.models.lm_engine import SpringLMEngine, supported_isas
 from soundspring.models.masked_lm import SpringLM
 
 R, C = 15, 2
+AB_ROUNDS = 15        # interleaved A/B rounds of the storage case (1 with --benchmark-disable)
+AB_CHUNKS = 20        # chunks (coding pass + memory pass) timed per engine per round
 LEVELS = {"6kbps": 12, "12kbps": 24}
 IMPLS = ["torch", *(f"engine-{isa}" for isa in supported_isas() if isa != "generic")]
 
@@ -96,3 +107,51 @@ def test_batch(benchmark, models, batch: int) -> None:
     views = np.stack([_view(12, seed=s) for s in range(batch)])
     logits = benchmark(engine.fine_logits_batch, states, views, (3, 12))
     assert logits.shape == (batch, 9, C, 1024)
+
+
+@pytest.fixture(scope="module")
+def storage_engines(lm):
+    """The best level's engine on the fp16 weights (binary16) and on them rounded (int8)."""
+    rounded = SpringLM(lm.cfg).eval()
+    rounded.load_state_dict(round_engine_weights(lm.state_dict()))
+    engines = {"binary16": SpringLMEngine.from_model(lm),
+               "int8": SpringLMEngine.from_model(rounded)}
+    storage = {name: e.weight_storage for name, e in engines.items()}
+    if storage["binary16"] != "binary16":
+        pytest.skip(f"the best level here ({engines['int8'].isa}) has no binary16 product")
+    assert storage["int8"] == "int8", storage
+    return engines
+
+
+@pytest.mark.parametrize("bitrate", list(LEVELS), ids=str)
+def test_storage(benchmark, storage_engines, bitrate: str) -> None:
+    k = LEVELS[bitrate]
+    views = [_view(k, seed=s) for s in range(AB_CHUNKS)]
+
+    def chunks(engine) -> float:  # seconds for AB_CHUNKS chunks of one stream
+        state = _warm(engine, k)
+        t0 = time.perf_counter()
+        for view in views:
+            engine.fine_logits(state, view, (3, k))
+            engine.commit(state, view[:3])
+        return time.perf_counter() - t0
+
+    rounds = 1 if benchmark.disabled else AB_ROUNDS
+    times = {name: [] for name in storage_engines}
+    for r in range(rounds):  # alternate which storage goes first: drift hits both alike
+        order = list(storage_engines) if r % 2 == 0 else list(reversed(storage_engines))
+        for name in order:
+            times[name].append(chunks(storage_engines[name]))
+    ratios = [a / b for a, b in zip(times["int8"], times["binary16"], strict=True)]
+    per_chunk_ms = {name: 1e3 * min(t) / AB_CHUNKS for name, t in times.items()}
+    benchmark.extra_info.update(
+        isa=storage_engines["int8"].isa, rounds=rounds, chunks_per_round=AB_CHUNKS,
+        best_chunk_ms=per_chunk_ms, median_ratio=statistics.median(ratios),
+        best_ratio=min(times["int8"]) / min(times["binary16"]))
+    print(f"\nstorage {bitrate} {storage_engines['int8'].isa}: best chunk ms {per_chunk_ms}, "
+          f"int8/binary16 median ratio {statistics.median(ratios):.3f}, "
+          f"best-of-{rounds} ratio {benchmark.extra_info['best_ratio']:.3f}")
+    engine = storage_engines["int8"]
+    state = _warm(engine, k)
+    logits = benchmark(engine.fine_logits, state, views[0], (3, k))
+    assert logits.shape == (k - 3, C, 1024)

@@ -170,7 +170,10 @@ bits for every isa).
       .def_property_readonly("hop", [](const PyEncoder& e) { return e.impl().hop(); })
       .def_property_readonly("latent_dim", [](const PyEncoder& e) { return e.impl().latent_dim(); })
       .def_property_readonly("isa", [](const PyEncoder& e) { return std::string(lm::isa_name(e.impl().isa())); })
-      .def_property_readonly("half_weights", [](const PyEncoder& e) { return e.impl().half_weights(); });
+      .def_property_readonly("half_weights", [](const PyEncoder& e) { return e.impl().half_weights(); })
+      .def_property_readonly("weight_storage", [](const PyEncoder& e) {
+        return std::string(lm::weight_storage_name(e.impl().weight_storage()));
+      }, "'int8', 'binary16' or 'float32' (lm engine weight_storage); never changes the bits.");
 
   py::class_<PyDecoder>(m, "Decoder", R"doc(
 The streaming Vocos decoder step (csrc/core/codec_engine.h) built from the Codec's
@@ -187,7 +190,10 @@ lookahead samples; flush(state) -> the unfinished tail float32 [lookahead].
       .def_property_readonly("latent_dim", [](const PyDecoder& d) { return d.impl().latent_dim(); })
       .def_property_readonly("lookahead", [](const PyDecoder& d) { return d.impl().lookahead(); })
       .def_property_readonly("isa", [](const PyDecoder& d) { return std::string(lm::isa_name(d.impl().isa())); })
-      .def_property_readonly("half_weights", [](const PyDecoder& d) { return d.impl().half_weights(); });
+      .def_property_readonly("half_weights", [](const PyDecoder& d) { return d.impl().half_weights(); })
+      .def_property_readonly("weight_storage", [](const PyDecoder& d) {
+        return std::string(lm::weight_storage_name(d.impl().weight_storage()));
+      }, "'int8', 'binary16' or 'float32' (lm engine weight_storage); never changes the bits.");
 }
 
 }  // namespace soundspring::bindings

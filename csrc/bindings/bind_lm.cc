@@ -266,9 +266,11 @@ Raises ConfigError for a bad shape, name or option; TypeError for a non-float32 
       }, "The kernel level in use: 'generic', 'sse2', 'avx2' or 'avx512'.")
       .def_property_readonly("num_threads", [](const PyEngine& e) { return e.engine().num_threads(); })
       .def_property_readonly("weight_storage", [](const PyEngine& e) {
-        return std::string(e.engine().packed().half_weights ? "binary16" : "float32");
-      }, "How the matrices are held: 'binary16' (every weight exactly a half, e.g. the shipped "
-         "fp16 file, on an ISA with fast conversion) or 'float32'. Never changes the bits.")
+        return std::string(lm::weight_storage_name(e.engine().packed().storage));
+      }, "How the matrices are held: 'int8' (every column exactly q 2^e with |q| <= 127, "
+         "models/block_float.py, on sse2/avx2/avx512), 'binary16' (every weight exactly a "
+         "half, e.g. the shipped fp16 file, on an ISA with fast conversion) or 'float32'. "
+         "Never changes the bits.")
       .def("new_state", &PyEngine::new_state, py::arg("context_frames"), py::arg("chunk_frames"),
            "An empty memory: reach R in [0, max_context_frames], chunks of C frames.")
       .def("commit", &PyEngine::commit, py::arg("state"), py::arg("base_tokens"),

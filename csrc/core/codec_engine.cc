@@ -93,20 +93,6 @@ Status make_conv(const lm::TensorMap& weights, const std::string& prefix, int c_
   return Status::Ok();
 }
 
-// Half storage for every listed matrix when all are exact and the ISA widens binary16.
-bool halve_all(const lm::Kernels& kernels, const std::vector<lm::PackedLinear*>& lins) {
-  if (kernels.matmul_bias_half == nullptr) return false;
-  std::vector<std::vector<uint16_t>> halves(lins.size());
-  for (size_t i = 0; i < lins.size(); ++i) {
-    if (!lm::to_half(lins[i]->w, &halves[i])) return false;
-  }
-  for (size_t i = 0; i < lins.size(); ++i) {
-    lins[i]->w16 = std::move(halves[i]);
-    lins[i]->w = std::vector<float>();
-  }
-  return true;
-}
-
 void grow(std::vector<float>* v, size_t n) {
   if (v->size() < n) v->resize(n);
 }
@@ -273,7 +259,7 @@ Status Encoder::Create(const CodecShape& shape, const lm::TensorMap& weights,
   enc->convs_.push_back(std::move(conv));
   std::vector<lm::PackedLinear*> lins;
   for (CausalConv& c : enc->convs_) lins.push_back(&c.lin);
-  enc->half_ = halve_all(*kernels, lins);
+  enc->storage_ = lm::pack_smallest(*kernels, lins);
   *out = std::move(enc);
   return Status::Ok();
 }
@@ -441,7 +427,8 @@ Status Decoder::Create(const CodecShape& shape, const lm::TensorMap& weights,
     lins.push_back(&blk.pw1);
     lins.push_back(&blk.pw2);
   }
-  dec->half_ = halve_all(*kernels, lins);  // the iDFT matrix is not a binary16 matrix: float32
+  // The iDFT matrix is neither a binary16 nor an int8 matrix: it stays float32.
+  dec->storage_ = lm::pack_smallest(*kernels, lins);
   *out = std::move(dec);
   return Status::Ok();
 }

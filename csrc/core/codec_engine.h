@@ -28,9 +28,11 @@
 //
 // Weights come as float32 tensors in PyTorch's layout keyed by the Codec state-dict names
 // (encoder.* and decoder.*; see Encoder::Create / Decoder::Create). Create checks every
-// name and shape and copies them into its own packed layout; matrices whose every weight
-// is exactly a binary16 (the shipped fp16 file) are held as binary16 where the ISA widens
-// exactly (the same values, half the bytes read).
+// name and shape and copies them into its own packed layout; its matrices are held as
+// block-float int8 when every column is exactly q 2^e (|q| <= 127, models/block_float.py),
+// else as binary16 when every weight is exactly a half (the shipped fp16 file), where the
+// ISA has that product (lm::pack_smallest): the same values, so the same bits, a quarter
+// or a half of the bytes read.
 #pragma once
 
 #include <cstddef>
@@ -124,7 +126,9 @@ class Encoder {
   int hop() const { return hop_; }
   int latent_dim() const { return shape_.latent_dim; }
   lm::Isa isa() const { return kernels_->isa; }
-  bool half_weights() const { return half_; }
+  /// How the matrices are held (one storage for all; never changes the bits).
+  lm::WeightStorage weight_storage() const { return storage_; }
+  bool half_weights() const { return storage_ == lm::WeightStorage::kBinary16; }
   const std::vector<CausalConv>& convs() const { return convs_; }
 
  private:
@@ -132,7 +136,7 @@ class Encoder {
   bool CheckState(const EncoderState& state) const;
   CodecShape shape_;
   int hop_ = 0;
-  bool half_ = false;
+  lm::WeightStorage storage_ = lm::WeightStorage::kFloat32;
   const lm::Kernels* kernels_ = nullptr;
   std::vector<CausalConv> convs_;  // inp, per block: (c1, c2) per unit then down, out
 };
@@ -161,7 +165,9 @@ class Decoder {
   int latent_dim() const { return shape_.latent_dim; }
   int lookahead() const { return shape_.istft_n_fft - shape_.istft_hop; }
   lm::Isa isa() const { return kernels_->isa; }
-  bool half_weights() const { return half_; }
+  /// How the matrices are held (one storage for all; never changes the bits).
+  lm::WeightStorage weight_storage() const { return storage_; }
+  bool half_weights() const { return storage_ == lm::WeightStorage::kBinary16; }
 
  private:
   struct Block {
@@ -173,7 +179,7 @@ class Decoder {
   bool CheckState(const DecoderState& state) const;
   CodecShape shape_;
   int hop_ = 0, sub_ = 0, bins_ = 0;
-  bool half_ = false;
+  lm::WeightStorage storage_ = lm::WeightStorage::kFloat32;
   const lm::Kernels* kernels_ = nullptr;
   CausalConv inp_;
   std::vector<float> norm_in_g_, norm_in_b_, norm_out_g_, norm_out_b_;

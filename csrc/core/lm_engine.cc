@@ -115,31 +115,18 @@ struct Engine::Impl : PackedModel {
     for (auto& th : pool) th.join();
   }
 
-  // y [rows, ld] = x [rows, in] (row stride ldx) W + b for one packed matrix, held in
-  // float32 (w) or binary16 (w16).
-  void Product(const float* x, size_t ldx, size_t rows, const float* w, const uint16_t* w16,
-               size_t in, const float* b, float* y, size_t ld) const {
-    if (w16 != nullptr) {
-      kernels->matmul_bias_half(x, ldx, rows, w16, in, b, y, ld, ld);
-    } else {
-      kernels->matmul_bias(x, ldx, rows, w, in, b, y, ld, ld);
-    }
-  }
-
   // y [rows, p.ld] = x [rows, p.in] (row stride ldx) W^T + b, row blocks split over threads.
   void Matmul(const float* x, size_t ldx, size_t rows, const PackedLinear& p, float* y) const {
     constexpr size_t kRowsPerTask = 8;
     const size_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-    const size_t in = static_cast<size_t>(p.in);
-    const uint16_t* w16 = p.w16.empty() ? nullptr : p.w16.data();
     if (threads <= 1 || tasks < 2) {
-      Product(x, ldx, rows, p.w.data(), w16, in, p.b.data(), y, p.ld);
+      linear(*kernels, x, ldx, rows, p, y, p.ld);
       return;
     }
     ParallelFor(static_cast<int>(tasks), [&](int task) {
       const size_t r0 = static_cast<size_t>(task) * kRowsPerTask;
       const size_t nr = std::min(kRowsPerTask, rows - r0);
-      Product(x + r0 * ldx, ldx, nr, p.w.data(), w16, in, p.b.data(), y + r0 * p.ld, p.ld);
+      linear(*kernels, x + r0 * ldx, ldx, nr, p, y + r0 * p.ld, p.ld);
     });
   }
 
@@ -219,10 +206,7 @@ struct Engine::Impl : PackedModel {
     ParallelFor(hi - lo, [&](int kk) {
       const size_t level = static_cast<size_t>(lo + kk);
       std::vector<float> y(rows * ldv);
-      const size_t at = level * d * ldv;
-      Product(hn, d, rows, half_weights ? nullptr : head_w.data() + at,
-              half_weights ? head_w16.data() + at : nullptr, d, head_b.data() + level * ldv,
-              y.data(), ldv);
+      linear_columns(*kernels, hn, d, rows, heads, level * ldv, ldv, y.data(), ldv);
       for (size_t r = 0; r < rows; ++r) {
         const size_t g = r / group_frames, t = r % group_frames;
         float* dst = out + ((g * nk + static_cast<size_t>(kk)) * group_frames + t) * v;
@@ -416,44 +400,29 @@ Status Engine::Create(const ModelShape& s, const TensorMap& weights, const Engin
   // packed transposed in column panels like a linear layer.
   impl->ldv = padded_columns(s.codebook_size);
   const size_t ds = static_cast<size_t>(d), vs = static_cast<size_t>(v), ldv = impl->ldv;
-  impl->head_w.assign(static_cast<size_t>(k) * ds * ldv, 0.0f);
-  impl->head_b.assign(static_cast<size_t>(k) * ldv, 0.0f);
+  PackedLinear& heads = impl->heads;
+  heads.in = s.dim;
+  heads.ld = static_cast<size_t>(k) * ldv;
+  heads.out = static_cast<int>(heads.ld);
+  heads.w.assign(ds * heads.ld, 0.0f);
+  heads.b.assign(heads.ld, 0.0f);
   const float* head_bias = get("head_bias");
   for (size_t level = 0; level < static_cast<size_t>(k); ++level) {
     const float* w = s.tie_embeddings
                          ? impl->embed.data() + level * static_cast<size_t>(impl->vocab) * ds
                          : get("head_weight") + level * vs * ds;
-    float* dst = impl->head_w.data() + level * ds * ldv;
+    float* dst = heads.w.data() + level * ds * ldv;
     for (size_t sym = 0; sym < vs; ++sym)
       for (size_t i = 0; i < ds; ++i) dst[panel_offset(ds, i, sym)] = w[sym * ds + i];
     std::copy(head_bias + level * vs, head_bias + (level + 1) * vs,
-              impl->head_b.data() + level * ldv);
+              heads.b.data() + level * ldv);
   }
-  // Binary16 storage when every matrix weight is exactly a half and the ISA converts fast.
-  if (kernels->matmul_bias_half != nullptr) {
-    bool exact = true;
-    std::vector<std::vector<uint16_t>> halves;
-    for (const PackedLayer& lay : impl->layers) {
-      for (const PackedLinear* lin : {&lay.qkv, &lay.proj, &lay.ff1, &lay.ff2}) {
-        halves.emplace_back();
-        exact = exact && to_half(lin->w, &halves.back());
-      }
-    }
-    exact = exact && to_half(impl->head_w, &impl->head_w16);
-    if (exact) {
-      size_t next = 0;
-      for (PackedLayer& lay : impl->layers) {
-        for (PackedLinear* lin : {&lay.qkv, &lay.proj, &lay.ff1, &lay.ff2}) {
-          lin->w16 = std::move(halves[next++]);
-          lin->w = std::vector<float>();
-        }
-      }
-      impl->head_w = std::vector<float>();
-      impl->half_weights = true;
-    } else {
-      impl->head_w16.clear();
-    }
-  }
+  // The smallest storage in which every matrix is exact and the ISA has a product: int8
+  // (block-float weights), else binary16 (the shipped fp16 file), else float32.
+  std::vector<PackedLinear*> lins = {&heads};
+  for (PackedLayer& lay : impl->layers)
+    for (PackedLinear* lin : {&lay.qkv, &lay.proj, &lay.ff1, &lay.ff2}) lins.push_back(lin);
+  impl->storage = pack_smallest(*kernels, lins);
   out->reset(new Engine(std::move(impl)));
   return Status::Ok();
 }

@@ -98,10 +98,12 @@ struct PackedModel {
   std::vector<float> rel_self, rel_mem;   // [L, H, 2M + 1]
   std::vector<float> ln_out_g, ln_out_b;  // [D]
   size_t ldv = 0;                         // V padded to kColumnAlign
-  bool half_weights = false;              // matrices held in binary16 (w16, head_w16)
-  std::vector<float> head_w;              // K_max matrices [D, ldv] in column panels
-  std::vector<uint16_t> head_w16;         // the same in binary16 (then head_w is empty)
-  std::vector<float> head_b;              // [K_max, ldv]
+  // The level heads as one linear layer D -> K_max ldv: level k's [D, V] matrix (and bias)
+  // in columns [k ldv, k ldv + V), so level k's panels are those of columns [k ldv, (k + 1) ldv).
+  PackedLinear heads;
+  // How every matrix (the layers' and the heads') is held: one storage for all,
+  // packed_linear.h pack_smallest.
+  WeightStorage storage = WeightStorage::kFloat32;
 };
 
 /// Largest chunk the engine accepts (frames); the transceiver uses at most 5.

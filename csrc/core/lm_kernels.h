@@ -50,6 +50,17 @@ using MatmulBiasFn = void (*)(const float* x, size_t ldx, size_t rows, const flo
 using MatmulBiasHalfFn = void (*)(const float* x, size_t ldx, size_t rows, const uint16_t* w,
                                   size_t in, const float* bias, float* y, size_t ldy, size_t cols);
 
+/// The same product with block-floating-point int8 weights (same panel layout): weight
+/// W(i, c) = q[i, c] * scale[c] with q int8 and scale[c] = 2^e_c, one exponent per column
+/// (packed_linear.h to_int8). Each q is widened exactly to float32 and multiplied by its
+/// column's scale before its multiplication with x; that product is exactly the float32
+/// weight q 2^e_c (a representable value, so no rounding, subnormals included), so the
+/// result is bit for bit matmul_bias on those weights: int8 storage only quarters the
+/// bytes of float32. scale holds cols floats (1 in padded columns).
+using MatmulBiasInt8Fn = void (*)(const float* x, size_t ldx, size_t rows, const int8_t* w,
+                                  const float* scale, size_t in, const float* bias, float* y,
+                                  size_t ldy, size_t cols);
+
 /// y[i] = f(x[i]) for i < n (y may equal x): the element-wise activations of the codec
 /// engine, each lane det_math.h's scalar function bit for bit (act_kernels_impl.h).
 using ElementwiseFn = void (*)(const float* x, float* y, size_t n);
@@ -63,6 +74,7 @@ struct Kernels {
   const char* name;  // "generic", "sse2", "avx2", "avx512"
   MatmulBiasFn matmul_bias;
   MatmulBiasHalfFn matmul_bias_half;  // nullptr where the ISA has no fast conversion (F16C)
+  MatmulBiasInt8Fn matmul_bias_int8;  // nullptr at kGeneric (the float32 reference level)
   ElementwiseFn elu;   // x > 0 ? x : det_expf(x) - 1  (torch.nn.functional.elu, alpha 1)
   ElementwiseFn gelu;  // det_gelu(x)                  (torch.nn.functional.gelu, exact erf)
   CdfExpRowFn cdf_exp_row;

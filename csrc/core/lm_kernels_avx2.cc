@@ -29,6 +29,10 @@ struct VecAvx2 {
   static T load_weights(const uint16_t* p) {  // F16C: exact widening
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
+  static T load_weights(const int8_t* p) {  // block-float q: sign-extend, convert exactly
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));  // 8 bytes
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+  }
 };
 
 #include "core/lm_kernels_impl.h"
@@ -42,8 +46,9 @@ typedef int32_t ActI __attribute__((vector_size(32)));
 }  // namespace
 
 extern const Kernels kKernelsAvx2 = {Isa::kAvx2, "avx2", &matmul_bias_impl<VecAvx2, float>,
-                                     &matmul_bias_impl<VecAvx2, uint16_t>, &act_elu,
-                                     &act_gelu_n, &cdf_exp_row_impl};
+                                     &matmul_bias_impl<VecAvx2, uint16_t>,
+                                     &matmul_bias_int8_impl<VecAvx2>, &act_elu, &act_gelu_n,
+                                     &cdf_exp_row_impl};
 
 }  // namespace soundspring::lm
 #endif

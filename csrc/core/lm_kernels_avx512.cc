@@ -33,6 +33,13 @@ struct VecAvx512 {
     return _mm512_maskz_cvtph_ps(static_cast<__mmask16>(0xFFFF),
                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
+  // Block-float q: sign-extend, convert exactly (zero-masked forms, every lane selected,
+  // for the same GCC 12 warning as above).
+  static T load_weights(const int8_t* p) {
+    const __mmask16 all = static_cast<__mmask16>(0xFFFF);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));  // 16 bytes
+    return _mm512_maskz_cvtepi32_ps(all, _mm512_maskz_cvtepi8_epi32(all, q));
+  }
 };
 
 #include "core/lm_kernels_impl.h"
@@ -46,8 +53,9 @@ typedef int32_t ActI __attribute__((vector_size(64)));
 }  // namespace
 
 extern const Kernels kKernelsAvx512 = {Isa::kAvx512, "avx512", &matmul_bias_impl<VecAvx512, float>,
-                                       &matmul_bias_impl<VecAvx512, uint16_t>, &act_elu,
-                                       &act_gelu_n, &cdf_exp_row_impl};
+                                       &matmul_bias_impl<VecAvx512, uint16_t>,
+                                       &matmul_bias_int8_impl<VecAvx512>, &act_elu, &act_gelu_n,
+                                       &cdf_exp_row_impl};
 
 }  // namespace soundspring::lm
 #endif

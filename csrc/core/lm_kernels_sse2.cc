@@ -25,6 +25,16 @@ struct VecSse2 {
   static T add(T a, T b) { return _mm_add_ps(a, b); }
   static T mul(T a, T b) { return _mm_mul_ps(a, b); }
   static T load_weights(const float* p) { return load(p); }
+  // Block-float q: four int8 sign-extended to int32 (SSE2 has no pmovsxbd: replicate each
+  // byte into its lane's top byte, then shift it down arithmetically), converted exactly.
+  static T load_weights(const int8_t* p) {
+    int32_t four;
+    std::memcpy(&four, p, sizeof four);
+    __m128i q = _mm_cvtsi32_si128(four);
+    q = _mm_unpacklo_epi8(q, q);
+    q = _mm_unpacklo_epi16(q, q);
+    return _mm_cvtepi32_ps(_mm_srai_epi32(q, 24));
+  }
 };
 
 #include "core/lm_kernels_impl.h"
@@ -38,7 +48,8 @@ typedef int32_t ActI __attribute__((vector_size(16)));
 }  // namespace
 
 extern const Kernels kKernelsSse2 = {Isa::kSse2, "sse2", &matmul_bias_impl<VecSse2, float>, nullptr,
-                                   &act_elu, &act_gelu_n, &cdf_exp_row_impl};
+                                   &matmul_bias_int8_impl<VecSse2>, &act_elu, &act_gelu_n,
+                                   &cdf_exp_row_impl};
 
 }  // namespace soundspring::lm
 #endif

@@ -79,19 +79,13 @@ struct DeviceLayer {
   DeviceLinear qkv, proj, ff1, ff2;
 };
 
-// A packed matrix as float32 (binary16 storage widened exactly, as the CPU kernels do).
-std::vector<float> Widened(const std::vector<float>& w, const std::vector<uint16_t>& w16) {
-  if (w16.empty()) return w;
-  std::vector<float> out(w16.size());
-  for (size_t i = 0; i < w16.size(); ++i) out[i] = det::half_to_float(w16[i]);
-  return out;
-}
-
 Status UploadLinear(const PackedLinear& p, DeviceLinear* d) {
   d->in = p.in;
   d->out = p.out;
   d->ld = p.ld;
-  Status st = d->w.Upload(Widened(p.w, p.w16));
+  // As float32 whatever the CPU storage (binary16 or int8 widened exactly, as the CPU
+  // kernels do).
+  Status st = d->w.Upload(widened_weights(p));
   return st.ok() ? d->b.Upload(p.b) : st;
 }
 
@@ -506,8 +500,8 @@ Status CudaEngine::Create(const Engine& cpu, int n_slots, int context_frames, in
   if (!(st = m->embed.Upload(p.embed)).ok() || !(st = m->rel_self.Upload(p.rel_self)).ok() ||
       !(st = m->rel_mem.Upload(p.rel_mem)).ok() || !(st = m->ln_out_g.Upload(p.ln_out_g)).ok() ||
       !(st = m->ln_out_b.Upload(p.ln_out_b)).ok() ||
-      !(st = m->head_w.Upload(Widened(p.head_w, p.head_w16))).ok() ||
-      !(st = m->head_b.Upload(p.head_b)).ok())
+      !(st = m->head_w.Upload(widened_weights(p.heads))).ok() ||
+      !(st = m->head_b.Upload(p.heads.b)).ok())
     return st;
   m->layers = std::vector<DeviceLayer>(p.layers.size());
   for (size_t li = 0; li < p.layers.size(); ++li) {

@@ -117,6 +117,15 @@ class CodecEngine:
         """Whether the matrices are held as binary16 (exact: the shipped fp16 weights)."""
         return bool(self._enc.half_weights and self._dec.half_weights)
 
+    @property
+    def weight_storage(self) -> str:
+        """How the matrices are held, as ``lm_engine.SpringLMEngine.weight_storage``:
+        ``int8`` (every column exactly q 2^e, ``block_float.round_engine_weights``),
+        ``binary16`` or ``float32``; ``"<encoder>/<decoder>"`` when the two differ. The
+        same bits either way."""
+        enc, dec = str(self._enc.weight_storage), str(self._dec.weight_storage)
+        return enc if enc == dec else f"{enc}/{dec}"
+
     # ---- encoder ---------------------------------------------------------------------------
     def init_encoder_state(self, batch: int = 1) -> EngineEncoderState:
         _one_stream(batch)

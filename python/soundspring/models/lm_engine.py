@@ -193,9 +193,12 @@ class SpringLMEngine:
 
     @property
     def weight_storage(self) -> str:
-        """``binary16`` when every matrix weight is exactly a half (the shipped fp16 file)
-        and the kernel level converts fast (AVX2 + F16C, AVX-512), else ``float32``: the
-        same values either way, so the same bits; binary16 halves the bytes each call reads."""
+        """``int8`` when every matrix column is exactly q 2^e with |q| <= 127
+        (``block_float.round_engine_weights``) and the kernel level has the int8 product
+        (SSE2, AVX2, AVX-512); else ``binary16`` when every matrix weight is exactly a half
+        (the shipped fp16 file) and the level converts fast (AVX2 + F16C, AVX-512); else
+        ``float32``. The same values in each, so the same bits; binary16 halves the bytes
+        each call reads, int8 halves them again."""
         return str(self._engine.weight_storage)
 
     def base_logits(self) -> np.ndarray:
