@@ -375,3 +375,27 @@ def test_load_sweep_clips_from_directory(tmp_path: Path, clips: list[SweepClip])
     assert [c.id for c in got] == ["synth/0"] and got[0].wav.size == SR
     with pytest.raises(ConfigError):
         load_sweep_clips(tmp_path / "in", seconds_per_clip=0.0)
+
+
+def test_paired_deltas_pair_by_clip_and_flip_lower_is_better():
+    """paired_deltas: per-clip differences on shared (condition, bitrate, clip) items only,
+    a system missing one of the baseline's clips is left out, log-mel is negated."""
+    from soundspring.evaluation.report import paired_deltas, paired_tables
+
+    def item(system, clip, pesq, mel, cond="bern10"):
+        return {"system": system, "condition": cond, "bitrate_kbps": 6.0, "clip": clip,
+                "metrics": {"pesq_wb": pesq, "log_mel_dist": mel}}
+
+    items = [item("soundspring_repeat", "a", 1.0, 0.5), item("soundspring_repeat", "b", 2.0, 0.5),
+             item("soundspring_lm", "a", 1.4, 0.4), item("soundspring_lm", "b", 1.8, 0.7),
+             item("partial", "a", 3.0, 0.1),                     # lacks clip b: not compared
+             item("soundspring_lm", "a", 9.0, 0.0, cond="bern20")]  # no baseline there
+    rows = paired_deltas(items, metrics=("pesq_wb", "log_mel_dist"))
+    assert [(r["system"], r["condition"]) for r in rows] == [("soundspring_lm", "bern10")]
+    r = rows[0]
+    assert r["n"] == 2 and r["pesq_wb_wins"] == 1 and r["log_mel_dist_wins"] == 1
+    assert r["pesq_wb_delta"] == pytest.approx(0.1) and r["pesq_wb"] == pytest.approx(1.6)
+    assert r["log_mel_dist_delta"] == pytest.approx(-0.05)   # (-(-0.1) + -(0.2)) / 2
+    table = paired_tables(items, metrics=("pesq_wb",))
+    assert any("soundspring_lm" in line and "+0.100" in line and "1/2" in line for line in table)
+    assert paired_tables(items, baseline="nobody") == []

@@ -222,6 +222,97 @@ def condition_tables(summary: list[dict[str, Any]], conditions: list[str],
     return lines
 
 
+PAIRED_BASELINE = "soundspring_repeat"
+"""The concealment control every other codec system is paired against, clip by clip, on
+the same loss masks (repeat-last-frame, ``config.DEFAULT_CONCEAL``)."""
+
+PAIRED_METRICS = ("pesq_wb", "stoi", "plcmos")
+
+
+def paired_deltas(items: list[dict[str, Any]], baseline: str = PAIRED_BASELINE,
+                  metrics: tuple[str, ...] = PAIRED_METRICS) -> list[dict[str, Any]]:
+    """Per-clip differences of every system against ``baseline`` on the same items.
+
+    Items pair when they share condition, nominal bitrate and clip (so the same seeded loss
+    mask and, for the codec systems, the same coded tokens). Only systems with a paired item
+    for every one of the baseline's are compared.
+
+    Returns:
+        Rows ``{"system", "condition", "bitrate_kbps", "n", "<metric>", "<metric>_delta",
+        "<metric>_ci95", "<metric>_wins"}`` (mean of the system, mean per-clip difference
+        system - baseline with its 95 % half-width, clips where the system scored strictly
+        better; for log-mel distance "better" is lower and the difference is negated), in
+        (condition, bitrate, system) order.
+
+    Example:
+        >>> it = lambda s, c, v: {"system": s, "condition": "bern10", "bitrate_kbps": 6.0,
+        ...                       "clip": c, "metrics": {"pesq_wb": v}}
+        >>> rows = paired_deltas([it("soundspring_repeat", "a", 1.0), it("x", "a", 1.5),
+        ...                       it("soundspring_repeat", "b", 2.0), it("x", "b", 1.9)],
+        ...                      metrics=("pesq_wb",))
+        >>> rows[0]["pesq_wb_delta"], rows[0]["pesq_wb_wins"], rows[0]["n"]
+        (0.2, 1, 2)
+    """
+    by_key: dict[tuple[str, float, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for it in items:
+        by_key[(it["condition"], float(it["bitrate_kbps"]), it["clip"])][it["system"]] = it
+    groups: dict[tuple[str, float, str], list[tuple[dict, dict]]] = defaultdict(list)
+    base_n: dict[tuple[str, float], int] = defaultdict(int)
+    for (cond, br, _clip), per_sys in sorted(by_key.items()):
+        if baseline not in per_sys:
+            continue
+        base_n[(cond, br)] += 1
+        for name, it in per_sys.items():
+            if name != baseline:
+                groups[(cond, br, name)].append((it, per_sys[baseline]))
+    rows = []
+    for (cond, br, name), pairs in sorted(groups.items()):
+        if len(pairs) != base_n[(cond, br)]:
+            continue
+        row: dict[str, Any] = {"system": name, "condition": cond, "bitrate_kbps": br,
+                               "n": len(pairs)}
+        for m in metrics:
+            sign = -1.0 if m in LOWER_IS_BETTER else 1.0
+            both = [(a["metrics"].get(m), b["metrics"].get(m)) for a, b in pairs]
+            both = [(x, y) for x, y in both if x is not None and y is not None
+                    and not math.isnan(x) and not math.isnan(y)]
+            if not both:
+                continue
+            d, ci = _mean_ci([sign * (x - y) for x, y in both])
+            row[m] = round(float(np.mean([x for x, _ in both])), 4)
+            row[f"{m}_delta"], row[f"{m}_ci95"] = round(d, 4), round(ci, 4)
+            row[f"{m}_wins"] = sum(1 for x, y in both if sign * (x - y) > 0)
+        rows.append(row)
+    return rows
+
+
+def paired_tables(items: list[dict[str, Any]], baseline: str = PAIRED_BASELINE,
+                  metrics: tuple[str, ...] = PAIRED_METRICS) -> list[str]:
+    """Markdown lines of ``paired_deltas`` (empty when nothing pairs with ``baseline``)."""
+    rows = paired_deltas(items, baseline, metrics)
+    shown = [m for m in metrics if any(f"{m}_delta" in r for r in rows)]
+    if not rows or not shown:
+        return []
+    head = "| condition | kbps class | system | n | " + " | ".join(
+        f"{METRIC_LABELS[m]} | Δ vs {baseline} (95 % CI) | wins" for m in shown) + " |"
+    lines = [f"## Paired per clip against {baseline}", "",
+             (f"Same loss masks, same clips: each Δ is the mean per-clip difference against "
+              f"`{baseline}` with its 95 % interval (> 0: better); wins count the clips where "
+              "the system scored strictly higher."), "", head,
+             "|---|---|---|---|" + "---|---|---|" * len(shown)]
+    for r in rows:
+        cells = []
+        for m in shown:
+            if f"{m}_delta" not in r:
+                cells.append("- | - | -")
+                continue
+            cells.append(f"{r[m]:.3f} | {r[f'{m}_delta']:+.3f} ±{r[f'{m}_ci95']:.3f} | "
+                         f"{r[f'{m}_wins']}/{r['n']}")
+        lines.append(f"| {r['condition']} | {r['bitrate_kbps']:g} | {r['system']} | {r['n']} | "
+                     + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_report(results: dict[str, Any], path: str | Path) -> Path:
     """Writes ``report.md`` from the ``results.json`` dict built by the sweep."""
     summary = results["summary"]
@@ -273,6 +364,8 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
         lines += ["### The control (codec without LM) vs Opus, same rule", ""]
         for m in cmp_metrics:
             lines += comparison_tables(summary, conditions, "codec_nolm", opus, m)
+    if PAIRED_BASELINE in ran:
+        lines += paired_tables(results["items"])
     lines += ["## Every number, per condition (mean ±95 % CI over clips)", ""]
     lines += condition_tables(summary, conditions, ran, metrics)
     lines += ["## Compute", "",
