@@ -355,3 +355,54 @@ def test_the_cli_backend_flag_records_and_checks_the_backend(tmp_path, capsys):
     assert "model" in err and len(err.strip().splitlines()) == 1
     assert main(["decode", str(spring), str(out), "--lm-backend", "torch", "-q"]) == 0
     assert sf.read(out)[0].shape == (4800,)
+
+
+# ---- the C++ chunk decoder against the Python one, on hostile payloads ----------------------
+
+
+@pytest.mark.parametrize("combined_base_check", [False, True])
+def test_native_chunk_decoder_equals_python_on_mutated_payloads(tiny_engine, combined_base_check):
+    """The receiver's C++ chunk decoder (``native_chunk_decoder``) and the Python path agree
+    on every payload: the same tokens and failed layers, or the same typed error, for valid,
+    truncated, extended, bit-flipped and random bytes (bounded: 300 payloads)."""
+    from soundspring.errors import BitstreamError, IntegrityError
+
+    cfg = TransceiverConfig(bitrate_kbps=6, context_frames=4)
+    native = ChunkCoder(tiny_engine, cfg.layout, cfg.chunk_frames, cfg.precision_bits,
+                        cfg.check_bits, combined_base_check=combined_base_check)
+    python = ChunkCoder(tiny_engine, cfg.layout, cfg.chunk_frames, cfg.precision_bits,
+                        cfg.check_bits, combined_base_check=combined_base_check)
+    assert native._native is not None
+    python._native = None
+    state = tiny_engine.new_state(4, cfg.chunk_frames)
+    rng = np.random.default_rng(SEED)
+    good = [native.encode_chunk(state, t) for t in _chunks(6, cfg.layout.n_codebooks,
+                                                           cfg.chunk_frames, SEED + 1)]
+    payloads: list[bytes] = list(good) + [b"", b"\x00", b"\xff" * 3]
+    for _ in range(290):
+        p = bytearray(good[int(rng.integers(len(good)))])
+        kind = int(rng.integers(4))
+        if kind == 0 and len(p) > 1:
+            p = p[:int(rng.integers(1, len(p)))]
+        elif kind == 1:
+            p += rng.integers(0, 256, int(rng.integers(1, 8))).astype(np.uint8).tobytes()
+        elif kind == 2:
+            i = int(rng.integers(len(p)))
+            p[i] ^= 1 << int(rng.integers(8))
+        else:
+            p = bytearray(rng.integers(0, 256, int(rng.integers(1, 40))).astype(np.uint8))
+        payloads.append(bytes(p))
+
+    def outcome(coder, payload):
+        try:
+            r = coder.decode_chunk(state, payload)
+        except (BitstreamError, IntegrityError) as e:
+            return type(e).__name__
+        return (r.tokens.tobytes(), r.tokens.shape, tuple(r.failed_layers))
+
+    kinds = set()
+    for payload in payloads:
+        want, got = outcome(python, payload), outcome(native, payload)
+        assert got == want, payload.hex()
+        kinds.add(want if isinstance(want, str) else "decoded")
+    assert "decoded" in kinds and len(kinds) >= 2   # the mutations reached both outcomes

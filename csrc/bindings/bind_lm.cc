@@ -8,16 +8,25 @@
 // it to the CodingModel protocol. Token arrays are exact-dtype (int64) C-contiguous numpy
 // arrays; outputs are allocated here, the GIL is released around every forward, and every
 // core Status becomes the exception of soundspring.errors (kInvalidArgument: ConfigError).
+//
+// ChunkDecoder and ChunkEncoder (csrc/core/chunk_decoder.h, chunk_encoder.h) are bound here
+// too: they borrow the Engine, and are the per-chunk entropy paths of the transceiver's two
+// ends in one call each (python/soundspring/entropy/chunk.py uses them for engine models).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "bindings/common.h"
+#include "core/chunk_decoder.h"
+#include "core/chunk_encoder.h"
 #include "core/lm_engine.h"
+#include "core/rvq_search.h"
 
 namespace soundspring::bindings {
 namespace {
@@ -222,6 +231,148 @@ class PyEngine {
   std::unique_ptr<lm::Engine> engine_;
 };
 
+py::array_t<int64_t> token_array(const std::vector<int64_t>& tokens, int n_levels, int c) {
+  py::array_t<int64_t> out({static_cast<py::ssize_t>(n_levels), static_cast<py::ssize_t>(c)});
+  std::copy(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n_levels) * c,
+            out.mutable_data());
+  return out;
+}
+
+// The receiver's chunk decoder over an engine (kept alive by the binding).
+class PyChunkDecoder {
+ public:
+  PyChunkDecoder(const PyEngine& engine, int n_codebooks, int chunk_frames, int context_frames,
+                 bool progressive, int check_bits, int precision_bits,
+                 const py::handle& unigram_obj) {
+    auto unigram = require_array<float>(unigram_obj, "unigram", 2, "float32 [K_max, V]");
+    const lm::ModelShape& shape = engine.engine().shape();
+    if (unigram.shape(0) != shape.n_codebooks || unigram.shape(1) != shape.codebook_size) {
+      throw_status(InvalidArgument("unigram must be float32 [K_max, V] of the engine's model"));
+    }
+    entropy::ChunkSettings s;
+    s.n_codebooks = n_codebooks;
+    s.chunk_frames = chunk_frames;
+    s.context_frames = context_frames;
+    s.progressive = progressive;
+    s.check_bits = check_bits;
+    s.precision_bits = precision_bits;
+    s.fused_cdfs = true;
+    check(entropy::ChunkDecoder::Create(s, &engine.engine(), unigram.data(), &impl_,
+                                        shape.n_codebooks));
+  }
+
+  const entropy::ChunkDecoder& impl() const { return *impl_; }
+
+  py::array_t<int64_t> decode_base(const py::handle& payload_obj) const {
+    return base_of(payload_obj, false);
+  }
+
+  py::array_t<int64_t> decode_chunk_base(const py::handle& payload_obj) const {
+    return base_of(payload_obj, true);
+  }
+
+  py::tuple decode_chunk(const lm::StreamState& state, const py::handle& payload_obj) const {
+    py::buffer_info buf = require_bytes(payload_obj, "payload");
+    const auto* p = static_cast<const uint8_t*>(buf.ptr);
+    const auto n = static_cast<size_t>(buf.size);
+    entropy::DecodedTokens out;
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = impl_->DecodeChunk(state, p, n, &out);
+    }
+    check(st);
+    return py::make_tuple(token_array(out.tokens, out.n_levels, impl_->settings().chunk_frames),
+                          out.fine_failed);
+  }
+
+ private:
+  py::array_t<int64_t> base_of(const py::handle& payload_obj, bool combined) const {
+    py::buffer_info buf = require_bytes(payload_obj, "payload");
+    const auto* p = static_cast<const uint8_t*>(buf.ptr);
+    const auto n = static_cast<size_t>(buf.size);
+    const int c = impl_->settings().chunk_frames;
+    std::vector<int64_t> base(static_cast<size_t>(entropy::kBaseLevels * c));
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = combined ? impl_->DecodeChunkBase(p, n, base.data()) : impl_->DecodeBase(p, n, base.data());
+    }
+    check(st);
+    return token_array(base, entropy::kBaseLevels, c);
+  }
+
+  std::unique_ptr<entropy::ChunkDecoder> impl_;
+};
+
+// The transmitter's chunk encoder: the decoder's PMFs, its own packed codebooks.
+class PyChunkEncoder {
+ public:
+  PyChunkEncoder(const PyChunkDecoder& coder, const py::handle& codebooks_obj,
+                 const py::handle& bits_of_frequency_obj, const py::handle& base_bits_obj,
+                 const std::string& isa) {
+    auto cb = require_array<float>(codebooks_obj, "codebooks", 3, "float32 [K, V, D]");
+    auto freq = require_array<float>(bits_of_frequency_obj, "bits_of_frequency", 1,
+                                     "float32 [2^precision_bits + 1]");
+    auto base = require_array<float>(base_bits_obj, "base_bits", 3, "float32 [C, 3, V]");
+    const entropy::ChunkSettings& s = coder.impl().settings();
+    if (freq.shape(0) != (py::ssize_t{1} << s.precision_bits) + 1) {
+      throw_status(InvalidArgument("bits_of_frequency must be float32 [2^precision_bits + 1]"));
+    }
+    if (base.shape(0) != s.chunk_frames || base.shape(1) != entropy::kBaseLevels ||
+        base.shape(2) != coder.impl().vocab()) {
+      throw_status(InvalidArgument("base_bits must be float32 [C, 3, V]"));
+    }
+    for (int axis = 0; axis < 3; ++axis) {
+      if (cb.shape(axis) > (int64_t{1} << 30)) throw_status(InvalidArgument("codebooks is too large"));
+    }
+    rvq::SearchOptions options;
+    options.isa = isa_arg(isa);
+    const float* p = cb.data();
+    const int k = static_cast<int>(cb.shape(0)), v = static_cast<int>(cb.shape(1)),
+              d = static_cast<int>(cb.shape(2));
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = rvq::Codebooks::Create(p, k, v, d, options, &codebooks_);
+    }
+    check(st);
+    check(entropy::ChunkEncoder::Create(&coder.impl(), codebooks_.get(), freq.data(), base.data(),
+                                        &impl_));
+  }
+
+  py::tuple encode_chunk(const lm::StreamState& state, const py::handle& latents_obj,
+                         double rd_lambda) const {
+    auto z = require_array<float>(latents_obj, "latents", 2, "float32 [C, D]");
+    const entropy::ChunkSettings& s = impl_->coder().settings();
+    if (z.shape(0) != s.chunk_frames || z.shape(1) != impl_->dim()) {
+      throw_status(InvalidArgument("latents must be float32 [C=" + std::to_string(s.chunk_frames) +
+                                   ", D=" + std::to_string(impl_->dim()) + "]"));
+    }
+    if (!std::isfinite(rd_lambda) || rd_lambda < 0.0 || rd_lambda > 3.0e38) {
+      throw_status(InvalidArgument("rd_lambda must be finite and >= 0, got " + std::to_string(rd_lambda)));
+    }
+    std::vector<float> r(z.data(), z.data() + z.size());  // the caller's latents stay as they are
+    py::array_t<int64_t> tokens({static_cast<py::ssize_t>(s.n_codebooks),
+                                 static_cast<py::ssize_t>(s.chunk_frames)});
+    int64_t* t = tokens.mutable_data();
+    const float lambda = static_cast<float>(rd_lambda);
+    std::vector<uint8_t> payload;
+    Status st;
+    {
+      py::gil_scoped_release release;
+      st = impl_->EncodeChunk(state, r.data(), lambda, t, &payload);
+    }
+    check(st);
+    return py::make_tuple(tokens, py::bytes(reinterpret_cast<const char*>(payload.data()),
+                                            payload.size()));
+  }
+
+ private:
+  std::unique_ptr<rvq::Codebooks> codebooks_;
+  std::unique_ptr<entropy::ChunkEncoder> impl_;
+};
+
 }  // namespace
 
 void bind_lm(py::module_& m) {
@@ -292,6 +443,49 @@ Raises ConfigError for a bad shape, name or option; TypeError for a non-float32 
       .def("conceal_logits", &PyEngine::conceal_logits, py::arg("window"), py::arg("lo"),
            py::arg("hi"),
            "Concealment window: float32 [hi - lo, W, V] logits for window int64 [K, W].");
+
+  py::class_<PyChunkDecoder>(m, "ChunkDecoder", R"doc(
+One chunk's token payloads decoded in C++ (csrc/core/chunk_decoder.h; the Python coder is
+soundspring.entropy.chunk.ChunkCoder), fine PMFs from `engine` (kept alive) with its fused
+CDFs.
+
+ChunkDecoder(engine, n_codebooks, chunk_frames, context_frames, progressive, check_bits,
+             precision_bits, unigram)
+
+unigram: float32 [K_max, V], the static base logits. Raises ConfigError for settings out
+of range; BitstreamError / IntegrityError from the decode methods for bad payloads.
+)doc")
+      .def(py::init<const PyEngine&, int, int, int, bool, int, int, const py::handle&>(),
+           py::arg("engine"), py::arg("n_codebooks"), py::arg("chunk_frames"),
+           py::arg("context_frames"), py::arg("progressive"), py::arg("check_bits"),
+           py::arg("precision_bits"), py::arg("unigram"), py::keep_alive<1, 2>())
+      .def_property_readonly("combined_base_check", [](const PyChunkDecoder& d) {
+        return d.impl().combined_base_check();
+      })
+      .def("decode_base", &PyChunkDecoder::decode_base, py::arg("payload"),
+           "A base payload (layered base packet, FEC copy): the verified base int64 [3, C].")
+      .def("decode_chunk_base", &PyChunkDecoder::decode_chunk_base, py::arg("payload"),
+           "The base int64 [3, C] of a combined payload, verified by its base check.")
+      .def("decode_chunk", &PyChunkDecoder::decode_chunk, py::arg("state"), py::arg("payload"),
+           "A combined payload against state: (tokens int64 [n_levels, C], fine_failed).");
+
+  py::class_<PyChunkEncoder>(m, "ChunkEncoder", R"doc(
+The transmitter's rate-distortion token choice and combined payload of one chunk in one
+call (csrc/core/chunk_encoder.h), with the PMFs of `coder` (a ChunkDecoder, kept alive).
+
+ChunkEncoder(coder, codebooks, bits_of_frequency, base_bits, isa="auto")
+
+codebooks: float32 [K, V, D] (packed here); bits_of_frequency: float32 [2^p + 1], the cost
+in bits of each frequency; base_bits: float32 [C, 3, V], the costs of the base values.
+)doc")
+      .def(py::init<const PyChunkDecoder&, const py::handle&, const py::handle&,
+                    const py::handle&, const std::string&>(),
+           py::arg("coder"), py::arg("codebooks"), py::arg("bits_of_frequency"),
+           py::arg("base_bits"), py::arg("isa") = "auto", py::keep_alive<1, 2>())
+      .def("encode_chunk", &PyChunkEncoder::encode_chunk, py::arg("state"), py::arg("latents"),
+           py::arg("rd_lambda"),
+           "latents float32 [C, D] against state (unchanged) -> (tokens int64 [K, C], the "
+           "combined payload bytes).");
 
   m.def("supported_isas", [] {
     std::vector<std::string> out;

@@ -87,12 +87,20 @@ class ChunkDecoder {
                     const std::uint8_t* const* payloads, const std::size_t* sizes,
                     DecodedTokens* out) const;
 
- private:
-  ChunkDecoder() = default;
-  // Frame-major CDF rows [C * L, V + 1] of fine layer `layer` given tokens [K, C].
+  /// Frame-major CDF rows [C * L, V + 1] of fine layer `layer` (1..n_layers()-1) given the
+  /// chunk's tokens [K, C] level-major (only the levels below the layer are read). Outside
+  /// progressive mode every layer's rows come from one model call over all fine groups,
+  /// kept in `groups_cache` (`have_groups` says whether it holds it: false for a new
+  /// chunk). Shared with ChunkEncoder, so both ends take their PMFs from one place.
   Status LayerCdfs(const lm::StreamState& state, const std::int64_t* tokens, int layer,
                    std::vector<std::uint32_t>* groups_cache, bool* have_groups,
                    std::vector<std::uint32_t>* rows) const;
+  /// The static base CDF rows [C * 3, V + 1], frame-major.
+  const std::vector<std::uint32_t>& base_rows() const { return base_rows_; }
+  int vocab() const { return vocab_; }
+
+ private:
+  ChunkDecoder() = default;
   Status ModelCdfs(const lm::StreamState& state, const std::int64_t* tokens, int revealed,
                    int lo, int hi, std::vector<std::uint32_t>* out) const;
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import coding
+from .._native import core
 from ..config import (
     CHECK_BITS_RANGE,
     CODEBOOK_SIZE,
@@ -298,6 +299,12 @@ class ChunkCoder:
         base_cdfs = coding.cdf_from_logits(base, precision_bits)  # [3, V+1]
         # frame-major rows: frame 0 levels 0..2, frame 1 levels 0..2, ...
         self._base_rows = np.ascontiguousarray(np.tile(base_cdfs, (chunk_frames, 1)))
+        # A model with a C++ chunk coder (the engine) decodes a chunk in one call: the same
+        # PMFs (its fused CDFs), the same range coder and checks, no Python per layer.
+        make = getattr(model, "native_chunk_decoder", None)
+        self._native = (make(layout.n_codebooks, chunk_frames, precision_bits, check_bits,
+                             progressive, self.combined_base_check)
+                        if self.fused_cdfs and callable(make) else None)
 
     # -------------------------------------------------------------------------- helpers
     def _quantise(self, logits: np.ndarray) -> np.ndarray:
@@ -381,6 +388,26 @@ class ChunkCoder:
                                 ChunkCache() if cache is None else cache)
         return pmfs.bits(self.precision_bits).reshape(self.chunk_frames, hi - lo, CODEBOOK_SIZE)
 
+    def rd_encoder(self, codebooks: np.ndarray) -> Any:
+        """The transmitter's whole chunk in one C++ call, or None where this coder has no
+        C++ chunk coder (models without one): ``_core.lm.ChunkEncoder``, whose
+        ``encode_chunk(state, latents float32 [C, D], rd_lambda)`` returns (tokens int64
+        [K, C], payload): the tokens ``models.rd.RateDistortionQuantizer`` picks with the C++
+        search under ``rate_bits`` costs (these tables), and ``encode_chunk``'s payload of
+        them, both bit for bit.
+
+        Args:
+            codebooks: the codec quantiser's float32 [K_q, V, D] codebooks (packed here).
+        """
+        if (self._native is None or codebooks.ndim != 3
+                or codebooks.shape[0] < self.layout.n_codebooks
+                or codebooks.shape[1] > CODEBOOK_SIZE):
+            return None  # (a quantizer that cannot code the layout: the Python path says so)
+        return core.lm.ChunkEncoder(
+            self._native, np.ascontiguousarray(codebooks, dtype=np.float32),
+            _bits_of_frequency(self.precision_bits),
+            np.ascontiguousarray(self.rate_bits(None, None, 0), dtype=np.float32))
+
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         t = np.asarray(tokens)
         if t.shape != (self.layout.n_codebooks, self.chunk_frames) or t.dtype.kind not in "iu":
@@ -423,6 +450,8 @@ class ChunkCoder:
         Raises:
             BitstreamError: the payload does not decode; IntegrityError: its check fails.
         """
+        if self._native is not None:
+            return self._native.decode_base(payload)
         return self._decode_base_from(coding.Decoder(payload, self.precision_bits), check=True)
 
     # -------------------------------------------------------------------------- fine
@@ -520,6 +549,8 @@ class ChunkCoder:
         if not self.combined_base_check:
             raise ConfigError("combined payloads of this format have no base check; "
                               "decode the whole chunk with decode_chunk")
+        if self._native is not None:
+            return self._native.decode_chunk_base(payload)
         return self._decode_base_from(coding.Decoder(payload, self.precision_bits), check=True)
 
     def decode_chunk(self, state: Any, payload: bytes) -> FineDecodeResult:
@@ -533,6 +564,9 @@ class ChunkCoder:
             BitstreamError / IntegrityError: nothing in the payload can be trusted (the
                 base check failed, or the single check of a chunk without one did).
         """
+        if self._native is not None:
+            tokens, fine_failed = self._native.decode_chunk(state, payload)
+            return FineDecodeResult(tokens, tokens.shape[0], (1,) if fine_failed else ())
         nb = self.layout.base_levels
         dec = coding.Decoder(payload, self.precision_bits)
         base = self._decode_base_from(dec, check=self.combined_base_check)

@@ -140,6 +140,14 @@ class CodecEngine:
         z = self._enc.step(state.native, pcm)  # [n, D]
         return torch.from_numpy(np.ascontiguousarray(z.T))[None], state
 
+    def encode_latent_frames(self, pcm: np.ndarray, state: EngineEncoderState) -> np.ndarray:
+        """``encode_latent_step`` for a caller whose audio is already one stream's checked
+        float32 [n * 320] C-contiguous numpy samples (``audio.check_pcm``: the
+        transmitter's chunks): the latents float32 [n, D] frame-major, the search's layout,
+        with no torch (state advanced in place)."""
+        _check_state(state, EngineEncoderState)
+        return self._enc.step(state.native, pcm)
+
     def encode_step(self, wav: torch.Tensor | np.ndarray, state: EngineEncoderState,
                     bitrate_kbps: float = 6.0) -> tuple[torch.Tensor, EngineEncoderState]:
         """wav [1, 1, n * 320] -> (codes int64 [1, K, n], state advanced in place)."""
@@ -163,11 +171,30 @@ class CodecEngine:
         if codes.shape[-1] == 0:
             return torch.zeros(1, 1, 0), state
         # The quantizer's decode (sum of the levels' codewords in level order, from the
-        # first) in numpy: the same float32 additions in the same order, without torch.
-        c = codes[0].numpy()  # [K, n]; numpy reduces the outer axis row after row, in order
-        lat = self._codebooks[self._levels[: c.shape[0]], c].sum(axis=0, dtype=np.float32)
-        wav = self._dec.step(state.native, np.ascontiguousarray(lat))
+        # first) in numpy: the same float32 additions in the same order, without torch
+        # (numpy reduces the outer axis row after row, in order).
+        wav = self.decode_tokens(np.ascontiguousarray(codes[0].numpy()), state)
         return torch.from_numpy(wav).view(1, 1, -1), state
+
+    def decode_tokens(self, codes: np.ndarray, state: EngineDecoderState) -> np.ndarray:
+        """``decode_step`` on numpy, with no torch: codes int64 [K, n] of one stream ->
+        wav float32 [n * 320] (state advanced in place), the same samples.
+
+        Raises:
+            ConfigError: codes not int64 [K <= n_codebooks, n] with values in [0, V).
+        """
+        _check_state(state, EngineDecoderState)
+        k_max, v = self._codebooks.shape[:2]
+        if (not isinstance(codes, np.ndarray) or codes.dtype != np.int64 or codes.ndim != 2
+                or not 1 <= codes.shape[0] <= k_max
+                or (codes.size and (codes.min() < 0 or codes.max() >= v))):
+            raise ConfigError(f"codes must be int64 [K <= {k_max}, n] with values in "
+                              f"[0, {v}), got {getattr(codes, 'dtype', type(codes).__name__)} "
+                              f"{getattr(codes, 'shape', ())}")
+        if codes.shape[1] == 0:
+            return np.zeros(0, dtype=np.float32)
+        lat = self._codebooks[self._levels[: codes.shape[0]], codes].sum(axis=0, dtype=np.float32)
+        return self._dec.step(state.native, lat)
 
     def decode_latent_step(self, latents: torch.Tensor,
                            state: EngineDecoderState) -> tuple[torch.Tensor, EngineDecoderState]:

@@ -283,6 +283,25 @@ class SpringLMEngine:
             self._engine.commit(state, chunk)
         return np.concatenate(out, axis=1)
 
+    def native_chunk_decoder(self, n_codebooks: int, chunk_frames: int, precision_bits: int,
+                             check_bits: int, progressive: bool,
+                             combined_base_check: bool) -> Any:
+        """The C++ chunk decoder (``_core.lm.ChunkDecoder``, csrc/core/chunk_decoder.h) of
+        these stream settings over this engine, or None where it cannot code them: what
+        ``entropy.ChunkCoder`` decodes with (and, through ``_core.lm.ChunkEncoder``, what its
+        transmitter's fused rate-distortion encoder takes its PMFs from), one call per chunk.
+
+        The C++ coder derives the combined payload's base check from the reach R (R // C >
+        0); the memory itself carries R, so R = C stands for "a base check" here.
+        """
+        reach = chunk_frames if combined_base_check else 0
+        try:
+            return core.lm.ChunkDecoder(self._engine, n_codebooks, chunk_frames, reach,
+                                        bool(progressive), check_bits, precision_bits,
+                                        self._base)
+        except ConfigError:
+            return None
+
     def _levels(self, levels: Any) -> tuple[int, int]:
         k = self.cfg.n_codebooks
         if (not isinstance(levels, (tuple, list)) or len(levels) != 2

@@ -689,6 +689,7 @@ class Receiver(TokenReceiver):
                                keep_history, history_chunks, window_chunks, playout_delay_ms)
         self.codec = codec
         self._dec_state = codec.init_decoder_state(1)
+        self._decode_tokens = getattr(codec, "decode_tokens", None)  # numpy decode_step
         self._codebooks = codec.quantizer.codebooks.detach().to(torch.float32).numpy()
         self._out: deque[np.ndarray] = deque()  # decoded audio not yet pulled, in order
         self._out_len = 0
@@ -773,11 +774,14 @@ class Receiver(TokenReceiver):
                 lat = (1.0 - b) * lat + b * hard_latents(d.repeat, self._codebooks)
             latents = torch.from_numpy(lat)[None]
             wav, self._dec_state = self.codec.decode_latent_step(latents, self._dec_state)
+            pcm = wav[0, 0].numpy()
+        elif self._decode_tokens is not None:  # the codec engine: no torch
+            pcm = self._decode_tokens(d.tokens, self._dec_state)
         else:
             wav, self._dec_state = self.codec.decode_step(
                 torch.from_numpy(d.tokens)[None], self._dec_state
             )
-        pcm = wav[0, 0].numpy()
+            pcm = wav[0, 0].numpy()
         if len(pcm):
             self._out.append(pcm)
             self._out_len += len(pcm)

@@ -71,14 +71,23 @@ class TokenTransmitter(_Endpoint):
         during the token choice, or None)."""
         cfg = self.config
         cache = ChunkCache() if cache is None else cache
-        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
         base = self.coder.encode_base(tokens) if cfg.layered or cfg.fec else b""
         if cfg.layered:
-            fine = self.coder.encode_fine(self._memory, tokens, cache)
-            packets = [Packet(0, base, fec)] + [Packet(i + 1, p) for i, p in enumerate(fine)]
+            payloads = [base] + self.coder.encode_fine(self._memory, tokens, cache)
         else:
-            packets = [Packet(0, self.coder.encode_chunk(self._memory, tokens, cache), fec)]
-        tokens = np.asarray(tokens, dtype=np.int64)
+            payloads = [self.coder.encode_chunk(self._memory, tokens, cache)]
+        return self._send_payloads(np.asarray(tokens, dtype=np.int64), base, payloads)
+
+    def _send_payloads(self, tokens: np.ndarray, base: bytes,
+                       payloads: list[bytes]) -> list[SentPacket]:
+        """The packets of one chunk coded as ``payloads`` (one per packet of the chunk; the
+        first carries the FEC copy of the previous chunk's base payload), then the chunk's
+        tokens int64 [K, C] committed and ``base`` (its base payload, or b"" without FEC)
+        kept for the next chunk's FEC copy."""
+        cfg = self.config
+        fec = FecCopy(1, self._prev_base) if cfg.fec and self._prev_base else None
+        packets = [Packet(0, payloads[0], fec)] + [Packet(i, p) for i, p in
+                                                     enumerate(payloads[1:], start=1)]
         self._memory = self.model.commit(self._memory, tokens[:BASE_CODEBOOKS])
         c = self.chunks_sent
         self._prev_base = base if base else None
@@ -109,8 +118,12 @@ class Transmitter(TokenTransmitter):
         # Pack the codebooks for the C++ token search now (60-140 ms once per process),
         # not on the stream's first chunk, where it would be a spike on the audio path.
         warm = getattr(getattr(codec, "quantizer", None), "native_search", None)
-        if callable(warm):
-            warm()
+        native = warm() if callable(warm) else None
+        # The chunk's token choice and payload in one C++ call (``ChunkCoder.rd_encoder``)
+        # where that is what the Python path would run: the engine's PMFs, the C++ search,
+        # one combined payload.
+        self._fused = (self.coder.rd_encoder(codec.quantizer.codebooks.detach().numpy())
+                       if native is not None and not self.config.layered else None)
 
     def push(self, pcm: np.ndarray) -> list[SentPacket]:
         """Adds audio float32 [T] at 16 kHz; returns the packets of every completed chunk."""
@@ -160,6 +173,19 @@ class Transmitter(TokenTransmitter):
         z, self._enc_state = self.codec.encode_latent_step(wav, self._enc_state)
         return self._rd_tokens(z[0], cache)
 
+    def _chunk_latents(self, pcm: np.ndarray) -> np.ndarray:
+        """float32 [C, D] latents of one chunk of checked audio, frame-major."""
+        step = getattr(self.codec, "encode_latent_frames", None)
+        if step is not None:  # the codec engine: no torch
+            return step(pcm, self._enc_state)
+        z, self._enc_state = self.codec.encode_latent_step(pcm.reshape(1, 1, -1), self._enc_state)
+        return np.ascontiguousarray(z[0].detach().t().to(torch.float32).numpy())
+
     def _send_chunk(self, pcm: np.ndarray) -> list[SentPacket]:
+        if self._fused is not None:
+            tokens, payload = self._fused.encode_chunk(
+                self._memory, self._chunk_latents(pcm), self.config.rd_lambda)
+            base = self.coder.encode_base(tokens) if self.config.fec else b""
+            return self._send_payloads(tokens, base, [payload])
         cache = ChunkCache()  # model calls made while choosing the tokens, reused to code them
         return self.send_tokens(self._chunk_tokens(pcm, cache), cache)
