@@ -18,6 +18,12 @@ Cases:
               ``block_float.round_engine_weights``), timed in interleaved A/B rounds of
               one coding pass + memory pass per chunk; ``extra_info`` holds the median and
               best int8 / binary16 time ratio (below 1: int8 is faster)
+    cdf:      the logits -> integer CDF step behind the heads, per row of V = 1024, on the
+              best level's engine: ``fine_cdfs`` against ``fine_logits`` of the same chunk
+              (their difference is the fused step) and the public ``coding.cdf_from_logits``
+              on those logits, in interleaved rounds; ``extra_info`` holds the medians and
+              bests per call and per row (ns per entry for the public function). For a
+              before/after comparison run it against another build of ``_core``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from soundspring import coding
 from soundspring.config import MASK, springlm_default
 from soundspring.models.block_float import round_engine_weights
 from soundspring.models.lm_adapter import SpringLMCodingModel
@@ -37,6 +44,7 @@ from soundspring.models.masked_lm import SpringLM
 R, C = 15, 2
 AB_ROUNDS = 15        # interleaved A/B rounds of the storage case (1 with --benchmark-disable)
 AB_CHUNKS = 20        # chunks (coding pass + memory pass) timed per engine per round
+CDF_ROUNDS = 200      # interleaved rounds of the cdf case (3 with --benchmark-disable)
 LEVELS = {"6kbps": 12, "12kbps": 24}
 IMPLS = ["torch", *(f"engine-{isa}" for isa in supported_isas() if isa != "generic")]
 
@@ -155,3 +163,40 @@ def test_storage(benchmark, storage_engines, bitrate: str) -> None:
     state = _warm(engine, k)
     logits = benchmark(engine.fine_logits, state, views[0], (3, k))
     assert logits.shape == (k - 3, C, 1024)
+
+
+@pytest.mark.parametrize("bitrate", list(LEVELS), ids=str)
+def test_cdf(benchmark, models, bitrate: str) -> None:
+    k = LEVELS[bitrate]
+    engine = models[IMPLS[-1]]
+    state, view = _warm(engine, k), _view(k)
+    precision_bits = 16
+    logits = engine.fine_logits(state, view, (3, k)).reshape(-1, 1024)  # [(K - 3) C, V]
+    rows = logits.shape[0]
+    want = coding.cdf_from_logits(logits, precision_bits)
+    cdfs = engine.fine_cdfs(state, view, (3, k), precision_bits)
+    assert np.array_equal(cdfs.reshape(rows, 1025), want)
+
+    calls = {"fine_logits": lambda: engine.fine_logits(state, view, (3, k)),
+             "fine_cdfs": lambda: engine.fine_cdfs(state, view, (3, k), precision_bits),
+             "cdf_from_logits": lambda: coding.cdf_from_logits(logits, precision_bits)}
+    times = {name: [] for name in calls}
+    for _ in range(3 if benchmark.disabled else CDF_ROUNDS):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    best = {name: min(t) for name, t in times.items()}
+    fused_us = 1e6 * (med["fine_cdfs"] - med["fine_logits"]) / rows
+    public_us = 1e6 * med["cdf_from_logits"] / rows
+    benchmark.extra_info.update(
+        isa=engine.isa, rows=rows, median_call_ms={n: 1e3 * t for n, t in med.items()},
+        best_call_ms={n: 1e3 * t for n, t in best.items()},
+        fused_row_us_median=fused_us, public_row_us_median=public_us,
+        public_ns_per_entry_best=1e9 * best["cdf_from_logits"] / logits.size)
+    print(f"\ncdf {bitrate} {engine.isa}: {rows} rows; median ms per call "
+          + ", ".join(f"{n} {1e3 * t:.3f}" for n, t in med.items())
+          + f"; per row: fused {fused_us:.2f} us, cdf_from_logits {public_us:.2f} us "
+          f"(best {1e9 * best['cdf_from_logits'] / logits.size:.2f} ns per entry)")
+    benchmark(calls["fine_cdfs"])

@@ -69,11 +69,13 @@ typedef float ActF __attribute__((vector_size(16)));
 typedef int32_t ActI __attribute__((vector_size(16)));
 #include "core/act_kernels_impl.h"
 #include "core/det_exp_impl.h"
+constexpr int kCdfLanes = 8;  // doubles per vector of the CDF kernels: the AVX-512 level's
 
 // No binary16 or int8 kernels: the portable level is the float32 reference that the other
 // storages are tested against.
 const Kernels kKernelsGeneric = {Isa::kGeneric, "generic", &matmul_bias_impl<VecPortable16, float>,
-                                 nullptr, nullptr, &act_elu, &act_gelu_n, &cdf_exp_row_impl};
+                                 nullptr, nullptr, &act_elu, &act_gelu_n,
+                                 &cdf_exp_row_impl<kCdfLanes>, &cdf_row_impl<kCdfLanes>};
 
 bool cpu_has(Isa isa) {
   switch (isa) {

@@ -69,6 +69,20 @@ using ElementwiseFn = void (*)(const float* x, float* y, size_t n);
 /// every level gives its bits), the inner loop of cdf_from_logits.
 using CdfExpRowFn = void (*)(const float* logits, int n, double m, double* scratch);
 
+/// Why CdfRowFn refused a row (kNone: it wrote the CDF).
+enum class CdfRowError : int {
+  kNone = 0,
+  kNonFinite = 1,  // a NaN or +inf logit, the first at *bad_index
+  kAllNegInf = 2,  // every logit is -inf
+};
+
+/// One row of cdf_from_logits (cdf.h's normative quantiser: every level gives its bits):
+/// n float32 logits -> cdf[0 .. n], total 2^precision_bits, every frequency >= 1.
+/// Preconditions: 1 <= n <= 2^precision_bits, precision_bits in [1, 16]; scratch holds
+/// n doubles. On a refusal cdf is unspecified and *bad_index set for kNonFinite only.
+using CdfRowFn = CdfRowError (*)(const float* logits, int n, int precision_bits, double* scratch,
+                                 uint32_t* cdf, int* bad_index);
+
 struct Kernels {
   Isa isa;
   const char* name;  // "generic", "sse2", "avx2", "avx512"
@@ -78,6 +92,7 @@ struct Kernels {
   ElementwiseFn elu;   // x > 0 ? x : det_expf(x) - 1  (torch.nn.functional.elu, alpha 1)
   ElementwiseFn gelu;  // det_gelu(x)                  (torch.nn.functional.gelu, exact erf)
   CdfExpRowFn cdf_exp_row;
+  CdfRowFn cdf_row;
 };
 
 /// Whether this build has kernels for `isa` and the CPU can run them (kAuto: always true).

@@ -42,13 +42,14 @@ typedef float ActF __attribute__((vector_size(32)));
 typedef int32_t ActI __attribute__((vector_size(32)));
 #include "core/act_kernels_impl.h"
 #include "core/det_exp_impl.h"
+constexpr int kCdfLanes = 4;  // doubles per vector of the CDF kernels (ymm)
 
 }  // namespace
 
 extern const Kernels kKernelsAvx2 = {Isa::kAvx2, "avx2", &matmul_bias_impl<VecAvx2, float>,
                                      &matmul_bias_impl<VecAvx2, uint16_t>,
                                      &matmul_bias_int8_impl<VecAvx2>, &act_elu, &act_gelu_n,
-                                     &cdf_exp_row_impl};
+                                     &cdf_exp_row_impl<kCdfLanes>, &cdf_row_impl<kCdfLanes>};
 
 }  // namespace soundspring::lm
 #endif

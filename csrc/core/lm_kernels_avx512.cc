@@ -49,13 +49,14 @@ typedef float ActF __attribute__((vector_size(64)));
 typedef int32_t ActI __attribute__((vector_size(64)));
 #include "core/act_kernels_impl.h"
 #include "core/det_exp_impl.h"
+constexpr int kCdfLanes = 8;  // doubles per vector of the CDF kernels (zmm)
 
 }  // namespace
 
 extern const Kernels kKernelsAvx512 = {Isa::kAvx512, "avx512", &matmul_bias_impl<VecAvx512, float>,
                                        &matmul_bias_impl<VecAvx512, uint16_t>,
                                        &matmul_bias_int8_impl<VecAvx512>, &act_elu, &act_gelu_n,
-                                       &cdf_exp_row_impl};
+                                       &cdf_exp_row_impl<kCdfLanes>, &cdf_row_impl<kCdfLanes>};
 
 }  // namespace soundspring::lm
 #endif

@@ -44,12 +44,13 @@ typedef float ActF __attribute__((vector_size(16)));
 typedef int32_t ActI __attribute__((vector_size(16)));
 #include "core/act_kernels_impl.h"
 #include "core/det_exp_impl.h"
+constexpr int kCdfLanes = 2;  // doubles per vector of the CDF kernels (xmm)
 
 }  // namespace
 
 extern const Kernels kKernelsSse2 = {Isa::kSse2, "sse2", &matmul_bias_impl<VecSse2, float>, nullptr,
                                    &matmul_bias_int8_impl<VecSse2>, &act_elu, &act_gelu_n,
-                                   &cdf_exp_row_impl};
+                                   &cdf_exp_row_impl<kCdfLanes>, &cdf_row_impl<kCdfLanes>};
 
 }  // namespace soundspring::lm
 #endif
