@@ -341,6 +341,8 @@ class PyChunkEncoder {
                                         &impl_));
   }
 
+  const entropy::ChunkEncoder& impl() const { return *impl_; }
+
   py::tuple encode_chunk(const lm::StreamState& state, const py::handle& latents_obj,
                          double rd_lambda) const {
     auto z = require_array<float>(latents_obj, "latents", 2, "float32 [C, D]");
@@ -467,7 +469,16 @@ of range; BitstreamError / IntegrityError from the decode methods for bad payloa
       .def("decode_chunk_base", &PyChunkDecoder::decode_chunk_base, py::arg("payload"),
            "The base int64 [3, C] of a combined payload, verified by its base check.")
       .def("decode_chunk", &PyChunkDecoder::decode_chunk, py::arg("state"), py::arg("payload"),
-           "A combined payload against state: (tokens int64 [n_levels, C], fine_failed).");
+           "A combined payload against state: (tokens int64 [n_levels, C], fine_failed).")
+      .def_property(
+          "profiling", [](const PyChunkDecoder& d) { return d.impl().model_time().enabled(); },
+          [](const PyChunkDecoder& d, bool on) { d.impl().model_time().enable(on); },
+          "Whether model_cpu_seconds counts (off by default: no clock reads).")
+      .def_property_readonly(
+          "model_cpu_seconds",
+          [](const PyChunkDecoder& d) { return 1e-9 * static_cast<double>(d.impl().model_time().nanoseconds()); },
+          "Process CPU seconds spent in the model's fine CDFs while profiling (every call "
+          "of this decoder and of the ChunkEncoders over it).");
 
   py::class_<PyChunkEncoder>(m, "ChunkEncoder", R"doc(
 The transmitter's rate-distortion token choice and combined payload of one chunk in one
@@ -485,7 +496,23 @@ in bits of each frequency; base_bits: float32 [C, 3, V], the costs of the base v
       .def("encode_chunk", &PyChunkEncoder::encode_chunk, py::arg("state"), py::arg("latents"),
            py::arg("rd_lambda"),
            "latents float32 [C, D] against state (unchanged) -> (tokens int64 [K, C], the "
-           "combined payload bytes).");
+           "combined payload bytes).")
+      .def_property(
+          "profiling", [](const PyChunkEncoder& e) { return e.impl().search_time().enabled(); },
+          [](const PyChunkEncoder& e, bool on) {
+            e.impl().search_time().enable(on);
+            e.impl().chunk_time().enable(on);
+          },
+          "Whether search_cpu_seconds and chunk_cpu_seconds count (the model's share counts "
+          "on the coder).")
+      .def_property_readonly(
+          "chunk_cpu_seconds",
+          [](const PyChunkEncoder& e) { return 1e-9 * static_cast<double>(e.impl().chunk_time().nanoseconds()); },
+          "Process CPU seconds of whole encode_chunk calls while profiling.")
+      .def_property_readonly(
+          "search_cpu_seconds",
+          [](const PyChunkEncoder& e) { return 1e-9 * static_cast<double>(e.impl().search_time().nanoseconds()); },
+          "Process CPU seconds spent in the token search (bit costs included) while profiling.");
 
   m.def("supported_isas", [] {
     std::vector<std::string> out;

@@ -123,6 +123,7 @@ Status ChunkDecoder::Create(const ChunkSettings& settings, const lm::Engine* eng
 Status ChunkDecoder::ModelCdfs(const lm::StreamState& state, const std::int64_t* tokens,
                                int revealed, int lo, int hi,
                                std::vector<std::uint32_t>* out) const {
+  ScopedStageTimer timer(model_time_);
   const int c = s_.chunk_frames;
   const std::size_t v = static_cast<std::size_t>(vocab_);
   std::vector<std::int64_t> view(static_cast<std::size_t>(k_max_ * c), kMaskUpper);

@@ -19,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/cpu_clock.h"
 #include "core/lm_engine.h"
 #include "core/status.h"
 
@@ -98,6 +99,9 @@ class ChunkDecoder {
   /// The static base CDF rows [C * 3, V + 1], frame-major.
   const std::vector<std::uint32_t>& base_rows() const { return base_rows_; }
   int vocab() const { return vocab_; }
+  /// CPU time spent in the model (the engine's CDFs or logits of every fine layer), when
+  /// enabled: the "lm" stage of a profile.
+  const StageCounter& model_time() const { return model_time_; }
 
  private:
   ChunkDecoder() = default;
@@ -106,6 +110,7 @@ class ChunkDecoder {
 
   ChunkSettings s_;
   const lm::Engine* engine_ = nullptr;
+  StageCounter model_time_;
   int n_layers_ = 0;
   int k_max_ = 0;
   int vocab_ = 0;

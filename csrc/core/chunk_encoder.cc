@@ -53,6 +53,7 @@ Status ChunkEncoder::Create(const ChunkDecoder* coder, const rvq::Codebooks* cod
 Status ChunkEncoder::EncodeChunk(const lm::StreamState& state, float* residual,
                                  float rd_lambda, std::int64_t* tokens,
                                  std::vector<std::uint8_t>* payload) const {
+  ScopedStageTimer chunk_timer(chunk_time_);
   const ChunkSettings& s = coder_->settings();
   const int c = s.chunk_frames, k = s.n_codebooks, v = coder_->vocab();
   const std::size_t w = static_cast<std::size_t>(v) + 1;
@@ -68,12 +69,13 @@ Status ChunkEncoder::EncodeChunk(const lm::StreamState& state, float* residual,
   std::vector<float> bits;
   for (int layer = 0; layer < n_layers; ++layer) {
     const int lo = coder_->layer_lo(layer), hi = coder_->layer_hi(layer);
-    const float* layer_bits = nullptr;
     if (layer > 0) {
       Status st = coder_->LayerCdfs(state, tokens, layer, &groups, &have_groups,
                                     &rows[static_cast<std::size_t>(layer)]);
       if (!st.ok()) return st;
     }
+    ScopedStageTimer timer(search_time_);
+    const float* layer_bits = nullptr;
     if (rd_lambda != 0.0f) {
       if (layer == 0) {
         layer_bits = base_bits_.data();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/chunk_decoder.h"
+#include "core/cpu_clock.h"
 #include "core/lm_engine.h"
 #include "core/rvq_search.h"
 #include "core/status.h"
@@ -51,6 +52,12 @@ class ChunkEncoder {
 
   const ChunkDecoder& coder() const { return *coder_; }
   int dim() const { return codebooks_->dim(); }
+  /// CPU time spent in the token search (bit costs included), when enabled: the
+  /// "rd_search" stage of a profile (the model's share is coder().model_time()).
+  const StageCounter& search_time() const { return search_time_; }
+  /// CPU time of whole EncodeChunk calls (search and model included), counted with
+  /// search_time: the payload's share is the rest.
+  const StageCounter& chunk_time() const { return chunk_time_; }
 
  private:
   ChunkEncoder() = default;
@@ -59,6 +66,8 @@ class ChunkEncoder {
   const rvq::Codebooks* codebooks_ = nullptr;
   std::vector<float> bits_of_frequency_;  // [2^p + 1]
   std::vector<float> base_bits_;          // [C, 3, V]
+  StageCounter search_time_;
+  StageCounter chunk_time_;
 };
 
 }  // namespace soundspring::entropy

@@ -526,6 +526,7 @@ class _StageClock:
             fn = getattr(obj, name, None)
             if fn is None:
                 continue
+            own = vars(obj).get(name, _NOT_OWN) if hasattr(obj, "__dict__") else _NOT_OWN
 
             def timed(*args, _fn=fn, **kwargs):
                 self._stack.append(0.0)
@@ -541,12 +542,22 @@ class _StageClock:
                         self._stack[-1] += dt
 
             object.__setattr__(obj, name, timed)
-            self._patched.append((obj, name))
+            self._patched.append((obj, name, own))
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Moves ``seconds`` timed inside a C++ call into ``stage`` (negative: out of it)."""
+        self.seconds[stage] += seconds
 
     def restore(self) -> None:
-        for obj, name in reversed(self._patched):
-            object.__delattr__(obj, name)
+        for obj, name, own in reversed(self._patched):
+            if own is _NOT_OWN:
+                object.__delattr__(obj, name)
+            else:  # an attribute the instance held itself (a bound callable kept at init)
+                object.__setattr__(obj, name, own)
         self._patched.clear()
+
+
+_NOT_OWN = object()
 
 
 def speechlike(seconds: float) -> np.ndarray:
@@ -568,17 +579,25 @@ def _transceiver_run(codec, make_model: Callable[[], Any], cfg: TransceiverConfi
     from .transceiver import Receiver, Transmitter
 
     clock = _StageClock()
+    model_calls = ("fine_logits", "fine_cdfs", "commit", "conceal_logits")
+    # The codec first: both ends look its numpy steps up when they are made.
+    clock.wrap(codec, ("encode_step", "encode_latent_step", "encode_latent_frames"),
+               "tx.encoder")
+    clock.wrap(codec, ("decode_step", "decode_latent_step", "decode_tokens"), "rx.decoder")
     tx = Transmitter(codec, make_model(), cfg)
     rx = Receiver(codec, make_model(), cfg, keep_history=False, history_chunks=1)
-    model_calls = ("fine_logits", "fine_cdfs", "commit", "conceal_logits")
-    clock.wrap(codec, ("encode_step", "encode_latent_step"), "tx.encoder")
     clock.wrap(tx, ("_rd_tokens",), "tx.rd_search")
     clock.wrap(tx.model, model_calls, "tx.lm")
     clock.wrap(tx.coder, ("encode_chunk", "encode_fine", "encode_base"), "tx.range_coding")
-    clock.wrap(codec, ("decode_step", "decode_latent_step"), "rx.decoder")
     clock.wrap(rx.model, model_calls, "rx.lm")
     clock.wrap(rx.coder, ("decode_chunk", "decode_fine", "decode_base", "decode_chunk_base"),
                "rx.range_coding")
+    # The C++ chunk coders run the model, the search and the payload in one call each;
+    # their own CPU clocks split it (ChunkEncoder, ChunkDecoder ``profiling``).
+    natives = [nat for nat in (tx.chunk_encoder, tx.coder.native, rx.coder.native)
+               if nat is not None]
+    for nat in natives:
+        nat.profiling = True
     try:
         n = cfg.chunk_samples
         t0, c0 = time.perf_counter(), time.process_time()
@@ -593,6 +612,17 @@ def _transceiver_run(codec, make_model: Callable[[], Any], cfg: TransceiverConfi
         rx_s, rx_cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         clock.restore()
+        for nat in natives:
+            nat.profiling = False
+    enc = tx.chunk_encoder
+    if enc is not None:  # the fused call: search and model out of "tx.other"
+        model_s = tx.coder.native.model_cpu_seconds
+        clock.add("tx.lm", model_s)
+        clock.add("tx.rd_search", enc.search_cpu_seconds)
+        clock.add("tx.range_coding", enc.chunk_cpu_seconds - enc.search_cpu_seconds - model_s)
+    if rx.coder.native is not None:  # the model out of the timed decode calls
+        clock.add("rx.lm", rx.coder.native.model_cpu_seconds)
+        clock.add("rx.range_coding", -rx.coder.native.model_cpu_seconds)
     chunks = tx.chunks_sent
     per_chunk = {k: 1e3 * v / chunks for k, v in sorted(clock.seconds.items())}
     per_chunk["tx.other"] = 1e3 * tx_cpu / chunks - sum(

@@ -306,6 +306,13 @@ class ChunkCoder:
                              progressive, self.combined_base_check)
                         if self.fused_cdfs and callable(make) else None)
 
+    @property
+    def native(self) -> Any:
+        """The C++ chunk decoder behind this coder (``_core.lm.ChunkDecoder``: its
+        ``profiling`` switch and ``model_cpu_seconds`` split a profile), or None where the
+        coder runs in Python."""
+        return self._native
+
     # -------------------------------------------------------------------------- helpers
     def _quantise(self, logits: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.round(logits * self._scale) / self._scale, dtype=np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,6 +125,13 @@ class Transmitter(TokenTransmitter):
         # one combined payload.
         self._fused = (self.coder.rd_encoder(codec.quantizer.codebooks.detach().numpy())
                        if native is not None and not self.config.layered else None)
+
+    @property
+    def chunk_encoder(self) -> Any:
+        """The C++ encoder that chooses and codes each chunk's tokens in one call
+        (``_core.lm.ChunkEncoder``: its ``profiling`` switch, ``search_cpu_seconds`` and
+        ``chunk_cpu_seconds`` split a profile), or None where the chunk runs through Python."""
+        return self._fused
 
     def push(self, pcm: np.ndarray) -> list[SentPacket]:
         """Adds audio float32 [T] at 16 kHz; returns the packets of every completed chunk."""
