@@ -476,7 +476,7 @@ of range; BitstreamError / IntegrityError from the decode methods for bad payloa
           "Whether model_cpu_seconds counts (off by default: no clock reads).")
       .def_property_readonly(
           "model_cpu_seconds",
-          [](const PyChunkDecoder& d) { return 1e-9 * static_cast<double>(d.impl().model_time().nanoseconds()); },
+          [](const PyChunkDecoder& d) { return d.impl().model_time().seconds(); },
           "Process CPU seconds spent in the model's fine CDFs while profiling (every call "
           "of this decoder and of the ChunkEncoders over it).");
 
@@ -507,11 +507,11 @@ in bits of each frequency; base_bits: float32 [C, 3, V], the costs of the base v
           "on the coder).")
       .def_property_readonly(
           "chunk_cpu_seconds",
-          [](const PyChunkEncoder& e) { return 1e-9 * static_cast<double>(e.impl().chunk_time().nanoseconds()); },
+          [](const PyChunkEncoder& e) { return e.impl().chunk_time().seconds(); },
           "Process CPU seconds of whole encode_chunk calls while profiling.")
       .def_property_readonly(
           "search_cpu_seconds",
-          [](const PyChunkEncoder& e) { return 1e-9 * static_cast<double>(e.impl().search_time().nanoseconds()); },
+          [](const PyChunkEncoder& e) { return e.impl().search_time().seconds(); },
           "Process CPU seconds spent in the token search (bit costs included) while profiling.");
 
   m.def("supported_isas", [] {

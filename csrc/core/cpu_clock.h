@@ -30,6 +30,7 @@ class StageCounter {
   void enable(bool on) const { on_.store(on, std::memory_order_relaxed); }
   bool enabled() const { return on_.load(std::memory_order_relaxed); }
   std::int64_t nanoseconds() const { return ns_.load(std::memory_order_relaxed); }
+  double seconds() const { return 1e-9 * static_cast<double>(nanoseconds()); }
   void add(std::int64_t ns) const { ns_.fetch_add(ns, std::memory_order_relaxed); }
 
  private:

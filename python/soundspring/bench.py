@@ -614,15 +614,14 @@ def _transceiver_run(codec, make_model: Callable[[], Any], cfg: TransceiverConfi
         clock.restore()
         for nat in natives:
             nat.profiling = False
+    for end, coder in (("tx", tx.coder), ("rx", rx.coder)):
+        if coder.native is not None:  # the model's share of the C++ coder's calls
+            clock.add(f"{end}.lm", coder.native.model_cpu_seconds)
+            clock.add(f"{end}.range_coding", -coder.native.model_cpu_seconds)
     enc = tx.chunk_encoder
-    if enc is not None:  # the fused call: search and model out of "tx.other"
-        model_s = tx.coder.native.model_cpu_seconds
-        clock.add("tx.lm", model_s)
+    if enc is not None:  # the fused call, inside no Python stage: out of "tx.other"
         clock.add("tx.rd_search", enc.search_cpu_seconds)
-        clock.add("tx.range_coding", enc.chunk_cpu_seconds - enc.search_cpu_seconds - model_s)
-    if rx.coder.native is not None:  # the model out of the timed decode calls
-        clock.add("rx.lm", rx.coder.native.model_cpu_seconds)
-        clock.add("rx.range_coding", -rx.coder.native.model_cpu_seconds)
+        clock.add("tx.range_coding", enc.chunk_cpu_seconds - enc.search_cpu_seconds)
     chunks = tx.chunks_sent
     per_chunk = {k: 1e3 * v / chunks for k, v in sorted(clock.seconds.items())}
     per_chunk["tx.other"] = 1e3 * tx_cpu / chunks - sum(
